@@ -1,0 +1,144 @@
+//! `gemauth login`: run the installed-app flow and save an `authorized_user` credential file.
+
+use std::time::Duration;
+
+use serde_json::Map;
+
+use crate::cli::LoginArgs;
+use crate::credentials::{
+    self, AUTHORIZED_USER, AuthorizedUser, ClientConfig, DEFAULT_UNIVERSE, Scopes,
+};
+use crate::error::{Error, Result};
+use crate::flow::{self, Outcome};
+use crate::oauth::{self, Http, TokenResponse};
+use crate::store::{self, CachedToken, CredentialLock, TokenCache};
+
+pub fn run(args: LoginArgs) -> Result<()> {
+    // Everything that can be checked locally is checked before the listener opens.
+    let client = credentials::load_client_config(&args.client_id_file)?;
+    let scopes = credentials::resolve_scopes(args.scopes.as_deref())?;
+    let path = match &args.credential_file {
+        Some(p) => p.clone(),
+        None => store::well_known_path()?,
+    };
+    if path.is_dir() {
+        return Err(Error::Usage(format!(
+            "{} is a directory; --credential-file needs a file path",
+            path.display()
+        )));
+    }
+
+    let listener = flow::bind(args.port)?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
+        .port();
+    let request = flow::authorization_request(&client, &scopes, flow::redirect_uri(port))?;
+
+    eprintln!("Sign in to Google in your browser. If it does not open, visit this URL:\n");
+    eprintln!("    {}\n", request.url);
+    if let Err(reason) = flow::open_browser(request.url.as_str()) {
+        eprintln!("note: could not open a browser: {reason}. Open the URL above yourself.");
+    }
+    eprintln!(
+        "Waiting for the browser to finish the sign-in (up to {} s)…",
+        args.timeout
+    );
+
+    let timeout = Duration::from_secs(args.timeout);
+    let tokens = super::block_on(async {
+        let code = match flow::wait_for_redirect(listener, &request.state, timeout).await? {
+            Outcome::Code(code) => code,
+            Outcome::Denied { error, description } => {
+                return Err(Error::AuthorizationDenied { error, description });
+            }
+        };
+        let http = Http::new()?;
+        oauth::exchange_code(
+            &http,
+            &client.token_uri,
+            &client.client_id,
+            &client.client_secret,
+            &code,
+            &request.verifier,
+            &request.redirect_uri,
+        )
+        .await
+    })??;
+
+    save(&args, &client, &scopes, &path, tokens)
+}
+
+/// Writes the credential file (under the credential lock) and seeds the token cache.
+fn save(
+    args: &LoginArgs,
+    client: &ClientConfig,
+    requested: &[String],
+    path: &std::path::Path,
+    tokens: TokenResponse,
+) -> Result<()> {
+    let refresh_token = tokens.refresh_token.clone().ok_or(Error::NoRefreshToken {
+        endpoint: client.token_uri.to_string(),
+    })?;
+    let granted = tokens
+        .granted_scopes()
+        .unwrap_or_else(|| requested.to_vec());
+    let account = tokens.email();
+    let user = AuthorizedUser {
+        kind: AUTHORIZED_USER.to_string(),
+        client_id: client.client_id.clone(),
+        client_secret: client.client_secret.clone(),
+        refresh_token,
+        quota_project_id: args.quota_project.clone().or(client.project_id.clone()),
+        universe_domain: Some(DEFAULT_UNIVERSE.to_string()),
+        account: account.clone(),
+        scopes: Some(Scopes::List(granted.clone())),
+        token_uri: Some(client.token_uri.to_string()),
+        revoke_uri: Some(client.revoke_uri.to_string()),
+        extra: Map::new(),
+    };
+
+    {
+        let _lock = CredentialLock::acquire(path)?;
+        store::write_atomic(path, &user.to_json())?;
+    }
+    let now = store::now();
+    TokenCache::for_user(&user).store(&CachedToken {
+        access_token: tokens.access_token.clone(),
+        token_type: tokens.token_type.clone().unwrap_or_else(|| "Bearer".into()),
+        obtained_at: now,
+        expires_at: now + tokens.lifetime(),
+        scopes: granted.clone(),
+    });
+
+    eprintln!("Credentials saved to {}", path.display());
+    if let Some(account) = &account {
+        eprintln!("Account: {account}");
+    }
+    eprintln!("Scopes granted: {}", granted.join(" "));
+    let missing: Vec<&str> = requested
+        .iter()
+        .filter(|s| !credentials::scope_granted(s, &granted))
+        .map(String::as_str)
+        .collect();
+    if !missing.is_empty() {
+        eprintln!(
+            "warning: these requested scopes were not granted: {}",
+            missing.join(" ")
+        );
+    }
+    if let Some(project) = &user.quota_project_id {
+        eprintln!("Quota project: {project}");
+    }
+    if args.credential_file.is_none()
+        && let Some(env) = store::credentials_env()
+    {
+        eprintln!(
+            "warning: {} is set to {}; programs will use that file instead of this login",
+            store::ENV_CREDENTIALS,
+            env.display()
+        );
+    }
+    eprintln!("Print an access token with: gemauth print-access-token");
+    Ok(())
+}

@@ -1,0 +1,71 @@
+//! `gemauth revoke`: revoke the grant at the server, then remove the local credential and its
+//! cached tokens.
+
+use crate::cli::RevokeArgs;
+use crate::credentials;
+use crate::error::{Error, Result};
+use crate::oauth::{self, Http, Revocation};
+use crate::store::{self, CredentialLock, TokenCache};
+
+pub fn run(args: RevokeArgs) -> Result<()> {
+    let path = match &args.credential_file {
+        Some(p) => p.clone(),
+        None => store::well_known_path()?,
+    };
+    if args.credential_file.is_none()
+        && let Some(env) = store::credentials_env()
+    {
+        eprintln!(
+            "note: {} ({}) is not touched; only {} is revoked",
+            store::ENV_CREDENTIALS,
+            env.display(),
+            path.display()
+        );
+    }
+    if !path.exists() {
+        eprintln!(
+            "No credentials stored at {}; nothing to revoke.",
+            path.display()
+        );
+        return Ok(());
+    }
+
+    let _lock = CredentialLock::acquire(&path)?;
+    let user = match credentials::load_authorized_user(&path) {
+        Ok(user) => user,
+        Err(e) if args.force => {
+            eprintln!("warning: {e}; removing it without revoking (--force)");
+            store::remove_file(&path)?;
+            eprintln!("Removed {}", path.display());
+            return Ok(());
+        }
+        Err(e) => return Err(e),
+    };
+    let revoke_uri = user.revoke_endpoint()?;
+    let outcome = super::block_on(async {
+        let http = Http::new()?;
+        oauth::revoke(&http, &revoke_uri, &user.refresh_token).await
+    })?;
+    match outcome {
+        Ok(Revocation::Revoked) => eprintln!("Revoked the grant at {revoke_uri}."),
+        Ok(Revocation::AlreadyInvalid) => {
+            eprintln!(
+                "The grant was already revoked or expired ({revoke_uri} answered invalid_token)."
+            )
+        }
+        Err(e) if args.force => {
+            eprintln!(
+                "warning: could not revoke ({e}); removing the local credential anyway (--force)"
+            )
+        }
+        Err(e) => {
+            return Err(Error::RevokeFailed {
+                source: Box::new(e),
+            });
+        }
+    }
+    store::remove_file(&path)?;
+    TokenCache::for_user(&user).remove()?;
+    eprintln!("Removed {}", path.display());
+    Ok(())
+}

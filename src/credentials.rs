@@ -1,0 +1,365 @@
+//! File formats: Google's Desktop OAuth client JSON (`client_secret.json`), the
+//! `authorized_user` Application Default Credentials file, endpoint and scope rules.
+
+use std::path::Path;
+
+use oauth2::{ClientSecret, RefreshToken};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// Google's OAuth 2.0 token endpoint, used when a credential file names none (gcloud's files).
+pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
+/// Google's OAuth 2.0 revocation endpoint (RFC 7009).
+pub const GOOGLE_REVOKE_URI: &str = "https://oauth2.googleapis.com/revoke";
+/// The universe (domain) of Google's public cloud.
+pub const DEFAULT_UNIVERSE: &str = "googleapis.com";
+/// The `type` of a user credential file.
+pub const AUTHORIZED_USER: &str = "authorized_user";
+
+const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
+
+/// Scopes requested when `--scopes` is not given.
+pub const DEFAULT_SCOPES: &[&str] = &[
+    "openid",
+    "https://www.googleapis.com/auth/userinfo.email",
+    "https://www.googleapis.com/auth/cloud-platform",
+    "https://www.googleapis.com/auth/generative-language.retriever",
+];
+
+/// A Desktop ("installed") OAuth client as downloaded from the Google Cloud console.
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+    pub project_id: Option<String>,
+    pub auth_uri: Url,
+    pub token_uri: Url,
+    pub revoke_uri: Url,
+}
+
+/// Reads and validates a client secret file. Nothing is written and no network is used.
+pub fn load_client_config(path: &Path) -> Result<ClientConfig> {
+    let problem = |p: String| Error::ClientSecretFile {
+        path: path.to_path_buf(),
+        problem: p,
+    };
+    let bytes = read_regular_file(path).map_err(problem)?;
+    let value: Value =
+        serde_json::from_slice(&bytes).map_err(|e| problem(format!("is not valid JSON ({e})")))?;
+    let Value::Object(top) = value else {
+        return Err(problem(
+            "is not an OAuth client file (expected a JSON object)".into(),
+        ));
+    };
+    let installed = match (top.get("installed"), top.get("web")) {
+        (Some(Value::Object(o)), _) => o,
+        (Some(_), _) => return Err(problem("\"installed\" is not a JSON object".into())),
+        (None, Some(_)) => {
+            return Err(problem(
+                "is for a \"Web application\" OAuth client; gemauth needs a \"Desktop app\" client"
+                    .into(),
+            ));
+        }
+        (None, None) => {
+            return Err(problem(
+                "is not a Desktop OAuth client file (no \"installed\" object)".into(),
+            ));
+        }
+    };
+    let field = |name: &str| -> Result<String> {
+        match installed.get(name) {
+            Some(Value::String(s)) if !s.trim().is_empty() => Ok(s.trim().to_string()),
+            Some(Value::String(_)) => Err(problem(format!("\"installed.{name}\" is empty"))),
+            Some(_) => Err(problem(format!("\"installed.{name}\" is not a string"))),
+            None => Err(problem(format!("\"installed.{name}\" is missing"))),
+        }
+    };
+    let optional = |name: &str| -> Result<Option<String>> {
+        match installed.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(_) => field(name).map(Some),
+        }
+    };
+    let client_id = field("client_id")?;
+    let client_secret = ClientSecret::new(field("client_secret")?);
+    let auth_uri = endpoint("auth_uri", &field("auth_uri")?)?;
+    let token_uri = endpoint("token_uri", &field("token_uri")?)?;
+    let revoke_uri = endpoint(
+        "revoke_uri",
+        &optional("revoke_uri")?.unwrap_or_else(|| GOOGLE_REVOKE_URI.to_string()),
+    )?;
+    Ok(ClientConfig {
+        client_id,
+        client_secret,
+        project_id: optional("project_id")?,
+        auth_uri,
+        token_uri,
+        revoke_uri,
+    })
+}
+
+/// Reads a whole file, refusing directories and other non-regular files with a clear message.
+pub(crate) fn read_regular_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_dir() => return Err("is a directory, not a file".into()),
+        Ok(meta) if !meta.is_file() => return Err("is not a regular file".into()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("does not exist".into()),
+        Err(e) => return Err(format!("cannot be read ({e})")),
+    }
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("is empty".into());
+    }
+    Ok(bytes)
+}
+
+/// Checks that an endpoint is https, or plain http on a loopback host (emulators and tests).
+pub fn endpoint(name: &'static str, raw: &str) -> Result<Url> {
+    let bad = |reason: &str| Error::Endpoint {
+        name,
+        url: raw.to_string(),
+        reason: reason.to_string(),
+    };
+    let url = Url::parse(raw).map_err(|e| bad(&format!("not a valid URL ({e})")))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(bad("it must not carry a user name or password"));
+    }
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(url),
+        "http" if is_loopback(&url) => Ok(url),
+        "http" => Err(bad(
+            "plain http is only allowed for 127.0.0.1, [::1] and localhost",
+        )),
+        _ => Err(bad("it must be an https URL")),
+    }
+}
+
+fn is_loopback(url: &Url) -> bool {
+    match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    }
+}
+
+/// Expands `--scopes` (comma-separated; short names get Google's prefix) into full scope URLs.
+pub fn resolve_scopes(spec: Option<&str>) -> Result<Vec<String>> {
+    let Some(spec) = spec else {
+        return Ok(DEFAULT_SCOPES.iter().map(|s| s.to_string()).collect());
+    };
+    let mut scopes: Vec<String> = Vec::new();
+    for part in spec
+        .split([',', ' '])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        let full = expand_scope(part)?;
+        if !scopes.contains(&full) {
+            scopes.push(full);
+        }
+    }
+    if scopes.is_empty() {
+        return Err(Error::Usage("--scopes names no scope".into()));
+    }
+    Ok(scopes)
+}
+
+fn expand_scope(scope: &str) -> Result<String> {
+    if scope.contains("://") {
+        return match Url::parse(scope) {
+            Ok(u) if u.scheme() == "https" => Ok(scope.to_string()),
+            _ => Err(Error::Usage(format!("scope {scope:?} is not an https URL"))),
+        };
+    }
+    if matches!(scope, "openid" | "email" | "profile") {
+        return Ok(scope.to_string());
+    }
+    let valid = scope
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | '/'));
+    if !valid || scope.starts_with('/') {
+        return Err(Error::Usage(format!(
+            "scope {scope:?} is neither a URL nor a short name like cloud-platform"
+        )));
+    }
+    Ok(format!("{SCOPE_PREFIX}{scope}"))
+}
+
+/// True when `granted` covers `requested`, treating Google's aliases (`email` and
+/// `…/auth/userinfo.email`, `profile` and `…/auth/userinfo.profile`) as the same scope.
+pub fn scope_granted(requested: &str, granted: &[String]) -> bool {
+    let canon = |s: &str| -> String {
+        match s {
+            "email" => format!("{SCOPE_PREFIX}userinfo.email"),
+            "profile" => format!("{SCOPE_PREFIX}userinfo.profile"),
+            other => other.to_string(),
+        }
+    };
+    let want = canon(requested);
+    granted.iter().any(|g| canon(g) == want)
+}
+
+/// Scopes as stored: a JSON list (gemauth) or a space-separated string (some older tools).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Scopes {
+    List(Vec<String>),
+    Text(String),
+}
+
+impl Scopes {
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Scopes::List(v) => v.clone(),
+            Scopes::Text(s) => s.split_whitespace().map(str::to_string).collect(),
+        }
+    }
+}
+
+/// An `authorized_user` credential file, as read by Google's client libraries. Fields gemauth
+/// does not know are kept in `extra` and written back unchanged.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AuthorizedUser {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub client_id: String,
+    pub client_secret: ClientSecret,
+    pub refresh_token: RefreshToken,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quota_project_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub universe_domain: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Scopes>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_uri: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoke_uri: Option<String>,
+    #[serde(flatten)]
+    pub extra: Map<String, Value>,
+}
+
+impl AuthorizedUser {
+    /// The token endpoint to refresh at: the file's, else Google's.
+    pub fn token_endpoint(&self) -> Result<Url> {
+        endpoint(
+            "token_uri",
+            self.token_uri.as_deref().unwrap_or(GOOGLE_TOKEN_URI),
+        )
+    }
+
+    /// The revocation endpoint: the file's, else Google's.
+    pub fn revoke_endpoint(&self) -> Result<Url> {
+        endpoint(
+            "revoke_uri",
+            self.revoke_uri.as_deref().unwrap_or(GOOGLE_REVOKE_URI),
+        )
+    }
+
+    /// Serializes the file as written to disk (pretty JSON, trailing newline).
+    pub fn to_json(&self) -> Vec<u8> {
+        let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
+        out.push(b'\n');
+        out
+    }
+}
+
+/// What a credential file turned out to hold.
+pub enum CredentialKind {
+    AuthorizedUser(Box<AuthorizedUser>),
+    Other(String),
+}
+
+/// Parses a credential file's bytes; `path` is used only in error messages.
+pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind> {
+    let problem = |p: String| Error::CredentialFile {
+        path: path.to_path_buf(),
+        problem: p,
+    };
+    let value: Value =
+        serde_json::from_slice(bytes).map_err(|e| problem(format!("is not valid JSON ({e})")))?;
+    let kind = match value.get("type") {
+        Some(Value::String(t)) => t.clone(),
+        Some(_) => return Err(problem("\"type\" is not a string".into())),
+        None if value.is_object() => return Err(problem("has no \"type\" field".into())),
+        None => return Err(problem("is not a JSON object".into())),
+    };
+    if kind != AUTHORIZED_USER {
+        return Ok(CredentialKind::Other(kind));
+    }
+    let user: AuthorizedUser =
+        serde_json::from_value(value).map_err(|e| problem(format!("{e}")))?;
+    for (name, v) in [
+        ("client_id", user.client_id.as_str()),
+        ("client_secret", user.client_secret.secret().as_str()),
+        ("refresh_token", user.refresh_token.secret().as_str()),
+    ] {
+        if v.trim().is_empty() {
+            return Err(problem(format!("\"{name}\" is empty")));
+        }
+    }
+    Ok(CredentialKind::AuthorizedUser(Box::new(user)))
+}
+
+/// Loads an `authorized_user` file, refusing other credential types.
+pub fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
+    let bytes = read_regular_file(path).map_err(|problem| Error::CredentialFile {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    match parse_credential_file(path, &bytes)? {
+        CredentialKind::AuthorizedUser(user) => Ok(*user),
+        CredentialKind::Other(kind) => Err(Error::UnsupportedCredentialType {
+            path: path.to_path_buf(),
+            kind,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_scope_names_expand_and_duplicates_collapse() {
+        let s = resolve_scopes(Some("cloud-platform, openid,cloud-platform,email")).unwrap();
+        assert_eq!(
+            s,
+            vec![
+                "https://www.googleapis.com/auth/cloud-platform",
+                "openid",
+                "email"
+            ]
+        );
+        assert_eq!(resolve_scopes(None).unwrap().len(), 4);
+        assert!(resolve_scopes(Some(",")).is_err());
+        assert!(resolve_scopes(Some("http://x.example/a")).is_err());
+        assert!(resolve_scopes(Some("bad scope!")).is_err());
+    }
+
+    #[test]
+    fn endpoints_must_be_https_unless_loopback() {
+        assert!(endpoint("token_uri", "https://oauth2.googleapis.com/token").is_ok());
+        assert!(endpoint("token_uri", "http://127.0.0.1:8080/token").is_ok());
+        assert!(endpoint("token_uri", "http://[::1]:8080/token").is_ok());
+        assert!(endpoint("token_uri", "http://localhost/token").is_ok());
+        assert!(endpoint("token_uri", "http://evil.example/token").is_err());
+        assert!(endpoint("token_uri", "http://127.0.0.1.evil.example/token").is_err());
+        assert!(endpoint("token_uri", "ftp://127.0.0.1/token").is_err());
+        assert!(endpoint("token_uri", "https://u:p@example.com/").is_err());
+    }
+
+    #[test]
+    fn email_aliases_count_as_granted() {
+        let granted = vec!["https://www.googleapis.com/auth/userinfo.email".to_string()];
+        assert!(scope_granted("email", &granted));
+        assert!(!scope_granted("openid", &granted));
+    }
+}

@@ -1,0 +1,192 @@
+//! Typed errors for every failure gemauth reports, and the single mapping from an error to its
+//! one-line message, its `hint:` line and its process exit code.
+
+use std::path::PathBuf;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: any error that is not one of the more specific cases below.
+pub const EXIT_ERROR: u8 = 1;
+/// Exit code: the command line was wrong (clap uses this code for its own usage errors too).
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code: credentials are missing, unreadable or rejected by the server; `gemauth login` fixes it.
+pub const EXIT_CREDENTIALS: u8 = 3;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid arguments: {0}")]
+    Usage(String),
+
+    #[error("client secret file {path}: {problem}")]
+    ClientSecretFile { path: PathBuf, problem: String },
+
+    #[error("{name} {url:?} is not allowed: {reason}")]
+    Endpoint {
+        name: &'static str,
+        url: String,
+        reason: String,
+    },
+
+    #[error("port {port} on 127.0.0.1 is not available: {reason}")]
+    PortUnavailable { port: u16, reason: String },
+
+    #[error("the sign-in was not completed within {secs} seconds")]
+    LoginTimeout { secs: u64 },
+
+    #[error("authorization was refused: {error}{}", describe(.description))]
+    AuthorizationDenied {
+        error: String,
+        description: Option<String>,
+    },
+
+    #[error(
+        "the token endpoint {endpoint} issued no refresh token, so the login could not be saved"
+    )]
+    NoRefreshToken { endpoint: String },
+
+    #[error("no credentials found (looked in {})", .searched.display())]
+    NoCredentials { searched: PathBuf },
+
+    #[error("credential file {path}: {problem}")]
+    CredentialFile { path: PathBuf, problem: String },
+
+    #[error("credential file {path} has type {kind:?}, which this command does not support")]
+    UnsupportedCredentialType { path: PathBuf, kind: String },
+
+    #[error("{endpoint} rejected the credentials: {error}{}", describe(.description))]
+    Rejected {
+        endpoint: String,
+        error: String,
+        description: Option<String>,
+    },
+
+    #[error(
+        "{endpoint} requires you to sign in again (Google Cloud session control, {subtype}){}",
+        describe(.description)
+    )]
+    ReauthRequired {
+        endpoint: String,
+        subtype: String,
+        description: Option<String>,
+    },
+
+    #[error("{endpoint} answered HTTP {status}: {detail}")]
+    Server {
+        endpoint: String,
+        status: u16,
+        detail: String,
+    },
+
+    #[error("could not reach {endpoint}: {detail}")]
+    Network { endpoint: String, detail: String },
+
+    #[error("revocation failed, the local credential was kept: {source}")]
+    RevokeFailed {
+        #[source]
+        source: Box<Error>,
+    },
+
+    #[error("{action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn describe(description: &Option<String>) -> String {
+    match description {
+        Some(d) if !d.is_empty() => format!(" ({d})"),
+        _ => String::new(),
+    }
+}
+
+impl Error {
+    /// The documented process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) => EXIT_USAGE,
+            Error::NoCredentials { .. }
+            | Error::CredentialFile { .. }
+            | Error::Rejected { .. }
+            | Error::ReauthRequired { .. } => EXIT_CREDENTIALS,
+            Error::RevokeFailed { source } => source.exit_code(),
+            _ => EXIT_ERROR,
+        }
+    }
+
+    /// What the user should do next, naming a command where one helps.
+    pub fn hint(&self) -> Option<String> {
+        let login = "run `gemauth login --client-id-file client_secret.json` to sign in again";
+        Some(match self {
+            Error::Usage(_) => "run `gemauth --help` for usage".into(),
+            Error::ClientSecretFile { .. } => "in the Google Cloud console (APIs & Services > Credentials) create an OAuth client ID of type \"Desktop app\", download its JSON and pass it with --client-id-file".into(),
+            Error::Endpoint { .. } => "endpoints must use https (plain http is allowed only for 127.0.0.1, [::1] and localhost); check the file that names it".into(),
+            Error::PortUnavailable { .. } => "choose another port with --port N, or omit --port to use a free one".into(),
+            Error::LoginTimeout { .. } => "run `gemauth login` again and finish signing in within the time limit, or raise it with --timeout SECS".into(),
+            Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
+            Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
+            Error::NoCredentials { .. } => "run `gemauth login --client-id-file client_secret.json` to sign in".into(),
+            Error::CredentialFile { .. } | Error::Rejected { .. } => login.into(),
+            Error::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
+            Error::UnsupportedCredentialType { .. } => "point --credential-file or GOOGLE_APPLICATION_CREDENTIALS at an \"authorized_user\" file, or run `gemauth login`".into(),
+            Error::Server { .. } | Error::Network { .. } => "check your network connection and try again; set GEMAUTH_TIMEOUT to wait longer".into(),
+            Error::RevokeFailed { .. } => "try again later, or run `gemauth revoke --force` to remove the local credential without revoking it".into(),
+            Error::Io { .. } => "check the path's permissions and free space".into(),
+            Error::Internal(_) => return None,
+        })
+    }
+}
+
+/// Prints `error: ...` and `hint: ...` on stderr; returns the exit code to use.
+pub fn report(err: &Error) -> u8 {
+    eprintln!("error: {}", sanitize(&err.to_string()));
+    if let Some(hint) = err.hint() {
+        eprintln!("hint: {hint}");
+    }
+    err.exit_code()
+}
+
+/// Removes control characters (including newlines and ANSI escapes) from text that came from
+/// outside, and caps its length, so that a server cannot forge lines or flood the terminal.
+pub fn sanitize(text: &str) -> String {
+    const MAX: usize = 500;
+    let mut out = String::with_capacity(text.len().min(MAX));
+    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
+        if n == MAX {
+            out.push('…');
+            break;
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanitize_strips_control_characters_and_caps_length() {
+        assert_eq!(sanitize("bad\n\x1b[31mred\r\tx"), "bad[31mredx");
+        assert_eq!(sanitize(&"a".repeat(600)).chars().count(), 501);
+    }
+
+    #[test]
+    fn exit_codes_follow_the_documented_table() {
+        assert_eq!(Error::Usage("x".into()).exit_code(), EXIT_USAGE);
+        let rejected = Error::Rejected {
+            endpoint: "e".into(),
+            error: "invalid_grant".into(),
+            description: None,
+        };
+        assert_eq!(rejected.exit_code(), EXIT_CREDENTIALS);
+        assert_eq!(Error::LoginTimeout { secs: 1 }.exit_code(), EXIT_ERROR);
+    }
+}

@@ -1,0 +1,392 @@
+//! HTTP calls to the OAuth 2.0 server: authorization-code exchange, refresh-token grant and
+//! revocation, with timeouts, no redirects, capped bodies, bounded retries and typed errors.
+
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use oauth2::{AccessToken, AuthorizationCode, ClientSecret, PkceCodeVerifier, RefreshToken};
+use serde::Deserialize;
+use url::Url;
+
+use crate::error::{Error, Result, sanitize};
+
+/// Largest response body gemauth reads from any endpoint.
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// Environment variable: connect timeout in seconds (default 10).
+pub const ENV_CONNECT_TIMEOUT: &str = "GEMAUTH_CONNECT_TIMEOUT";
+/// Environment variable: overall timeout of one operation in seconds (default 30).
+pub const ENV_TIMEOUT: &str = "GEMAUTH_TIMEOUT";
+const MAX_ATTEMPTS: u32 = 3;
+
+fn env_secs(name: &str, default: u64) -> Duration {
+    let secs = std::env::var(name)
+        .ok()
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(Duration::from_secs_f64);
+    secs.unwrap_or(Duration::from_secs(default))
+}
+
+/// The HTTP client used for every OAuth call.
+pub struct Http {
+    client: reqwest::Client,
+    timeout: Duration,
+}
+
+impl Http {
+    pub fn new() -> Result<Self> {
+        // One crypto provider for rustls; installing it twice is harmless.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let timeout = env_secs(ENV_TIMEOUT, 30);
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(env_secs(ENV_CONNECT_TIMEOUT, 10))
+            .timeout(timeout)
+            .user_agent(concat!("gemauth/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Http { client, timeout })
+    }
+
+    /// POSTs a form and returns the status and (capped) body. Retries 408, 429, 5xx and
+    /// OAuth `temporarily_unavailable`/`server_error` with backoff, within the overall timeout.
+    async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<(u16, Vec<u8>)> {
+        let deadline = Instant::now() + self.timeout;
+        let endpoint = endpoint_name(url);
+        let mut attempt = 1;
+        loop {
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let sent = self
+                .client
+                .post(url.clone())
+                .header(reqwest::header::ACCEPT, "application/json")
+                .form(form)
+                .timeout(remaining.max(Duration::from_millis(1)))
+                .send()
+                .await;
+            let response = sent.map_err(|e| network_error(&endpoint, &e))?;
+            let status = response.status().as_u16();
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let body = read_capped(response, &endpoint, status).await?;
+            if attempt < MAX_ATTEMPTS && is_transient(status, &body) {
+                let backoff = retry_after.unwrap_or(Duration::from_millis(500 * (1 << attempt)));
+                if Instant::now() + backoff < deadline {
+                    tokio::time::sleep(backoff).await;
+                    attempt += 1;
+                    continue;
+                }
+            }
+            return Ok((status, body));
+        }
+    }
+}
+
+fn is_transient(status: u16, body: &[u8]) -> bool {
+    if status == 408 || status == 429 || (500..=599).contains(&status) {
+        return true;
+    }
+    matches!(
+        serde_json::from_slice::<OAuthError>(body).map(|e| e.error),
+        Ok(e) if e == "temporarily_unavailable" || e == "server_error"
+    )
+}
+
+async fn read_capped(
+    mut response: reqwest::Response,
+    endpoint: &str,
+    status: u16,
+) -> Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY_BYTES {
+                    return Err(Error::Server {
+                        endpoint: endpoint.to_string(),
+                        status,
+                        detail: format!("response body larger than {MAX_BODY_BYTES} bytes"),
+                    });
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Ok(body),
+            Err(e) => return Err(network_error(endpoint, &e)),
+        }
+    }
+}
+
+/// Names an endpoint in messages without its query string (which could carry anything).
+fn endpoint_name(url: &Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    u.set_fragment(None);
+    u.to_string()
+}
+
+fn network_error(endpoint: &str, e: &reqwest::Error) -> Error {
+    let what = if e.is_timeout() {
+        "timed out".to_string()
+    } else if e.is_connect() {
+        "connection failed".to_string()
+    } else {
+        "request failed".to_string()
+    };
+    // The error's source chain names the cause (refused, DNS, TLS) and never carries the form.
+    let mut detail = what;
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        detail = format!("{detail}: {s}");
+        source = s.source();
+    }
+    Error::Network {
+        endpoint: endpoint.to_string(),
+        detail: sanitize(&detail),
+    }
+}
+
+/// A successful token endpoint response.
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: AccessToken,
+    #[serde(default)]
+    pub token_type: Option<String>,
+    #[serde(default)]
+    pub expires_in: Option<serde_json::Value>,
+    #[serde(default)]
+    pub refresh_token: Option<RefreshToken>,
+    #[serde(default)]
+    pub scope: Option<String>,
+    #[serde(default)]
+    pub id_token: Option<IdToken>,
+}
+
+/// An OpenID Connect ID token, kept only to read the account's email from it.
+#[derive(Deserialize)]
+#[serde(transparent)]
+pub struct IdToken(String);
+
+impl std::fmt::Debug for IdToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdToken([redacted])")
+    }
+}
+
+impl TokenResponse {
+    /// Lifetime in seconds (`expires_in` may be a number or a numeric string); one hour when
+    /// the server does not say.
+    pub fn lifetime(&self) -> u64 {
+        match &self.expires_in {
+            Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(3600),
+            Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(3600),
+            _ => 3600,
+        }
+    }
+
+    /// Granted scopes, when the server listed them.
+    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+        self.scope
+            .as_ref()
+            .map(|s| s.split_whitespace().map(str::to_string).collect())
+    }
+
+    /// The `email` claim of the ID token. The token came straight from the token endpoint over
+    /// a checked connection, so its signature need not be verified to read a display name
+    /// (OpenID Connect Core 3.1.3.7).
+    pub fn email(&self) -> Option<String> {
+        let payload = self.id_token.as_ref()?.0.split('.').nth(1)?;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload.trim_end_matches('='))
+            .ok()?;
+        let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+        claims
+            .get("email")?
+            .as_str()
+            .map(sanitize)
+            .filter(|s| !s.is_empty())
+    }
+}
+
+#[derive(Deserialize)]
+struct OAuthError {
+    error: String,
+    #[serde(default)]
+    error_description: Option<String>,
+    #[serde(default)]
+    error_subtype: Option<String>,
+}
+
+/// Turns a token endpoint answer into a token or a typed error.
+fn parse_token_response(endpoint: &str, status: u16, body: &[u8]) -> Result<TokenResponse> {
+    if (200..300).contains(&status) {
+        return serde_json::from_slice::<TokenResponse>(body).map_err(|_| Error::Server {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: describe_body(body, "is not a token response (no access_token)"),
+        });
+    }
+    Err(oauth_error(endpoint, status, body))
+}
+
+fn oauth_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
+    let Ok(err) = serde_json::from_slice::<OAuthError>(body) else {
+        return Error::Server {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: describe_body(body, "is not an OAuth error response"),
+        };
+    };
+    let description = err
+        .error_description
+        .as_deref()
+        .map(sanitize)
+        .filter(|d| !d.is_empty());
+    let error = sanitize(&err.error);
+    if let Some(subtype) = err
+        .error_subtype
+        .as_deref()
+        .filter(|s| matches!(*s, "rapt_required" | "invalid_rapt"))
+    {
+        return Error::ReauthRequired {
+            endpoint: endpoint.to_string(),
+            subtype: subtype.to_string(),
+            description,
+        };
+    }
+    match error.as_str() {
+        "invalid_grant" | "invalid_client" | "unauthorized_client" => Error::Rejected {
+            endpoint: endpoint.to_string(),
+            error,
+            description,
+        },
+        _ => Error::Server {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: match description {
+                Some(d) => format!("{error} ({d})"),
+                None => error,
+            },
+        },
+    }
+}
+
+/// Says what a body was, without echoing it (it could hold anything, secrets included).
+fn describe_body(body: &[u8], problem: &str) -> String {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return "empty response body".into();
+    }
+    let head = String::from_utf8_lossy(&body[..body.len().min(64)]).to_ascii_lowercase();
+    if head.trim_start().starts_with('<') {
+        return format!("an HTML page instead of JSON; the body {problem}");
+    }
+    match serde_json::from_slice::<serde_json::Value>(body) {
+        Ok(_) => format!("the JSON body {problem}"),
+        Err(_) => format!("the body is not JSON and {problem}"),
+    }
+}
+
+/// Exchanges an authorization code (with its PKCE verifier) for tokens; client_secret_post.
+pub async fn exchange_code(
+    http: &Http,
+    token_uri: &Url,
+    client_id: &str,
+    client_secret: &ClientSecret,
+    code: &AuthorizationCode,
+    verifier: &PkceCodeVerifier,
+    redirect_uri: &str,
+) -> Result<TokenResponse> {
+    let form = [
+        ("grant_type", "authorization_code"),
+        ("code", code.secret().as_str()),
+        ("redirect_uri", redirect_uri),
+        ("client_id", client_id),
+        ("client_secret", client_secret.secret().as_str()),
+        ("code_verifier", verifier.secret().as_str()),
+    ];
+    let (status, body) = http.post_form(token_uri, &form).await?;
+    parse_token_response(&endpoint_name(token_uri), status, &body)
+}
+
+/// Obtains a new access token with the refresh-token grant; client_secret_post.
+pub async fn refresh(
+    http: &Http,
+    token_uri: &Url,
+    client_id: &str,
+    client_secret: &ClientSecret,
+    refresh_token: &RefreshToken,
+) -> Result<TokenResponse> {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.secret().as_str()),
+        ("client_id", client_id),
+        ("client_secret", client_secret.secret().as_str()),
+    ];
+    let (status, body) = http.post_form(token_uri, &form).await?;
+    parse_token_response(&endpoint_name(token_uri), status, &body)
+}
+
+/// How the revocation endpoint answered.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Revocation {
+    /// The grant was revoked now.
+    Revoked,
+    /// The server did not know the token: it had already been revoked or had expired.
+    AlreadyInvalid,
+}
+
+/// Revokes a token (RFC 7009). Google answers `400 invalid_token` for one already revoked.
+pub async fn revoke(http: &Http, revoke_uri: &Url, token: &RefreshToken) -> Result<Revocation> {
+    let form = [
+        ("token", token.secret().as_str()),
+        ("token_type_hint", "refresh_token"),
+    ];
+    let (status, body) = http.post_form(revoke_uri, &form).await?;
+    let endpoint = endpoint_name(revoke_uri);
+    if (200..300).contains(&status) {
+        return Ok(Revocation::Revoked);
+    }
+    match serde_json::from_slice::<OAuthError>(&body) {
+        Ok(e) if status == 400 && e.error == "invalid_token" => Ok(Revocation::AlreadyInvalid),
+        _ => Err(oauth_error(&endpoint, status, &body)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_errors_are_classified() {
+        let body = br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
+        let e = parse_token_response("https://t/token", 400, body).unwrap_err();
+        assert!(matches!(e, Error::Rejected { .. }), "{e:?}");
+        let body = br#"{"error":"invalid_grant","error_subtype":"invalid_rapt"}"#;
+        let e = parse_token_response("https://t/token", 400, body).unwrap_err();
+        assert!(matches!(e, Error::ReauthRequired { .. }), "{e:?}");
+        let e =
+            parse_token_response("https://t/token", 502, b"<html>bad gateway</html>").unwrap_err();
+        let msg = e.to_string();
+        assert!(msg.contains("HTTP 502") && msg.contains("HTML"), "{msg}");
+        let e = parse_token_response("https://t/token", 200, br#"{"token_type":"Bearer"}"#)
+            .unwrap_err();
+        assert!(e.to_string().contains("no access_token"), "{e}");
+        let e = parse_token_response("https://t/token", 200, b"").unwrap_err();
+        assert!(e.to_string().contains("empty response body"), "{e}");
+    }
+
+    #[test]
+    fn email_is_read_from_the_id_token() {
+        let claims = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(br#"{"email":"dev@example.com"}"#);
+        let body =
+            format!(r#"{{"access_token":"a","id_token":"e30.{claims}.sig","expires_in":"60"}}"#);
+        let t = parse_token_response("e", 200, body.as_bytes()).unwrap();
+        assert_eq!(t.email().as_deref(), Some("dev@example.com"));
+        assert_eq!(t.lifetime(), 60);
+        assert!(!format!("{t:?}").contains("dev@example.com"));
+    }
+}

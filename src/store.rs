@@ -1,0 +1,375 @@
+//! Where credentials live and how they are written: the Application Default Credentials path,
+//! credential discovery, atomic private writes, the access-token cache and its locks.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use oauth2::AccessToken;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::credentials::AuthorizedUser;
+use crate::error::{Error, Result};
+
+/// File name of the Application Default Credentials file inside gcloud's config directory.
+pub const ADC_FILE_NAME: &str = "application_default_credentials.json";
+/// Environment variable that points client libraries at a credential file.
+pub const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+/// Environment variable that relocates gcloud's config directory.
+pub const ENV_CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
+/// A cached token is reused while at least this many seconds remain (or half its lifetime,
+/// when that is smaller).
+pub const MIN_REMAINING_SECS: u64 = 300;
+
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// gcloud's configuration directory: `$CLOUDSDK_CONFIG`, else `~/.config/gcloud`
+/// (`%APPDATA%\gcloud` on Windows).
+pub fn gcloud_config_dir() -> Result<PathBuf> {
+    if let Some(dir) = env_path(ENV_CLOUDSDK_CONFIG) {
+        return Ok(dir);
+    }
+    if cfg!(windows)
+        && let Some(appdata) = env_path("APPDATA")
+    {
+        return Ok(appdata.join("gcloud"));
+    }
+    dirs::home_dir()
+        .map(|h| h.join(".config").join("gcloud"))
+        .ok_or_else(|| {
+            Error::Usage("cannot find the home directory; pass --credential-file PATH".into())
+        })
+}
+
+/// The well-known Application Default Credentials file that `login` writes by default.
+pub fn well_known_path() -> Result<PathBuf> {
+    Ok(gcloud_config_dir()?.join(ADC_FILE_NAME))
+}
+
+/// The file named by `GOOGLE_APPLICATION_CREDENTIALS`, when that variable is set.
+pub fn credentials_env() -> Option<PathBuf> {
+    env_path(ENV_CREDENTIALS)
+}
+
+/// Why a credential file was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Environment,
+    WellKnown,
+}
+
+/// Finds the credential file the way `google.auth.default()` does: the flag, then
+/// `GOOGLE_APPLICATION_CREDENTIALS`, then the well-known file.
+pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
+    let (path, source) = if let Some(p) = flag {
+        (p.to_path_buf(), Source::Flag)
+    } else if let Some(p) = credentials_env() {
+        (p, Source::Environment)
+    } else {
+        let p = well_known_path()?;
+        if !p.exists() {
+            return Err(Error::NoCredentials { searched: p });
+        }
+        (p, Source::WellKnown)
+    };
+    if !path.exists() {
+        let problem = match source {
+            Source::Environment => format!("does not exist (named by {ENV_CREDENTIALS})"),
+            _ => "does not exist".to_string(),
+        };
+        return Err(Error::CredentialFile { path, problem });
+    }
+    Ok((path, source))
+}
+
+/// Warns on stderr when a credential file can be read by other users.
+pub fn warn_if_exposed(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = fs::metadata(path) {
+            let mode = meta.permissions().mode() & 0o777;
+            if mode & 0o077 != 0 {
+                eprintln!(
+                    "warning: {} is readable by other users (mode {mode:03o}); run `chmod 600 {}`",
+                    path.display(),
+                    path.display()
+                );
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+}
+
+/// Writes `bytes` to `path` atomically: a 0600 temp file in the same directory, written and
+/// fsynced, renamed over the target, then the directory fsynced. A missing parent directory is
+/// created with mode 0700. Readers see the old file or the new one, never a partial one.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let io = |action: &'static str, p: &Path| {
+        let p = p.to_path_buf();
+        move |source| Error::Io {
+            action,
+            path: p,
+            source,
+        }
+    };
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    create_private_dir(&dir)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".gemauth-").suffix(".tmp");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(fs::Permissions::from_mode(0o600));
+    }
+    let mut tmp = builder
+        .tempfile_in(&dir)
+        .map_err(io("cannot create a temporary file in", &dir))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(io("cannot write", tmp.path()))?;
+    tmp.persist(path)
+        .map_err(|e| e.error)
+        .map_err(io("cannot replace", path))?;
+    sync_dir(&dir);
+    Ok(())
+}
+
+/// Creates `dir` (and missing parents) with mode 0700; an existing directory is left as is.
+pub fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(dir).map_err(|source| Error::Io {
+        action: "cannot create directory",
+        path: dir.to_path_buf(),
+        source,
+    })
+}
+
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = File::open(dir) {
+        // Makes the rename durable; failure here cannot be acted upon, the data is already safe.
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
+}
+
+/// Removes a file; a file that is already gone is not an error.
+pub fn remove_file(path: &Path) -> Result<()> {
+    match fs::remove_file(path) {
+        Ok(()) => {
+            if let Some(dir) = path.parent() {
+                sync_dir(dir);
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(source) => Err(Error::Io {
+            action: "cannot remove",
+            path: path.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// gemauth's cache directory: `$XDG_CACHE_HOME/gemauth` (or the platform's cache directory).
+pub fn cache_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("gemauth"))
+}
+
+fn hex_digest(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_be_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A cached access token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CachedToken {
+    pub access_token: AccessToken,
+    pub token_type: String,
+    /// Unix time the token was obtained.
+    pub obtained_at: u64,
+    /// Unix time the token expires.
+    pub expires_at: u64,
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+impl CachedToken {
+    /// True while the token may still be handed out: at least five minutes, or half its
+    /// lifetime when that is shorter, remain.
+    pub fn is_fresh(&self, now: u64) -> bool {
+        let lifetime = self.expires_at.saturating_sub(self.obtained_at);
+        let margin = MIN_REMAINING_SECS.min(lifetime / 2);
+        now < self.expires_at && self.expires_at - now >= margin.max(1)
+    }
+}
+
+/// The cache entry of one credential: keyed by the client, the refresh token and the token
+/// endpoint, so another login or another credential never sees this token.
+pub struct TokenCache {
+    path: Option<PathBuf>,
+}
+
+impl TokenCache {
+    pub fn for_user(user: &AuthorizedUser) -> Self {
+        let key = hex_digest(&[
+            &user.client_id,
+            user.refresh_token.secret(),
+            user.token_uri.as_deref().unwrap_or_default(),
+        ]);
+        TokenCache {
+            path: cache_dir().map(|d| d.join("tokens").join(format!("{key}.json"))),
+        }
+    }
+
+    /// The cached token, if one is present and readable. A broken entry is treated as absent.
+    pub fn load(&self) -> Option<CachedToken> {
+        let bytes = fs::read(self.path.as_ref()?).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// Stores a token. Failing to cache is not fatal: the caller still has its token.
+    pub fn store(&self, token: &CachedToken) {
+        let Some(path) = &self.path else { return };
+        let Ok(bytes) = serde_json::to_vec(token) else {
+            return;
+        };
+        if let Err(e) = write_atomic(path, &bytes) {
+            eprintln!("warning: could not cache the access token: {e}");
+        }
+    }
+
+    pub fn remove(&self) -> Result<()> {
+        match &self.path {
+            Some(p) => remove_file(p),
+            None => Ok(()),
+        }
+    }
+}
+
+/// An exclusive lock serializing refreshes and rewrites of one credential file across
+/// processes. The OS releases it when the holder exits, even after a crash.
+pub struct CredentialLock {
+    _file: Option<File>,
+}
+
+impl CredentialLock {
+    pub fn acquire(credential_path: &Path) -> Result<Self> {
+        let Some(dir) = cache_dir().map(|d| d.join("locks")) else {
+            return Ok(CredentialLock { _file: None });
+        };
+        let canonical = credential_path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .and_then(|p| fs::canonicalize(p).ok())
+            .map(|p| p.join(credential_path.file_name().unwrap_or_default()))
+            .unwrap_or_else(|| credential_path.to_path_buf());
+        let key = hex_digest(&[&canonical.to_string_lossy()]);
+        create_private_dir(&dir)?;
+        let path = dir.join(format!("{key}.lock"));
+        let io = |action: &'static str| {
+            let path = path.clone();
+            move |source| Error::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options.open(&path).map_err(io("cannot open lock file"))?;
+        file.lock().map_err(io("cannot lock"))?;
+        Ok(CredentialLock { _file: Some(file) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn token(obtained_at: u64, expires_at: u64) -> CachedToken {
+        CachedToken {
+            access_token: AccessToken::new("t".into()),
+            token_type: "Bearer".into(),
+            obtained_at,
+            expires_at,
+            scopes: vec![],
+        }
+    }
+
+    #[test]
+    fn hour_tokens_are_reused_until_five_minutes_remain() {
+        let t = token(1000, 1000 + 3600);
+        assert!(t.is_fresh(1000 + 3600 - 300));
+        assert!(!t.is_fresh(1000 + 3600 - 299));
+    }
+
+    #[test]
+    fn short_tokens_are_reused_for_half_their_lifetime() {
+        let t = token(1000, 1060);
+        assert!(t.is_fresh(1029));
+        assert!(t.is_fresh(1030));
+        assert!(!t.is_fresh(1031));
+        assert!(!token(1000, 1000).is_fresh(1000));
+    }
+
+    #[test]
+    fn atomic_write_creates_private_file_and_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new").join("creds.json");
+        write_atomic(&path, b"{}").unwrap();
+        write_atomic(&path, b"{\"a\":1}").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"{\"a\":1}");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&path), 0o600);
+            assert_eq!(mode(path.parent().unwrap()), 0o700);
+        }
+        let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();
+        assert_eq!(leftovers, 1);
+    }
+}
