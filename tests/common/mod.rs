@@ -1,0 +1,761 @@
+//! Test harness: an in-process fake Google authorization server on 127.0.0.1 that records what
+//! it receives, a fake browser (`BROWSER` points at a script that hands the URL to the test,
+//! which then follows it), and an isolated environment (HOME, XDG dirs, CLOUDSDK_CONFIG) per test.
+#![allow(dead_code)]
+
+use std::collections::{HashMap, VecDeque};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+pub const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
+pub const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
+pub const PROJECT_ID: &str = "test-project-1";
+pub const EMAIL: &str = "dev@example.com";
+
+/// One request the fake server saw.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    pub method: String,
+    pub path: String,
+    pub query: HashMap<String, String>,
+    pub form: HashMap<String, String>,
+    pub headers: HashMap<String, String>,
+}
+
+/// A canned answer that replaces the server's normal behaviour for one request to `path`.
+#[derive(Debug, Clone)]
+pub struct Canned {
+    pub status: u16,
+    pub body: String,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl Canned {
+    pub fn json(status: u16, body: &str) -> Self {
+        Canned {
+            status,
+            body: body.to_string(),
+            content_type: "application/json",
+            headers: vec![],
+        }
+    }
+    pub fn html(status: u16, body: &str) -> Self {
+        Canned {
+            status,
+            body: body.to_string(),
+            content_type: "text/html",
+            headers: vec![],
+        }
+    }
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        self.headers.push((name, value.to_string()));
+        self
+    }
+}
+
+struct CodeGrant {
+    challenge: String,
+    redirect_uri: String,
+    scope: String,
+}
+
+/// How the fake server behaves; tests change it through [`FakeGoogle::with`].
+pub struct Behaviour {
+    /// When set, the authorization endpoint redirects back with this `error`.
+    pub deny: Option<(String, String)>,
+    /// Scope string returned by the token endpoint (default: what was requested).
+    pub granted_scope: Option<String>,
+    pub issue_refresh_token: bool,
+    /// Refresh-token rotation: each refresh returns a new refresh token and invalidates the old.
+    pub rotate: bool,
+    pub expires_in: u64,
+    pub canned: HashMap<String, VecDeque<Canned>>,
+}
+
+struct State {
+    seen: Vec<Seen>,
+    codes: HashMap<String, CodeGrant>,
+    refresh_tokens: HashMap<String, bool>,
+    counter: u32,
+    behaviour: Behaviour,
+}
+
+pub struct FakeGoogle {
+    pub base: String,
+    state: Arc<Mutex<State>>,
+    server: Arc<tiny_http::Server>,
+}
+
+impl Drop for FakeGoogle {
+    fn drop(&mut self) {
+        self.server.unblock();
+    }
+}
+
+impl FakeGoogle {
+    pub fn start() -> Self {
+        let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind fake server"));
+        let port = server.server_addr().to_ip().expect("ip address").port();
+        let state = Arc::new(Mutex::new(State {
+            seen: vec![],
+            codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            counter: 0,
+            behaviour: Behaviour {
+                deny: None,
+                granted_scope: None,
+                issue_refresh_token: true,
+                rotate: false,
+                expires_in: 3599,
+                canned: HashMap::new(),
+            },
+        }));
+        let (srv, st) = (server.clone(), state.clone());
+        thread::spawn(move || {
+            for request in srv.incoming_requests() {
+                handle(&st, request);
+            }
+        });
+        FakeGoogle {
+            base: format!("http://127.0.0.1:{port}"),
+            state,
+            server,
+        }
+    }
+
+    pub fn with(&self, f: impl FnOnce(&mut Behaviour)) {
+        f(&mut self.state.lock().unwrap().behaviour);
+    }
+
+    /// Queues a canned response for the next request to `path`.
+    pub fn enqueue(&self, path: &str, canned: Canned) {
+        self.with(|b| {
+            b.canned
+                .entry(path.to_string())
+                .or_default()
+                .push_back(canned)
+        });
+    }
+
+    pub fn seen(&self, path: &str) -> Vec<Seen> {
+        let state = self.state.lock().unwrap();
+        state.seen.iter().filter(|s| s.path == path).cloned().collect()
+    }
+
+    pub fn seen_grants(&self, grant_type: &str) -> Vec<Seen> {
+        self.seen("/token")
+            .into_iter()
+            .filter(|s| s.form.get("grant_type").map(String::as_str) == Some(grant_type))
+            .collect()
+    }
+
+    /// Registers a refresh token as valid (for tests that write credential files by hand).
+    pub fn add_refresh_token(&self, token: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .refresh_tokens
+            .insert(token.to_string(), true);
+    }
+
+    pub fn refresh_token_valid(&self, token: &str) -> bool {
+        self.state
+            .lock()
+            .unwrap()
+            .refresh_tokens
+            .get(token)
+            .copied()
+            .unwrap_or(false)
+    }
+}
+
+fn parse_pairs(s: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(s.as_bytes())
+        .into_owned()
+        .collect()
+}
+
+fn respond(request: tiny_http::Request, canned: Canned) {
+    let mut response = tiny_http::Response::from_string(canned.body)
+        .with_status_code(canned.status)
+        .with_header(
+            tiny_http::Header::from_bytes("Content-Type", canned.content_type).unwrap(),
+        );
+    for (name, value) in canned.headers {
+        response.add_header(tiny_http::Header::from_bytes(name, value.as_bytes()).unwrap());
+    }
+    let _ = request.respond(response);
+}
+
+fn oauth_error(error: &str, description: &str) -> Canned {
+    Canned::json(
+        400,
+        &serde_json::json!({"error": error, "error_description": description}).to_string(),
+    )
+}
+
+fn id_token(email: &str) -> String {
+    let b64 = |v: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.{}",
+        b64(r#"{"alg":"RS256","typ":"JWT"}"#),
+        b64(&serde_json::json!({"iss": "https://accounts.google.com", "email": email, "sub": "1"}).to_string()),
+        b64("signature")
+    )
+}
+
+fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
+    let (path, query) = {
+        let url = request.url().to_string();
+        match url.split_once('?') {
+            Some((p, q)) => (p.to_string(), q.to_string()),
+            None => (url, String::new()),
+        }
+    };
+    let mut body = String::new();
+    let _ = request.as_reader().read_to_string(&mut body);
+    let seen = Seen {
+        method: request.method().to_string(),
+        path: path.clone(),
+        query: parse_pairs(&query),
+        form: parse_pairs(&body),
+        headers: request
+            .headers()
+            .iter()
+            .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.to_string()))
+            .collect(),
+    };
+    let mut st = state.lock().unwrap();
+    st.seen.push(seen.clone());
+    if let Some(canned) = st
+        .behaviour
+        .canned
+        .get_mut(&path)
+        .and_then(VecDeque::pop_front)
+    {
+        drop(st);
+        return respond(request, canned);
+    }
+    match path.as_str() {
+        "/auth" => {
+            let q = &seen.query;
+            let get = |k: &str| q.get(k).cloned().unwrap_or_default();
+            let redirect = get("redirect_uri");
+            let valid = get("response_type") == "code"
+                && get("client_id") == CLIENT_ID
+                && redirect.starts_with("http://127.0.0.1:")
+                && get("code_challenge_method") == "S256"
+                && !get("code_challenge").is_empty()
+                && !get("state").is_empty();
+            if !valid {
+                drop(st);
+                return respond(request, Canned::html(400, "<p>bad authorization request</p>"));
+            }
+            let mut location = url::Url::parse(&redirect).unwrap();
+            if let Some((error, description)) = st.behaviour.deny.clone() {
+                location
+                    .query_pairs_mut()
+                    .append_pair("error", &error)
+                    .append_pair("error_description", &description)
+                    .append_pair("state", &get("state"));
+            } else {
+                st.counter += 1;
+                let code = format!("4/0Ab-code+{}", st.counter);
+                st.codes.insert(
+                    code.clone(),
+                    CodeGrant {
+                        challenge: get("code_challenge"),
+                        redirect_uri: redirect.clone(),
+                        scope: get("scope"),
+                    },
+                );
+                location
+                    .query_pairs_mut()
+                    .append_pair("state", &get("state"))
+                    .append_pair("code", &code)
+                    .append_pair("scope", &get("scope"))
+                    .append_pair("iss", "https://accounts.google.com");
+            }
+            drop(st);
+            let mut canned = Canned::html(302, "");
+            canned.headers.push(("Location", location.to_string()));
+            respond(request, canned)
+        }
+        "/token" => {
+            let f = &seen.form;
+            let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+            if get("client_id") != CLIENT_ID || get("client_secret") != CLIENT_SECRET {
+                drop(st);
+                return respond(request, oauth_error("invalid_client", "Unauthorized"));
+            }
+            st.counter += 1;
+            let n = st.counter;
+            let access = format!("ya29.access-{n}");
+            let answer = match get("grant_type").as_str() {
+                "authorization_code" => {
+                    let Some(grant) = st.codes.remove(&get("code")) else {
+                        drop(st);
+                        return respond(request, oauth_error("invalid_grant", "Bad code"));
+                    };
+                    let digest = Sha256::digest(get("code_verifier").as_bytes());
+                    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+                    if challenge != grant.challenge || get("redirect_uri") != grant.redirect_uri {
+                        drop(st);
+                        return respond(request, oauth_error("invalid_grant", "PKCE or redirect mismatch"));
+                    }
+                    let scope = st.behaviour.granted_scope.clone().unwrap_or(grant.scope);
+                    let mut body = serde_json::json!({
+                        "access_token": access,
+                        "expires_in": st.behaviour.expires_in,
+                        "scope": scope,
+                        "token_type": "Bearer",
+                        "id_token": id_token(EMAIL),
+                        "refresh_token_expires_in": 604799,
+                    });
+                    if st.behaviour.issue_refresh_token {
+                        let rt = format!("1//refresh-{n}");
+                        st.refresh_tokens.insert(rt.clone(), true);
+                        body["refresh_token"] = rt.into();
+                    }
+                    body
+                }
+                "refresh_token" => {
+                    let rt = get("refresh_token");
+                    if st.refresh_tokens.get(&rt) != Some(&true) {
+                        drop(st);
+                        return respond(
+                            request,
+                            oauth_error("invalid_grant", "Token has been expired or revoked."),
+                        );
+                    }
+                    let mut body = serde_json::json!({
+                        "access_token": access,
+                        "expires_in": st.behaviour.expires_in,
+                        "scope": "https://www.googleapis.com/auth/cloud-platform",
+                        "token_type": "Bearer",
+                    });
+                    if st.behaviour.rotate {
+                        let new = format!("1//refresh-{n}");
+                        st.refresh_tokens.insert(rt, false);
+                        st.refresh_tokens.insert(new.clone(), true);
+                        body["refresh_token"] = new.into();
+                    }
+                    body
+                }
+                _ => {
+                    drop(st);
+                    return respond(request, oauth_error("unsupported_grant_type", ""));
+                }
+            };
+            drop(st);
+            respond(request, Canned::json(200, &answer.to_string()))
+        }
+        "/revoke" => {
+            let token = seen.form.get("token").cloned().unwrap_or_default();
+            let known = st.refresh_tokens.get(&token) == Some(&true);
+            if known {
+                st.refresh_tokens.insert(token, false);
+            }
+            drop(st);
+            if known {
+                respond(request, Canned::json(200, "{}"))
+            } else {
+                respond(request, oauth_error("invalid_token", "Bad Request"))
+            }
+        }
+        _ => {
+            drop(st);
+            respond(request, Canned::html(404, "not found"))
+        }
+    }
+}
+
+/// A minimal HTTP/1.1 GET over a raw socket, as a browser would send it.
+pub struct Page {
+    pub status: u16,
+    pub headers: HashMap<String, String>,
+    pub body: String,
+}
+
+pub fn http_get(url: &str) -> Page {
+    let url = url::Url::parse(url).expect("valid URL");
+    let host = url.host_str().expect("host");
+    let port = url.port_or_known_default().expect("port");
+    let target = match url.query() {
+        Some(q) => format!("{}?{q}", url.path()),
+        None => url.path().to_string(),
+    };
+    raw_request(
+        host,
+        port,
+        &format!("GET {target} HTTP/1.1\r\nHost: {host}:{port}\r\nConnection: close\r\n\r\n"),
+    )
+}
+
+pub fn raw_request(host: &str, port: u16, request: &str) -> Page {
+    let mut stream = TcpStream::connect((host, port)).expect("connect");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .unwrap();
+    stream.write_all(request.as_bytes()).unwrap();
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    Page {
+        status,
+        headers,
+        body: body.to_string(),
+    }
+}
+
+/// An isolated environment: temp HOME, XDG dirs, CLOUDSDK_CONFIG, fake server and browser.
+pub struct TestEnv {
+    pub dir: tempfile::TempDir,
+    pub google: FakeGoogle,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["home", "config", "cache", "gcloud-parent"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let browser = dir.path().join("browser.sh");
+        std::fs::write(
+            &browser,
+            "#!/bin/sh\n# Fake browser: hand the arguments to the test, which follows the URL.\n\
+             out=\"$(dirname \"$0\")/browser-args\"\nprintf '%s\\n' \"$@\" > \"$out.tmp\" && mv \"$out.tmp\" \"$out\"\n",
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        TestEnv {
+            dir,
+            google: FakeGoogle::start(),
+        }
+    }
+
+    pub fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// gcloud's config dir; gemauth must create it (0700) on first login.
+    pub fn gcloud_dir(&self) -> PathBuf {
+        self.path("gcloud-parent/gcloud")
+    }
+
+    pub fn adc_path(&self) -> PathBuf {
+        self.gcloud_dir()
+            .join("application_default_credentials.json")
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path("cache/gemauth")
+    }
+
+    pub fn browser(&self) -> PathBuf {
+        self.path("browser.sh")
+    }
+
+    /// The gemauth binary with an environment that reaches nothing outside the test.
+    pub fn cmd(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gemauth"));
+        for var in [
+            "GOOGLE_APPLICATION_CREDENTIALS",
+            "HTTP_PROXY",
+            "HTTPS_PROXY",
+            "ALL_PROXY",
+            "http_proxy",
+            "https_proxy",
+            "all_proxy",
+            "NO_PROXY",
+            "no_proxy",
+            "DISPLAY",
+            "WAYLAND_DISPLAY",
+            "RUST_LOG",
+            "APPDATA",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("HOME", self.path("home"))
+            .env("XDG_CONFIG_HOME", self.path("config"))
+            .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("CLOUDSDK_CONFIG", self.gcloud_dir())
+            .env("BROWSER", self.browser())
+            .env("GEMAUTH_TIMEOUT", "10")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    pub fn client_json(&self) -> serde_json::Value {
+        serde_json::json!({"installed": {
+            "client_id": CLIENT_ID,
+            "project_id": PROJECT_ID,
+            "auth_uri": format!("{}/auth", self.google.base),
+            "token_uri": format!("{}/token", self.google.base),
+            "revoke_uri": format!("{}/revoke", self.google.base),
+            "auth_provider_x509_cert_url": "https://www.googleapis.com/oauth2/v1/certs",
+            "client_secret": CLIENT_SECRET,
+            "redirect_uris": ["http://localhost"]
+        }})
+    }
+
+    pub fn write_client(&self, value: &serde_json::Value) -> PathBuf {
+        let path = self.path("client_secret.json");
+        std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
+        path
+    }
+
+    pub fn client_file(&self) -> PathBuf {
+        self.write_client(&self.client_json())
+    }
+
+    /// Starts `gemauth login --client-id-file … ARGS` in the background.
+    pub fn start_login(&self, args: &[&str]) -> Running {
+        let client = self.client_file();
+        let mut cmd = self.cmd();
+        cmd.arg("login").arg("--client-id-file").arg(&client).args(args);
+        Running::spawn(cmd, self.path("browser-args"))
+    }
+
+    /// Runs a complete, approved login with the default settings.
+    pub fn login(&self) -> Finished {
+        let run = self.start_login(&[]);
+        let url = run.browser_url();
+        let page = follow_authorization(&url);
+        assert_eq!(page.status, 200, "{}", page.body);
+        let done = run.finish();
+        assert!(done.status.success(), "login failed: {}", done.stderr);
+        done
+    }
+
+    /// Writes an authorized_user file by hand (refresh token registered at the fake server).
+    pub fn write_credentials(&self, path: &Path, refresh_token: &str) -> Vec<u8> {
+        self.google.add_refresh_token(refresh_token);
+        let value = serde_json::json!({
+            "type": "authorized_user",
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "refresh_token": refresh_token,
+            "quota_project_id": PROJECT_ID,
+            "universe_domain": "googleapis.com",
+            "token_uri": format!("{}/token", self.google.base),
+            "revoke_uri": format!("{}/revoke", self.google.base),
+            "custom_field": {"kept": true},
+        });
+        let bytes = serde_json::to_vec_pretty(&value).unwrap();
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(path, &bytes).unwrap();
+        bytes
+    }
+
+    /// Cached token files.
+    pub fn cached_tokens(&self) -> Vec<PathBuf> {
+        match std::fs::read_dir(self.cache_dir().join("tokens")) {
+            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Err(_) => vec![],
+        }
+    }
+
+    /// Makes every cached token look expired.
+    pub fn expire_cache(&self) {
+        for path in self.cached_tokens() {
+            let mut v: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+            v["obtained_at"] = 1000.into();
+            v["expires_at"] = 4600.into();
+            std::fs::write(&path, v.to_string()).unwrap();
+        }
+    }
+
+    /// Runs a command to completion (30 s limit).
+    pub fn run(&self, args: &[&str]) -> Finished {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        Running::spawn(cmd, self.path("browser-args")).finish()
+    }
+}
+
+/// Plays the user's browser: opens the authorization URL at the fake server, then follows its
+/// redirect to gemauth's loopback listener. Returns the listener's page.
+pub fn follow_authorization(url: &str) -> Page {
+    let auth = http_get(url);
+    assert_eq!(auth.status, 302, "authorization endpoint: {}", auth.body);
+    http_get(&auth.headers["location"])
+}
+
+/// A gemauth process running in the background, its output collected by threads.
+pub struct Running {
+    child: Child,
+    stdout: Arc<Mutex<String>>,
+    stderr: Arc<Mutex<String>>,
+    readers: Vec<thread::JoinHandle<()>>,
+    browser_args: PathBuf,
+}
+
+pub struct Finished {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Finished {
+    pub fn code(&self) -> i32 {
+        self.status.code().expect("exit code")
+    }
+}
+
+impl Running {
+    pub fn spawn(mut cmd: Command, browser_args: PathBuf) -> Self {
+        let _ = std::fs::remove_file(&browser_args);
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start gemauth");
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let mut readers = vec![];
+        let out = child.stdout.take().unwrap();
+        let sink = stdout.clone();
+        readers.push(thread::spawn(move || {
+            let mut s = String::new();
+            let _ = BufReader::new(out).read_to_string(&mut s);
+            sink.lock().unwrap().push_str(&s);
+        }));
+        let err = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        readers.push(thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                let mut s = sink.lock().unwrap();
+                s.push_str(&line);
+                s.push('\n');
+            }
+        }));
+        Running {
+            child,
+            stdout,
+            stderr,
+            readers,
+            browser_args,
+        }
+    }
+
+    pub fn stderr_so_far(&self) -> String {
+        self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle`; returns stderr.
+    pub fn wait_stderr(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let s = self.stderr_so_far();
+            if s.contains(needle) {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stderr never contained {needle:?}: {s}"
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The arguments the fake browser was started with.
+    pub fn browser_args(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(s) = std::fs::read_to_string(&self.browser_args) {
+                return s.lines().map(str::to_string).collect();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the browser was never started; stderr: {}",
+                self.stderr_so_far()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The URL the fake browser was asked to open (its last argument).
+    pub fn browser_url(&self) -> String {
+        self.browser_args().pop().expect("browser got a URL")
+    }
+
+    /// The authorization URL as printed on stderr.
+    pub fn printed_url(&self) -> String {
+        let s = self.wait_stderr("http");
+        s.split_whitespace()
+            .find(|w| w.starts_with("http://") || w.starts_with("https://"))
+            .expect("a URL on stderr")
+            .to_string()
+    }
+
+    pub fn finish(mut self) -> Finished {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("gemauth did not finish; stderr: {}", self.stderr_so_far());
+            }
+            thread::sleep(Duration::from_millis(10));
+        };
+        for r in self.readers.drain(..) {
+            r.join().unwrap();
+        }
+        let stdout = self.stdout.lock().unwrap().clone();
+        let stderr = self.stderr.lock().unwrap().clone();
+        Finished {
+            status,
+            stdout,
+            stderr,
+        }
+    }
+}
+
+/// Parses the query of a URL into a map (last value wins).
+pub fn query_of(url: &str) -> HashMap<String, String> {
+    url::Url::parse(url)
+        .unwrap()
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+pub fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).expect("file exists")).expect("valid JSON")
+}
+
+#[cfg(unix)]
+pub fn mode(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+}
