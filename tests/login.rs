@@ -41,7 +41,9 @@ fn login_writes_an_adc_file_that_google_libraries_read() {
     assert_eq!(page.status, 200);
     assert!(page.body.contains("Signed in"));
     assert!(
-        !page.body.contains("src=") && !page.body.contains("href=") && !page.body.contains("<script"),
+        !page.body.contains("src=")
+            && !page.body.contains("href=")
+            && !page.body.contains("<script"),
         "the page must be self-contained: {}",
         page.body
     );
@@ -86,7 +88,10 @@ fn login_writes_an_adc_file_that_google_libraries_read() {
     }
     assert!(done.stderr.contains(&path.display().to_string()));
     assert!(done.stderr.contains(EMAIL));
-    assert!(done.stderr.contains("https://www.googleapis.com/auth/cloud-platform"));
+    assert!(
+        done.stderr
+            .contains("https://www.googleapis.com/auth/cloud-platform")
+    );
     assert!(!done.stderr.contains("not granted"));
     assert!(!done.stderr.contains(CLIENT_SECRET));
     assert!(!done.stderr.contains("1//refresh"));
@@ -102,9 +107,8 @@ fn login_writes_an_adc_file_that_google_libraries_read() {
 #[test]
 fn scopes_flag_expands_short_names_and_reports_scopes_not_granted() {
     let env = TestEnv::new();
-    env.google.with(|b| {
-        b.granted_scope = Some("https://www.googleapis.com/auth/cloud-platform".into())
-    });
+    env.google
+        .with(|b| b.granted_scope = Some("https://www.googleapis.com/auth/cloud-platform".into()));
     let run = env.start_login(&[
         "--scopes",
         "cloud-platform,https://www.googleapis.com/auth/generative-language.retriever",
@@ -120,9 +124,8 @@ fn scopes_flag_expands_short_names_and_reports_scopes_not_granted() {
     let done = run.finish();
     assert_eq!(done.code(), 0, "{}", done.stderr);
     assert!(
-        done.stderr.contains(
-            "not granted: https://www.googleapis.com/auth/generative-language.retriever"
-        ),
+        done.stderr
+            .contains("not granted: https://www.googleapis.com/auth/generative-language.retriever"),
         "{}",
         done.stderr
     );
@@ -172,9 +175,16 @@ fn fixed_port_is_used_and_a_taken_port_fails_at_once() {
         &port,
     ]);
     assert_eq!(done.code(), 1);
-    assert!(done.stderr.contains(&format!("port {port}")), "{}", done.stderr);
+    assert!(
+        done.stderr.contains(&format!("port {port}")),
+        "{}",
+        done.stderr
+    );
     assert!(done.stderr.contains("hint:"));
-    assert!(env.google.seen("/auth").len() == 1, "no second authorization started");
+    assert!(
+        env.google.seen("/auth").len() == 1,
+        "no second authorization started"
+    );
 }
 
 #[test]
@@ -202,7 +212,11 @@ fn stray_and_forged_requests_do_not_end_the_login() {
         q["state"]
     ));
     assert_eq!(twice.status, 400);
-    let post = raw_request("127.0.0.1", port, "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    let post = raw_request(
+        "127.0.0.1",
+        port,
+        "POST / HTTP/1.1\r\nContent-Length: 0\r\n\r\n",
+    );
     assert_eq!(post.status, 405);
     let garbage = raw_request("127.0.0.1", port, "\x16\x03\x01garbage\r\n\r\n");
     assert_eq!(garbage.status, 400);
@@ -242,7 +256,11 @@ fn denied_consent_ends_the_login_with_the_providers_message() {
         .find(|l| l.starts_with("error:"))
         .expect("an error line");
     assert!(error_line.contains("access_denied"), "{}", done.stderr);
-    assert!(error_line.contains("The user denied[31m therequest"), "{}", done.stderr);
+    assert!(
+        error_line.contains("The user denied[31m therequest"),
+        "{}",
+        done.stderr
+    );
     assert!(!done.stderr.contains('\u{1b}'));
     assert!(done.stderr.contains("hint: run `gemauth login` again"));
     assert!(env.google.seen("/token").is_empty());
@@ -276,7 +294,10 @@ fn browser_variable_is_split_like_a_shell_and_percent_s_is_replaced() {
     let args = run.browser_args();
     assert_eq!(args.len(), 2, "{args:?}");
     assert_eq!(args[0], "--new-window");
-    let url = args[1].strip_prefix("url=").expect("%s replaced").to_string();
+    let url = args[1]
+        .strip_prefix("url=")
+        .expect("%s replaced")
+        .to_string();
     assert_eq!(url, run.printed_url());
     follow_authorization(&url);
     assert_eq!(run.finish().code(), 0);
@@ -341,14 +362,38 @@ fn bad_client_secret_files_stop_before_anything_happens() {
     let mut insecure = good.clone();
     insecure["token_uri"] = "http://oauth.example.com/token".into();
     let cases: Vec<(&str, Vec<u8>, &str)> = vec![
-        ("web client", serde_json::to_vec(&serde_json::json!({"web": good})).unwrap(), "Web application"),
-        ("missing field", serde_json::to_vec(&serde_json::json!({"installed": missing})).unwrap(), "\"installed.token_uri\" is missing"),
-        ("wrong type", serde_json::to_vec(&serde_json::json!({"installed": wrong_type})).unwrap(), "\"installed.client_id\" is not a string"),
+        (
+            "web client",
+            serde_json::to_vec(&serde_json::json!({"web": good})).unwrap(),
+            "Web application",
+        ),
+        (
+            "missing field",
+            serde_json::to_vec(&serde_json::json!({"installed": missing})).unwrap(),
+            "\"installed.token_uri\" is missing",
+        ),
+        (
+            "wrong type",
+            serde_json::to_vec(&serde_json::json!({"installed": wrong_type})).unwrap(),
+            "\"installed.client_id\" is not a string",
+        ),
         ("not JSON", b"client_id=abc".to_vec(), "not valid JSON"),
         ("empty", b"".to_vec(), "is empty"),
-        ("truncated", br#"{"installed": {"client_id": "#.to_vec(), "not valid JSON"),
-        ("service account", br#"{"type": "service_account"}"#.to_vec(), "no \"installed\" object"),
-        ("http endpoint", serde_json::to_vec(&serde_json::json!({"installed": insecure})).unwrap(), "plain http is only allowed"),
+        (
+            "truncated",
+            br#"{"installed": {"client_id": "#.to_vec(),
+            "not valid JSON",
+        ),
+        (
+            "service account",
+            br#"{"type": "service_account"}"#.to_vec(),
+            "no \"installed\" object",
+        ),
+        (
+            "http endpoint",
+            serde_json::to_vec(&serde_json::json!({"installed": insecure})).unwrap(),
+            "plain http is only allowed",
+        ),
     ];
     for (name, bytes, expected) in cases {
         let path = env.path("client_secret.json");
@@ -358,7 +403,10 @@ fn bad_client_secret_files_stop_before_anything_happens() {
         assert!(done.stderr.contains(expected), "{name}: {}", done.stderr);
         assert!(done.stderr.contains("hint:"), "{name}: {}", done.stderr);
         assert_eq!(done.stdout, "", "{name}");
-        assert!(!env.path("browser-args").exists(), "{name}: browser started");
+        assert!(
+            !env.path("browser-args").exists(),
+            "{name}: browser started"
+        );
     }
     let dir = env.path("a-directory");
     std::fs::create_dir(&dir).unwrap();
@@ -386,5 +434,9 @@ fn usage_errors_exit_2() {
         "not a scope!",
     ]);
     assert_eq!(done.code(), 2, "{}", done.stderr);
-    assert!(done.stderr.contains("scope \"scope!\" is neither"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("scope \"scope!\" is neither"),
+        "{}",
+        done.stderr
+    );
 }

@@ -148,7 +148,12 @@ impl FakeGoogle {
 
     pub fn seen(&self, path: &str) -> Vec<Seen> {
         let state = self.state.lock().unwrap();
-        state.seen.iter().filter(|s| s.path == path).cloned().collect()
+        state
+            .seen
+            .iter()
+            .filter(|s| s.path == path)
+            .cloned()
+            .collect()
     }
 
     pub fn seen_grants(&self, grant_type: &str) -> Vec<Seen> {
@@ -187,9 +192,7 @@ fn parse_pairs(s: &str) -> HashMap<String, String> {
 fn respond(request: tiny_http::Request, canned: Canned) {
     let mut response = tiny_http::Response::from_string(canned.body)
         .with_status_code(canned.status)
-        .with_header(
-            tiny_http::Header::from_bytes("Content-Type", canned.content_type).unwrap(),
-        );
+        .with_header(tiny_http::Header::from_bytes("Content-Type", canned.content_type).unwrap());
     for (name, value) in canned.headers {
         response.add_header(tiny_http::Header::from_bytes(name, value.as_bytes()).unwrap());
     }
@@ -208,7 +211,10 @@ fn id_token(email: &str) -> String {
     format!(
         "{}.{}.{}",
         b64(r#"{"alg":"RS256","typ":"JWT"}"#),
-        b64(&serde_json::json!({"iss": "https://accounts.google.com", "email": email, "sub": "1"}).to_string()),
+        b64(
+            &serde_json::json!({"iss": "https://accounts.google.com", "email": email, "sub": "1"})
+                .to_string()
+        ),
         b64("signature")
     )
 }
@@ -231,7 +237,12 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
         headers: request
             .headers()
             .iter()
-            .map(|h| (h.field.as_str().as_str().to_ascii_lowercase(), h.value.to_string()))
+            .map(|h| {
+                (
+                    h.field.as_str().as_str().to_ascii_lowercase(),
+                    h.value.to_string(),
+                )
+            })
             .collect(),
     };
     let mut st = state.lock().unwrap();
@@ -258,7 +269,10 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
                 && !get("state").is_empty();
             if !valid {
                 drop(st);
-                return respond(request, Canned::html(400, "<p>bad authorization request</p>"));
+                return respond(
+                    request,
+                    Canned::html(400, "<p>bad authorization request</p>"),
+                );
             }
             let mut location = url::Url::parse(&redirect).unwrap();
             if let Some((error, description)) = st.behaviour.deny.clone() {
@@ -310,7 +324,10 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
                     let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
                     if challenge != grant.challenge || get("redirect_uri") != grant.redirect_uri {
                         drop(st);
-                        return respond(request, oauth_error("invalid_grant", "PKCE or redirect mismatch"));
+                        return respond(
+                            request,
+                            oauth_error("invalid_grant", "PKCE or redirect mismatch"),
+                        );
                     }
                     let scope = st.behaviour.granted_scope.clone().unwrap_or(grant.scope);
                     let mut body = serde_json::json!({
@@ -537,7 +554,10 @@ impl TestEnv {
     pub fn start_login(&self, args: &[&str]) -> Running {
         let client = self.client_file();
         let mut cmd = self.cmd();
-        cmd.arg("login").arg("--client-id-file").arg(&client).args(args);
+        cmd.arg("login")
+            .arg("--client-id-file")
+            .arg(&client)
+            .args(args);
         Running::spawn(cmd, self.path("browser-args"))
     }
 
@@ -571,6 +591,11 @@ impl TestEnv {
             std::fs::create_dir_all(parent).unwrap();
         }
         std::fs::write(path, &bytes).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        }
         bytes
     }
 
