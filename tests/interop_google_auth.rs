@@ -1,0 +1,68 @@
+//! Interoperability with Google's own Python library: the file `gemauth login` writes must load
+//! unchanged with `google.auth.default()` and `Credentials.from_authorized_user_file()`, and
+//! google-auth must be able to refresh with it.
+//!
+//! Needs a Python with google-auth and requests: `GEMAUTH_TEST_PYTHON`, else `python3`. Without
+//! one the test says so and passes, unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+fn python() -> Option<String> {
+    let python = std::env::var("GEMAUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+    let works = Command::new(&python)
+        .args(["-c", "import google.auth, google.auth.transport.requests"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if works {
+        return Some(python);
+    }
+    assert!(
+        std::env::var("GEMAUTH_REQUIRE_INTEROP").as_deref() != Ok("1"),
+        "GEMAUTH_REQUIRE_INTEROP=1 but {python} cannot import google.auth (run .ci/run)"
+    );
+    eprintln!("SKIPPED: {python} has no google-auth; `bash .ci/run` installs it");
+    None
+}
+
+#[test]
+fn google_auth_loads_and_refreshes_the_login_file() {
+    let Some(python) = python() else { return };
+    let env = TestEnv::new();
+    env.login();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/google_auth_check.py");
+    let output = Command::new(python)
+        .arg(script)
+        .arg(env.adc_path())
+        .arg(format!("{}/token", env.google.base))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", env.path("home"))
+        .env("CLOUDSDK_CONFIG", env.gcloud_dir())
+        .env("NO_GCE_CHECK", "True")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "google-auth failed: {stderr}");
+    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert_eq!(summary["default_class"], "google.oauth2.credentials.Credentials");
+    assert_eq!(summary["default_client_id"], CLIENT_ID);
+    assert_eq!(summary["default_account"], EMAIL);
+    assert_eq!(summary["default_quota_project"], PROJECT_ID);
+    assert_eq!(summary["default_universe"], "googleapis.com");
+    assert_eq!(
+        summary["default_scopes"].as_array().map(Vec::len),
+        Some(4),
+        "{summary}"
+    );
+    assert_eq!(summary["file_refresh_token"], "1//refresh-2");
+    assert_eq!(summary["token_after_refresh"], "ya29.access-3");
+    assert_eq!(summary["valid_after_refresh"], true);
+    let refreshes = env.google.seen_grants("refresh_token");
+    assert_eq!(refreshes.len(), 1);
+    assert_eq!(refreshes[0].form["refresh_token"], "1//refresh-2");
+}
