@@ -34,7 +34,10 @@ fn google_auth_loads_and_refreshes_the_login_file() {
     let Some(python) = python() else { return };
     let env = TestEnv::new();
     env.login();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/google_auth_check.py");
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/interop/google_auth_check.py"
+    );
     let output = Command::new(python)
         .arg(script)
         .arg(env.adc_path())
@@ -49,7 +52,10 @@ fn google_auth_loads_and_refreshes_the_login_file() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "google-auth failed: {stderr}");
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    assert_eq!(summary["default_class"], "google.oauth2.credentials.Credentials");
+    assert_eq!(
+        summary["default_class"],
+        "google.oauth2.credentials.Credentials"
+    );
     assert_eq!(summary["default_client_id"], CLIENT_ID);
     assert_eq!(summary["default_account"], EMAIL);
     assert_eq!(summary["default_quota_project"], PROJECT_ID);
