@@ -28,7 +28,7 @@ pub struct Cli {
 pub enum Command {
     /// Sign in with a Desktop OAuth client and save Application Default Credentials
     #[command(after_help = concat!(
-        "Example:\n  gemauth login --client-id-file client_secret.json\n  gemauth login --client-id-file client_secret.json --scopes cloud-platform,generative-language.retriever\n\n",
+        "Example:\n  gemauth login --client-id-file client_secret.json\n  gemauth login --client-id-file client_secret.json --scopes cloud-platform,generative-language.retriever\n  gemauth login --client-id-file client_secret.json --no-browser --port 8085   # over SSH\n\n",
         "Exit codes:\n  0  success\n  1  error (login not completed, network, server, file system)\n  2  usage error"
     ))]
     Login(LoginArgs),
@@ -70,6 +70,11 @@ pub struct LoginArgs {
     /// Where to write the credential file [default: the Application Default Credentials file]
     #[arg(long, value_name = "PATH")]
     pub credential_file: Option<PathBuf>,
+
+    /// Open no browser: print the URL and read the redirect address (or code) pasted on stdin;
+    /// for SSH sessions, containers and CI
+    #[arg(long)]
+    pub no_browser: bool,
 
     /// Project billed for API quota (written as quota_project_id) [default: the client's project]
     #[arg(long, value_name = "ID")]

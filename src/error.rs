@@ -32,8 +32,11 @@ pub enum Error {
     #[error("port {port} on 127.0.0.1 is not available: {reason}")]
     PortUnavailable { port: u16, reason: String },
 
-    #[error("the sign-in was not completed within {secs} seconds")]
-    LoginTimeout { secs: u64 },
+    #[error("the sign-in was not completed within {secs} seconds{}", if *.stdin_closed { " (standard input was closed, so nothing could be pasted)" } else { "" })]
+    LoginTimeout { secs: u64, stdin_closed: bool },
+
+    #[error("the pasted answer was not accepted {attempts} times; last problem: {reason}")]
+    BadPaste { reason: String, attempts: u32 },
 
     #[error("authorization was refused: {error}{}", describe(.description))]
     AuthorizationDenied {
@@ -129,7 +132,9 @@ impl Error {
             Error::ClientSecretFile { .. } => "in the Google Cloud console (APIs & Services > Credentials) create an OAuth client ID of type \"Desktop app\", download its JSON and pass it with --client-id-file".into(),
             Error::Endpoint { .. } => "endpoints must use https (plain http is allowed only for 127.0.0.1, [::1] and localhost); check the file that names it".into(),
             Error::PortUnavailable { .. } => "choose another port with --port N, or omit --port to use a free one".into(),
+            Error::LoginTimeout { stdin_closed: true, .. } => "run `gemauth login --no-browser` again in an interactive terminal and paste the address, or forward the printed port with `ssh -L PORT:127.0.0.1:PORT HOST` so the browser reaches the listener".into(),
             Error::LoginTimeout { .. } => "run `gemauth login` again and finish signing in within the time limit, or raise it with --timeout SECS".into(),
+            Error::BadPaste { .. } => "run `gemauth login --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1:) and paste it".into(),
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
             Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
             Error::NoCredentials { .. } => "run `gemauth login --client-id-file client_secret.json` to sign in".into(),
@@ -188,6 +193,13 @@ mod tests {
             description: None,
         };
         assert_eq!(rejected.exit_code(), EXIT_CREDENTIALS);
-        assert_eq!(Error::LoginTimeout { secs: 1 }.exit_code(), EXIT_ERROR);
+        assert_eq!(
+            Error::LoginTimeout {
+                secs: 1,
+                stdin_closed: false
+            }
+            .exit_code(),
+            EXIT_ERROR
+        );
     }
 }

@@ -84,17 +84,56 @@ pub fn authorization_request(
     })
 }
 
-/// Opens the authorization URL: `$BROWSER` if set (split into words like a shell would, `%s`
-/// replaced by the URL or the URL appended), else the system's default browser. Returns why it
-/// failed, if it did; a failure never ends the login.
-pub fn open_browser(url: &str) -> std::result::Result<(), String> {
-    match std::env::var("BROWSER") {
-        Ok(cmd) if !cmd.trim().is_empty() => run_browser_command(&cmd, url),
-        _ => open::that_detached(url).map_err(|e| e.to_string()),
+/// True when a browser can plausibly be opened here: `$BROWSER` is set, or (on Linux and other
+/// Unix desktops) a display is available.
+pub fn browser_available() -> bool {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") {
+        return true;
     }
+    if cfg!(all(unix, not(target_os = "macos"))) {
+        return set("DISPLAY") || set("WAYLAND_DISPLAY");
+    }
+    true
 }
 
-fn run_browser_command(cmd: &str, url: &str) -> std::result::Result<(), String> {
+/// Opens the authorization URL: `$BROWSER` if set (split into words like a shell would, `%s`
+/// replaced by the URL or the URL appended), else the system's launchers (`open` crate). An
+/// error means nothing could be started; a launcher that starts and then fails is reported
+/// later through `on_failure`, from a background thread. A failure never ends the login.
+pub fn open_browser(
+    url: &str,
+    on_failure: impl FnOnce(String) + Send + 'static,
+) -> std::result::Result<(), String> {
+    let commands = match std::env::var("BROWSER") {
+        Ok(cmd) if !cmd.trim().is_empty() => vec![browser_command(&cmd, url)?],
+        _ => open::commands(url),
+    };
+    let mut last_error = "no browser launcher found".to_string();
+    let mut commands = commands.into_iter();
+    for mut command in commands.by_ref() {
+        let program = command.get_program().to_string_lossy().into_owned();
+        command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
+        match command.spawn() {
+            Ok(mut child) => {
+                std::thread::spawn(move || match child.wait() {
+                    Ok(status) if !status.success() => {
+                        on_failure(format!("{program:?} exited with {status}"))
+                    }
+                    _ => {}
+                });
+                return Ok(());
+            }
+            Err(e) => last_error = format!("cannot start {program:?} ({e})"),
+        }
+    }
+    Err(last_error)
+}
+
+fn browser_command(cmd: &str, url: &str) -> std::result::Result<std::process::Command, String> {
     let mut words = shell_words::split(cmd).map_err(|e| format!("cannot parse $BROWSER ({e})"))?;
     if words.is_empty() {
         return Err("$BROWSER is empty".into());
@@ -106,13 +145,9 @@ fn run_browser_command(cmd: &str, url: &str) -> std::result::Result<(), String> 
     } else {
         words.push(url.to_string());
     }
-    std::process::Command::new(&words[0])
-        .args(&words[1..])
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .map(drop)
-        .map_err(|e| format!("cannot start {:?} ({e})", words[0]))
+    let mut command = std::process::Command::new(&words[0]);
+    command.args(&words[1..]);
+    Ok(command)
 }
 
 /// What one request to the loopback listener means.
@@ -186,7 +221,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The final result of a login attempt through the listener.
+/// The final result of a login attempt.
 pub enum Outcome {
     Code(AuthorizationCode),
     Denied {
@@ -195,35 +230,242 @@ pub enum Outcome {
     },
 }
 
-/// Waits until the browser delivers the redirect with the right `state`, or `timeout` passes.
-/// Every connection is served on its own task, so an idle or slow connection (browsers open
-/// speculative ones) never blocks the real redirect.
-pub async fn wait_for_redirect(
+/// How many bad pastes are tolerated before the login gives up.
+pub const MAX_PASTE_ATTEMPTS: u32 = 3;
+
+/// How the login is completed: options of [`authorize`].
+pub struct Options {
+    pub timeout: Duration,
+    /// Start in paste mode and open no browser.
+    pub no_browser: bool,
+}
+
+/// Something that happened while the login waits.
+enum Event {
+    Redirect(Outcome),
+    BrowserFailed(String),
+    Line(String),
+    StdinClosed,
+}
+
+/// Shows the authorization URL, opens the browser (or not), and waits for whichever comes
+/// first: the browser's redirect to the loopback listener, or the redirect address pasted on
+/// standard input (paste mode: `--no-browser`, or when no browser can be opened).
+pub async fn authorize(
     listener: StdListener,
-    state: &CsrfToken,
-    timeout: Duration,
+    request: &AuthorizationRequest,
+    options: Options,
 ) -> Result<Outcome> {
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
+        .port();
     let listener = TcpListener::from_std(listener)
         .map_err(|e| Error::Internal(format!("cannot use the listener: {e}")))?;
-    let (tx, mut rx) = mpsc::channel::<Outcome>(4);
-    let deadline = tokio::time::sleep(timeout);
+    let (tx, mut events) = mpsc::unbounded_channel::<Event>();
+    tokio::spawn(listen(listener, request.state.secret().clone(), tx.clone()));
+
+    let url = request.url.as_str();
+    let mut paste_mode = false;
+    if options.no_browser {
+        eprintln!("To sign in, open this URL in a browser on any device:\n\n    {url}\n");
+        start_paste_mode(port, &tx);
+        paste_mode = true;
+    } else {
+        eprintln!(
+            "Sign in to Google in your browser. If it does not open, visit this URL:\n\n    {url}\n"
+        );
+        let failed = tx.clone();
+        let started = if browser_available() {
+            open_browser(url, move |reason| {
+                let _ = failed.send(Event::BrowserFailed(reason));
+            })
+        } else {
+            Err("no display (DISPLAY/WAYLAND_DISPLAY) and no $BROWSER".into())
+        };
+        match started {
+            Ok(()) => eprintln!(
+                "Waiting for the browser to finish the sign-in (up to {} s)…",
+                options.timeout.as_secs()
+            ),
+            Err(reason) => {
+                eprintln!("note: could not open a browser ({reason}); switching to paste mode.");
+                start_paste_mode(port, &tx);
+                paste_mode = true;
+            }
+        }
+    }
+
+    let deadline = tokio::time::sleep(options.timeout);
     tokio::pin!(deadline);
+    let mut bad_pastes = 0;
+    let mut stdin_closed = false;
     loop {
-        tokio::select! {
-            accepted = listener.accept() => {
-                if let Ok((stream, _)) = accepted {
-                    let tx = tx.clone();
-                    let expected = state.secret().clone();
-                    tokio::spawn(async move {
-                        if let Some(outcome) = serve(stream, &expected).await {
-                            let _ = tx.send(outcome).await;
-                        }
-                    });
+        let event = tokio::select! {
+            Some(event) = events.recv() => event,
+            () = &mut deadline => {
+                return Err(Error::LoginTimeout { secs: options.timeout.as_secs(), stdin_closed });
+            }
+        };
+        match event {
+            Event::Redirect(outcome) => {
+                if paste_mode && !stdin_closed {
+                    eprintln!();
+                }
+                return Ok(outcome);
+            }
+            Event::BrowserFailed(reason) if !paste_mode => {
+                eprintln!("note: the browser did not start ({reason}); switching to paste mode.");
+                start_paste_mode(port, &tx);
+                paste_mode = true;
+            }
+            Event::BrowserFailed(_) => {}
+            Event::Line(line) if line.trim().is_empty() => prompt(),
+            Event::Line(line) => match parse_paste(&line, request.state.secret(), port) {
+                Ok(Callback::Code(code)) => return Ok(Outcome::Code(AuthorizationCode::new(code))),
+                Ok(Callback::Denied { error, description }) => {
+                    return Ok(Outcome::Denied { error, description });
+                }
+                Ok(Callback::Ignored { reason, .. }) | Err(reason) => {
+                    bad_pastes += 1;
+                    if bad_pastes >= MAX_PASTE_ATTEMPTS {
+                        return Err(Error::BadPaste {
+                            reason: reason.to_string(),
+                            attempts: bad_pastes,
+                        });
+                    }
+                    eprintln!(
+                        "That did not work: {reason} (attempt {bad_pastes} of {MAX_PASTE_ATTEMPTS})."
+                    );
+                    prompt();
+                }
+            },
+            Event::StdinClosed => {
+                stdin_closed = true;
+                eprintln!(
+                    "\nnote: standard input is closed; still waiting for the browser to reach http://127.0.0.1:{port}/"
+                );
+            }
+        }
+    }
+}
+
+fn start_paste_mode(port: u16, tx: &mpsc::UnboundedSender<Event>) {
+    eprintln!("After you approve, the browser is sent to http://127.0.0.1:{port}/?state=…&code=…");
+    eprintln!(
+        "On another device that page will not load: copy the whole address from the browser's address bar and paste it here."
+    );
+    eprintln!("Or forward the port before approving, and the sign-in finishes by itself:");
+    eprintln!("    ssh -L {port}:127.0.0.1:{port} <this-host>");
+    prompt();
+    let tx = tx.clone();
+    // A plain thread: a blocking read of the terminal must not keep the runtime alive.
+    std::thread::spawn(move || {
+        use std::io::{BufRead, IsTerminal};
+        let stdin = std::io::stdin();
+        // A terminal echoes the pasted line and its newline; piped input does not.
+        let echo_newline = !stdin.is_terminal();
+        let mut lines = stdin.lock();
+        loop {
+            let mut line = String::new();
+            match lines.read_line(&mut line) {
+                Ok(0) | Err(_) => {
+                    let _ = tx.send(Event::StdinClosed);
+                    return;
+                }
+                Ok(_) => {
+                    if echo_newline {
+                        eprintln!();
+                    }
+                    if tx.send(Event::Line(line)).is_err() {
+                        return;
+                    }
                 }
             }
-            Some(outcome) = rx.recv() => return Ok(outcome),
-            () = &mut deadline => return Err(Error::LoginTimeout { secs: timeout.as_secs() }),
         }
+    });
+}
+
+fn prompt() {
+    use std::io::Write;
+    eprint!("Paste the address (or the code): ");
+    let _ = std::io::stderr().flush();
+}
+
+/// Interprets a pasted answer: the full redirect URL, its query string, or the bare code. Quotes,
+/// angle brackets and spaces around it are trimmed. A URL must point at this login's listener
+/// (127.0.0.1 or localhost, same port), and a URL or query string must carry the right `state`.
+pub fn parse_paste(
+    input: &str,
+    expected_state: &str,
+    port: u16,
+) -> std::result::Result<Callback, &'static str> {
+    let text = input
+        .trim()
+        .trim_matches(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'));
+    if text.is_empty() {
+        return Err("nothing was pasted");
+    }
+    let lower = text.to_ascii_lowercase();
+    if lower.starts_with("http://") || lower.starts_with("https://") {
+        let url = Url::parse(text).map_err(|_| "the pasted address is not a valid URL")?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+            _ => false,
+        };
+        if url.scheme() != "http" || !loopback {
+            return Err(
+                "the pasted address is not the http://127.0.0.1 address this login printed",
+            );
+        }
+        if url.port() != Some(port) {
+            return Err(
+                "the pasted address is for another port than the one this login printed; paste the address from the sign-in started here",
+            );
+        }
+        return Ok(parse_callback(
+            &format!("{}?{}", url.path(), url.query().unwrap_or("")),
+            expected_state,
+        ));
+    }
+    if let Some(query) = text
+        .strip_prefix("/?")
+        .or_else(|| text.strip_prefix('?'))
+        .or_else(|| text.contains('=').then_some(text))
+    {
+        return Ok(parse_callback(&format!("/?{query}"), expected_state));
+    }
+    let code = percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .map_err(|_| "the pasted code is not valid text")?;
+    let plausible = (10..=2048).contains(&code.len())
+        && code
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '~' | '/' | '+'));
+    if plausible {
+        Ok(Callback::Code(code.into_owned()))
+    } else {
+        Err("that is neither the redirect address, its query string, nor an authorization code")
+    }
+}
+
+/// Accepts connections until the login ends. Every connection is served on its own task, so an
+/// idle or slow connection (browsers open speculative ones) never blocks the real redirect.
+async fn listen(listener: TcpListener, expected_state: String, tx: mpsc::UnboundedSender<Event>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            // Out of file descriptors or similar: wait a little instead of spinning.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            continue;
+        };
+        let tx = tx.clone();
+        let expected = expected_state.clone();
+        tokio::spawn(async move {
+            if let Some(outcome) = serve(stream, &expected).await {
+                let _ = tx.send(Event::Redirect(outcome));
+            }
+        });
     }
 }
 
@@ -386,6 +628,68 @@ mod tests {
                 description: Some("no".into())
             }
         );
+    }
+
+    #[test]
+    fn pasted_answers_in_every_accepted_form() {
+        let code = || Ok(Callback::Code("4/0Ab+c".into()));
+        let url = "http://127.0.0.1:8085/?state=s1&code=4%2F0Ab%2Bc&scope=x&iss=https%3A%2F%2Faccounts.google.com";
+        assert_eq!(parse_paste(url, "s1", 8085), code());
+        assert_eq!(parse_paste(&format!("  <{url}>\n"), "s1", 8085), code());
+        assert_eq!(parse_paste(&format!("'{url}'"), "s1", 8085), code());
+        assert_eq!(
+            parse_paste(
+                "http://localhost:8085/?state=s1&code=4%2F0Ab%2Bc",
+                "s1",
+                8085
+            ),
+            code()
+        );
+        assert_eq!(parse_paste("state=s1&code=4%2F0Ab%2Bc", "s1", 8085), code());
+        assert_eq!(
+            parse_paste("?state=s1&code=4%2F0Ab%2Bc", "s1", 8085),
+            code()
+        );
+        assert_eq!(
+            parse_paste("/?code=4%2F0Ab%2Bc&state=s1", "s1", 8085),
+            code()
+        );
+        assert_eq!(
+            parse_paste("4%2F0Ab%2Bc1234", "s1", 8085),
+            Ok(Callback::Code("4/0Ab+c1234".into()))
+        );
+        assert_eq!(
+            parse_paste(" \"4/0Ab-xyz_123\" ", "s1", 8085),
+            Ok(Callback::Code("4/0Ab-xyz_123".into()))
+        );
+        assert!(matches!(
+            parse_paste(
+                "http://127.0.0.1:8085/?state=s1&error=access_denied",
+                "s1",
+                8085
+            ),
+            Ok(Callback::Denied { .. })
+        ));
+    }
+
+    #[test]
+    fn bad_pastes_are_refused() {
+        let ignored = |r| matches!(r, Ok(Callback::Ignored { .. }));
+        assert!(ignored(parse_paste(
+            "http://127.0.0.1:8085/?state=s2&code=c",
+            "s1",
+            8085
+        )));
+        assert!(ignored(parse_paste("state=s1&code=a&code=b", "s1", 8085)));
+        assert!(ignored(parse_paste("code=abc", "s1", 8085)));
+        assert!(parse_paste("http://127.0.0.1:9999/?state=s1&code=c", "s1", 8085).is_err());
+        assert!(parse_paste("http://example.com:8085/?state=s1&code=c", "s1", 8085).is_err());
+        assert!(parse_paste("https://127.0.0.1:8085/?state=s1&code=c", "s1", 8085).is_err());
+        assert!(parse_paste("hello world", "s1", 8085).is_err());
+        assert!(parse_paste("short", "s1", 8085).is_err());
+        assert!(parse_paste("%FF%FE%FD%FC%FB%FA", "s1", 8085).is_err());
+        assert!(parse_paste("<>", "s1", 8085).is_err());
+        assert!(parse_paste(&"a".repeat(5000), "s1", 8085).is_err());
     }
 
     #[test]

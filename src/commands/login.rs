@@ -34,20 +34,12 @@ pub fn run(args: LoginArgs) -> Result<()> {
         .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
         .port();
     let request = flow::authorization_request(&client, &scopes, flow::redirect_uri(port))?;
-
-    eprintln!("Sign in to Google in your browser. If it does not open, visit this URL:\n");
-    eprintln!("    {}\n", request.url);
-    if let Err(reason) = flow::open_browser(request.url.as_str()) {
-        eprintln!("note: could not open a browser: {reason}. Open the URL above yourself.");
-    }
-    eprintln!(
-        "Waiting for the browser to finish the sign-in (up to {} s)…",
-        args.timeout
-    );
-
-    let timeout = Duration::from_secs(args.timeout);
+    let options = flow::Options {
+        timeout: Duration::from_secs(args.timeout),
+        no_browser: args.no_browser,
+    };
     let tokens = super::block_on(async {
-        let code = match flow::wait_for_redirect(listener, &request.state, timeout).await? {
+        let code = match flow::authorize(listener, &request, options).await? {
             Outcome::Code(code) => code,
             Outcome::Denied { error, description } => {
                 return Err(Error::AuthorizationDenied { error, description });

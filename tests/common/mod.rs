@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -561,6 +561,18 @@ impl TestEnv {
         Running::spawn(cmd, self.path("browser-args"))
     }
 
+    /// Starts `gemauth login --no-browser --client-id-file … ARGS` with stdin open.
+    pub fn start_headless(&self, args: &[&str]) -> Running {
+        let client = self.client_file();
+        let mut cmd = self.cmd();
+        cmd.arg("login")
+            .arg("--no-browser")
+            .arg("--client-id-file")
+            .arg(&client)
+            .args(args);
+        Running::spawn_interactive(cmd, self.path("browser-args"))
+    }
+
     /// Runs a complete, approved login with the default settings.
     pub fn login(&self) -> Finished {
         let run = self.start_login(&[]);
@@ -634,9 +646,18 @@ pub fn follow_authorization(url: &str) -> Page {
     http_get(&auth.headers["location"])
 }
 
+/// Plays a browser on another device: approves at the fake server and returns the redirect
+/// address it would show (without following it to the listener).
+pub fn approve_elsewhere(url: &str) -> String {
+    let auth = http_get(url);
+    assert_eq!(auth.status, 302, "authorization endpoint: {}", auth.body);
+    auth.headers["location"].clone()
+}
+
 /// A gemauth process running in the background, its output collected by threads.
 pub struct Running {
     child: Child,
+    stdin: Option<std::process::ChildStdin>,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
     readers: Vec<thread::JoinHandle<()>>,
@@ -676,19 +697,45 @@ impl Running {
         let err = child.stderr.take().unwrap();
         let sink = stderr.clone();
         readers.push(thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                let mut s = sink.lock().unwrap();
-                s.push_str(&line);
-                s.push('\n');
+            // Raw chunks, not lines: prompts end without a newline.
+            let mut err = err;
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = err.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock()
+                    .unwrap()
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
             }
         }));
+        let stdin = child.stdin.take();
         Running {
             child,
+            stdin,
             stdout,
             stderr,
             readers,
             browser_args,
         }
+    }
+
+    /// Like [`Running::spawn`], with standard input kept open for [`Running::paste`].
+    pub fn spawn_interactive(mut cmd: Command, browser_args: PathBuf) -> Self {
+        cmd.stdin(Stdio::piped());
+        Self::spawn(cmd, browser_args)
+    }
+
+    /// Types a line on the process's standard input.
+    pub fn paste(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("spawned with spawn_interactive");
+        stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// Closes standard input (end of file).
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
     }
 
     pub fn stderr_so_far(&self) -> String {
@@ -742,6 +789,7 @@ impl Running {
     }
 
     pub fn finish(mut self) -> Finished {
+        self.stdin = None;
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {
             if let Some(status) = self.child.try_wait().unwrap() {

@@ -1,0 +1,237 @@
+//! `gemauth login --no-browser`: paste mode for SSH sessions, containers and CI, racing the
+//! loopback listener, and the automatic fallback when no browser can be opened.
+
+mod common;
+
+use common::*;
+
+const PROMPT: &str = "Paste the address (or the code): ";
+
+fn assert_logged_in(env: &TestEnv, done: &Finished) {
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert_eq!(done.stdout, "");
+    let written = read_json(&env.adc_path());
+    assert_eq!(written["type"], "authorized_user");
+    assert_eq!(written["refresh_token"], "1//refresh-2");
+    assert_eq!(env.google.seen_grants("authorization_code").len(), 1);
+}
+
+#[test]
+fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
+    let env = TestEnv::new();
+    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = probe.local_addr().unwrap().port();
+    drop(probe);
+    let mut run = env.start_headless(&["--port", &port.to_string()]);
+    let stderr = run.wait_stderr(PROMPT);
+    let url = run.printed_url();
+    let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
+    assert!(
+        lines.contains(&url.as_str()),
+        "the URL is on its own line: {stderr}"
+    );
+    assert!(stderr.contains("copy the whole address"), "{stderr}");
+    assert!(stderr.contains(&format!("http://127.0.0.1:{port}/")));
+    assert!(
+        stderr.contains(&format!("ssh -L {port}:127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    // No browser is opened in this mode.
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!env.path("browser-args").exists());
+
+    let redirect = approve_elsewhere(&url);
+    assert!(redirect.starts_with(&format!("http://127.0.0.1:{port}/?")));
+    run.paste(&redirect);
+    let done = run.finish();
+    assert_logged_in(&env, &done);
+    let form = &env.google.seen_grants("authorization_code")[0].form;
+    assert_eq!(form["redirect_uri"], format!("http://127.0.0.1:{port}/"));
+}
+
+#[test]
+fn query_string_alone_is_accepted() {
+    let env = TestEnv::new();
+    let mut run = env.start_headless(&[]);
+    run.wait_stderr(PROMPT);
+    let redirect = approve_elsewhere(&run.printed_url());
+    let query = redirect.split_once('?').unwrap().1.to_string();
+    run.paste(&format!("  \"{query}\"  "));
+    assert_logged_in(&env, &run.finish());
+}
+
+#[test]
+fn bare_percent_encoded_code_is_accepted() {
+    let env = TestEnv::new();
+    let mut run = env.start_headless(&[]);
+    run.wait_stderr(PROMPT);
+    let redirect = approve_elsewhere(&run.printed_url());
+    let encoded = redirect
+        .split(['?', '&'])
+        .find_map(|kv| kv.strip_prefix("code="))
+        .unwrap()
+        .to_string();
+    assert!(
+        encoded.contains("%2F"),
+        "the code is percent-encoded: {encoded}"
+    );
+    run.paste(&format!("<{encoded}>"));
+    let done = run.finish();
+    assert_logged_in(&env, &done);
+    let form = &env.google.seen_grants("authorization_code")[0].form;
+    assert_eq!(form["code"], "4/0Ab-code+1");
+}
+
+#[test]
+fn wrong_state_then_right_one() {
+    let env = TestEnv::new();
+    let mut run = env.start_headless(&[]);
+    run.wait_stderr(PROMPT);
+    let url = run.printed_url();
+    let state = query_of(&url)["state"].clone();
+    let redirect = approve_elsewhere(&url);
+    run.paste(&redirect.replace(&state, "stale-state-from-another-login"));
+    let stderr = run.wait_stderr("attempt 1 of 3");
+    assert!(stderr.contains("state"), "{stderr}");
+    assert!(env.google.seen("/token").is_empty());
+    run.paste(&redirect);
+    assert_logged_in(&env, &run.finish());
+}
+
+#[test]
+fn address_of_another_port_is_refused_and_asked_again() {
+    let env = TestEnv::new();
+    let mut run = env.start_headless(&[]);
+    run.wait_stderr(PROMPT);
+    let redirect = approve_elsewhere(&run.printed_url());
+    let port = redirect
+        .trim_start_matches("http://127.0.0.1:")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let other: u16 = if port == "1" { 2 } else { 1 };
+    run.paste(&redirect.replace(&format!(":{port}/"), &format!(":{other}/")));
+    let stderr = run.wait_stderr("attempt 1 of 3");
+    assert!(stderr.contains("another port"), "{stderr}");
+    run.paste(&redirect);
+    assert_logged_in(&env, &run.finish());
+}
+
+#[test]
+fn garbage_three_times_fails_and_writes_nothing() {
+    let env = TestEnv::new();
+    let mut run = env.start_headless(&[]);
+    run.wait_stderr(PROMPT);
+    run.paste("hello world");
+    run.wait_stderr("attempt 1 of 3");
+    run.paste("");
+    run.paste("http://example.com/?code=x");
+    run.wait_stderr("attempt 2 of 3");
+    run.paste("!!!");
+    let done = run.finish();
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert_eq!(done.stdout, "");
+    assert!(
+        done.stderr.contains("not accepted 3 times"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr
+            .contains("hint: run `gemauth login --no-browser` again")
+    );
+    assert!(env.google.seen("/token").is_empty());
+    assert!(!env.adc_path().exists());
+    assert!(!env.gcloud_dir().exists());
+}
+
+#[test]
+fn pasted_error_ends_the_login_with_the_providers_message() {
+    let env = TestEnv::new();
+    env.google.with(|b| {
+        b.deny = Some(("access_denied".into(), "User said no".into()));
+    });
+    let mut run = env.start_headless(&[]);
+    run.wait_stderr(PROMPT);
+    let redirect = approve_elsewhere(&run.printed_url());
+    run.paste(&redirect);
+    let done = run.finish();
+    assert_eq!(done.code(), 1);
+    assert!(
+        done.stderr.contains("access_denied (User said no)"),
+        "{}",
+        done.stderr
+    );
+    assert!(!env.adc_path().exists());
+}
+
+#[test]
+fn listener_completes_the_login_while_the_prompt_waits() {
+    let env = TestEnv::new();
+    let run = env.start_headless(&[]);
+    run.wait_stderr(PROMPT);
+    // Same machine, or through `ssh -L`: the browser reaches the listener itself.
+    let page = follow_authorization(&run.printed_url());
+    assert_eq!(page.status, 200);
+    assert_logged_in(&env, &run.finish());
+}
+
+#[test]
+fn closed_stdin_keeps_waiting_for_the_listener() {
+    let env = TestEnv::new();
+    let mut run = env.start_headless(&[]);
+    run.close_stdin();
+    run.wait_stderr("standard input is closed");
+    follow_authorization(&run.printed_url());
+    assert_logged_in(&env, &run.finish());
+}
+
+#[test]
+fn closed_stdin_then_timeout_says_how_to_retry() {
+    let env = TestEnv::new();
+    let mut run = env.start_headless(&["--timeout", "1"]);
+    run.close_stdin();
+    let done = run.finish();
+    assert_eq!(done.code(), 1);
+    assert!(
+        done.stderr.contains("standard input was closed"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stderr.contains("ssh -L"), "{}", done.stderr);
+    assert!(!env.adc_path().exists());
+}
+
+#[test]
+fn no_display_and_no_browser_variable_falls_back_to_paste_mode() {
+    let env = TestEnv::new();
+    let mut cmd = env.cmd();
+    cmd.env_remove("BROWSER")
+        .args(["login", "--client-id-file"])
+        .arg(env.client_file());
+    let mut run = Running::spawn_interactive(cmd, env.path("browser-args"));
+    let stderr = run.wait_stderr(PROMPT);
+    assert!(stderr.contains("switching to paste mode"), "{stderr}");
+    assert_eq!(
+        stderr.lines().filter(|l| l.starts_with("note:")).count(),
+        1,
+        "one-line note: {stderr}"
+    );
+    run.paste(&approve_elsewhere(&run.printed_url()));
+    assert_logged_in(&env, &run.finish());
+}
+
+#[test]
+fn a_browser_that_exits_with_failure_switches_to_paste_mode() {
+    let env = TestEnv::new();
+    let mut cmd = env.cmd();
+    cmd.env("BROWSER", "false")
+        .args(["login", "--client-id-file"])
+        .arg(env.client_file());
+    let mut run = Running::spawn_interactive(cmd, env.path("browser-args"));
+    let stderr = run.wait_stderr(PROMPT);
+    assert!(stderr.contains("the browser did not start"), "{stderr}");
+    run.paste(&approve_elsewhere(&run.printed_url()));
+    assert_logged_in(&env, &run.finish());
+}
