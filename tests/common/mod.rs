@@ -788,6 +788,12 @@ impl Running {
             .to_string()
     }
 
+    /// Kills the process (SIGKILL) and waits for it.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     pub fn finish(mut self) -> Finished {
         self.stdin = None;
         let deadline = Instant::now() + Duration::from_secs(30);
