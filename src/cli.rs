@@ -20,6 +20,10 @@ Exit codes:
     propagate_version = true
 )]
 pub struct Cli {
+    /// Log what gemauth does on stderr (-vv for more); RUST_LOG overrides. Secrets are never logged
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
     #[command(subcommand)]
     pub command: Command,
 }

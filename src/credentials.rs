@@ -363,3 +363,36 @@ mod tests {
         assert!(!scope_granted("openid", &granted));
     }
 }
+
+#[cfg(test)]
+mod debug_tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_redacts_every_secret() {
+        let user = AuthorizedUser {
+            kind: AUTHORIZED_USER.into(),
+            client_id: "id".into(),
+            client_secret: ClientSecret::new("planted-client-secret".into()),
+            refresh_token: RefreshToken::new("planted-refresh-token".into()),
+            quota_project_id: None,
+            universe_domain: None,
+            account: None,
+            scopes: None,
+            token_uri: None,
+            revoke_uri: None,
+            extra: Map::new(),
+        };
+        let client = ClientConfig {
+            client_id: "id".into(),
+            client_secret: ClientSecret::new("planted-client-secret".into()),
+            project_id: None,
+            auth_uri: Url::parse("https://a/").unwrap(),
+            token_uri: Url::parse("https://a/").unwrap(),
+            revoke_uri: Url::parse("https://a/").unwrap(),
+        };
+        let text = format!("{user:?} {client:?}");
+        assert!(!text.contains("planted"), "{text}");
+        assert!(text.contains("redacted"));
+    }
+}

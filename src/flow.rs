@@ -358,6 +358,7 @@ fn start_paste_mode(port: u16, tx: &mpsc::UnboundedSender<Event>) {
     eprintln!("Or forward the port before approving, and the sign-in finishes by itself:");
     eprintln!("    ssh -L {port}:127.0.0.1:{port} <this-host>");
     prompt();
+    tracing::debug!(port, "paste mode started");
     let tx = tx.clone();
     // A plain thread: a blocking read of the terminal must not keep the runtime alive.
     std::thread::spawn(move || {
@@ -476,7 +477,13 @@ async fn serve(mut stream: TcpStream, expected_state: &str) -> Option<Outcome> {
         .await
         .ok()
         .flatten();
-    let (status, page, outcome) = match head.as_deref().map(parse_request) {
+    let parsed = head.as_deref().map(parse_request);
+    if let Some(Ok(target)) = &parsed {
+        // The path only: the query carries the code and the state.
+        let path = target.split('?').next().unwrap_or_default();
+        tracing::debug!(path, "listener received a request");
+    }
+    let (status, page, outcome) = match parsed {
         Some(Ok(target)) => match parse_callback(&target, expected_state) {
             Callback::Code(code) => (
                 200,

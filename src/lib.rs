@@ -6,5 +6,6 @@ pub mod commands;
 pub mod credentials;
 pub mod error;
 pub mod flow;
+pub mod logging;
 pub mod oauth;
 pub mod store;

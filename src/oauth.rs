@@ -66,6 +66,7 @@ impl Http {
                 .await;
             let response = sent.map_err(|e| network_error(&endpoint, &e))?;
             let status = response.status().as_u16();
+            tracing::debug!(%endpoint, attempt, status, "POST answered");
             let retry_after = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -76,6 +77,7 @@ impl Http {
             if attempt < MAX_ATTEMPTS && is_transient(status, &body) {
                 let backoff = retry_after.unwrap_or(Duration::from_millis(500 * (1 << attempt)));
                 if Instant::now() + backoff < deadline {
+                    tracing::debug!(%endpoint, status, ?backoff, "transient failure; retrying");
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
                     continue;

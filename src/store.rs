@@ -79,6 +79,7 @@ pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
         }
         (p, Source::WellKnown)
     };
+    tracing::debug!(path = %path.display(), ?source, "credential file chosen");
     if !path.exists() {
         let problem = match source {
             Source::Environment => format!("does not exist (named by {ENV_CREDENTIALS})"),
@@ -143,6 +144,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(|e| e.error)
         .map_err(io("cannot replace", path))?;
     sync_dir(&dir);
+    tracing::debug!(path = %path.display(), bytes = bytes.len(), "wrote file atomically");
     Ok(())
 }
 
@@ -320,7 +322,15 @@ impl CredentialLock {
             options.mode(0o600);
         }
         let file = options.open(&path).map_err(io("cannot open lock file"))?;
-        file.lock().map_err(io("cannot lock"))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                tracing::debug!(lock = %path.display(), "another gemauth holds the lock; waiting");
+                file.lock().map_err(io("cannot lock"))?;
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e)),
+        }
+        tracing::debug!(lock = %path.display(), "lock acquired");
         Ok(CredentialLock { _file: Some(file) })
     }
 }

@@ -33,6 +33,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
         .local_addr()
         .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
         .port();
+    tracing::debug!(port, "loopback listener bound on 127.0.0.1");
     let request = flow::authorization_request(&client, &scopes, flow::redirect_uri(port))?;
     let options = flow::Options {
         timeout: Duration::from_secs(args.timeout),

@@ -11,6 +11,7 @@ use crate::error::{Error, Result};
 
 /// Runs one parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    crate::logging::init(cli.verbose);
     match cli.command {
         Command::Login(args) => login::run(args),
         Command::PrintAccessToken(args) => print_access_token::run(args),

@@ -32,13 +32,16 @@ pub fn access_token(path: &std::path::Path) -> Result<CachedToken> {
         .load()
         .filter(|t| t.is_fresh(now))
     {
+        tracing::debug!(expires_in = token.expires_at - now, "cached token is fresh");
         return Ok(token);
     }
+    tracing::debug!("no fresh cached token; refreshing under the lock");
 
     let _lock = CredentialLock::acquire(path)?;
     let user = credentials::load_authorized_user(path)?;
     let cache = TokenCache::for_user(&user);
     if let Some(token) = cache.load().filter(|t| t.is_fresh(store::now())) {
+        tracing::debug!("another process refreshed while we waited; using its token");
         return Ok(token);
     }
     refresh(path, user, &cache)
@@ -72,6 +75,7 @@ fn refresh(
         expires_at: now + response.lifetime(),
         scopes: response.granted_scopes().unwrap_or_default(),
     };
+    tracing::debug!(lifetime = response.lifetime(), "refreshed the access token");
     match response.refresh_token {
         // A rotated refresh token must be on disk before the lock is released.
         Some(new) if new.secret() != user.refresh_token.secret() => {
