@@ -162,7 +162,7 @@ fn sigkill_during_login_leaves_the_old_file_or_the_new_one() {
         .unwrap()
         .as_nanos() as u64;
     for delay in delays(seed, 15, 20_000) {
-        let mut run = env.start_login(&[]);
+        let run = env.start_login(&[]);
         let url = run.browser_url();
         let auth = http_get(&url);
         let location = auth.headers["location"].clone();
