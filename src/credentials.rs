@@ -47,8 +47,17 @@ pub fn load_client_config(path: &Path) -> Result<ClientConfig> {
         problem: p,
     };
     let bytes = read_regular_file(path).map_err(problem)?;
+    parse_client_config(path, &bytes)
+}
+
+/// Parses a client secret file's bytes; `path` is used only in error messages.
+pub fn parse_client_config(path: &Path, bytes: &[u8]) -> Result<ClientConfig> {
+    let problem = |p: String| Error::ClientSecretFile {
+        path: path.to_path_buf(),
+        problem: p,
+    };
     let value: Value =
-        serde_json::from_slice(&bytes).map_err(|e| problem(format!("is not valid JSON ({e})")))?;
+        serde_json::from_slice(bytes).map_err(|e| problem(format!("is not valid JSON ({e})")))?;
     let Value::Object(top) = value else {
         return Err(problem(
             "is not an OAuth client file (expected a JSON object)".into(),

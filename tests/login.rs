@@ -413,6 +413,23 @@ fn bad_client_secret_files_stop_before_anything_happens() {
     let done = env.run(&["login", "--client-id-file", dir.to_str().unwrap()]);
     assert_eq!(done.code(), 1);
     assert!(done.stderr.contains("is a directory"), "{}", done.stderr);
+    #[cfg(unix)]
+    {
+        let link = env.path("client-link.json");
+        std::os::unix::fs::symlink(env.path("no-target"), &link).unwrap();
+        let done = env.run(&["login", "--client-id-file", link.to_str().unwrap()]);
+        assert_eq!(done.code(), 1);
+        assert!(done.stderr.contains("does not exist"), "{}", done.stderr);
+        assert!(done.stderr.contains(&link.display().to_string()));
+        if !running_as_root() {
+            use std::os::unix::fs::PermissionsExt;
+            let locked = env.client_file();
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+            let done = env.run(&["login", "--client-id-file", locked.to_str().unwrap()]);
+            assert_eq!(done.code(), 1);
+            assert!(done.stderr.contains("cannot be read"), "{}", done.stderr);
+        }
+    }
     let done = env.run(&["login", "--client-id-file", "/nonexistent/client.json"]);
     assert_eq!(done.code(), 1);
     assert!(done.stderr.contains("does not exist"));

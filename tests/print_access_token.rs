@@ -265,6 +265,53 @@ fn malformed_credential_files_are_refused_without_writes() {
     ]);
     assert_eq!(done.code(), 3);
     assert!(done.stderr.contains("is a directory"), "{}", done.stderr);
+
+    // Symbolic links are followed for reading; what they point at is judged like a file.
+    #[cfg(unix)]
+    {
+        let elsewhere = env.path("notes.txt");
+        std::fs::write(&elsewhere, "not a credential\n").unwrap();
+        let link = env.path("link.json");
+        std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+        let dangling = env.path("dangling.json");
+        std::os::unix::fs::symlink(env.path("missing-target"), &dangling).unwrap();
+        for (file, expected) in [(&link, "not valid JSON"), (&dangling, "does not exist")] {
+            let done = env.run(&[
+                "print-access-token",
+                "--credential-file",
+                file.to_str().unwrap(),
+            ]);
+            assert_eq!(done.code(), 3, "{}", done.stderr);
+            assert!(done.stderr.contains(expected), "{}", done.stderr);
+            assert!(
+                done.stderr.contains(&file.display().to_string()),
+                "{}",
+                done.stderr
+            );
+        }
+        assert_eq!(std::fs::read(&elsewhere).unwrap(), b"not a credential\n");
+        assert!(
+            std::fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+
+        // Unreadable permissions (root reads everything, so only checked as another user).
+        if !running_as_root() {
+            use std::os::unix::fs::PermissionsExt;
+            let locked = env.path("locked.json");
+            env.write_credentials(&locked, "1//r");
+            std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+            let done = env.run(&[
+                "print-access-token",
+                "--credential-file",
+                locked.to_str().unwrap(),
+            ]);
+            assert_eq!(done.code(), 3, "{}", done.stderr);
+            assert!(done.stderr.contains("cannot be read"), "{}", done.stderr);
+        }
+    }
     assert!(env.google.seen("/token").is_empty());
 }
 

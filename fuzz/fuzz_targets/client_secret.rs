@@ -1,0 +1,8 @@
+//! Fuzzes the client secret (Desktop OAuth client) loader.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let _ = gemauth::credentials::parse_client_config(std::path::Path::new("fuzz.json"), data);
+});

@@ -1,0 +1,233 @@
+//! Proxies and private certificate authorities: a local TLS front for the fake server with a
+//! certificate from a test CA (trusted through `SSL_CERT_FILE`), and a local CONNECT proxy
+//! (`HTTPS_PROXY`, `NO_PROXY`).
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use common::*;
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+
+struct TestCa {
+    ca_pem: String,
+    server_config: Arc<rustls::ServerConfig>,
+}
+
+fn test_ca() -> TestCa {
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "gemauth test CA");
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_string()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca)
+        .unwrap();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+        .unwrap();
+    TestCa {
+        ca_pem: ca.pem(),
+        server_config: Arc::new(config),
+    }
+}
+
+/// Reads one HTTP/1.1 request (head and Content-Length body) from a stream.
+fn read_request(stream: &mut impl Read) -> Vec<u8> {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).unwrap_or(0) == 0 {
+            return buf;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    stream.read_exact(&mut body).unwrap();
+    buf.extend(body);
+    buf
+}
+
+/// Terminates TLS on `https://localhost:PORT` and forwards each request to `upstream`.
+fn tls_front(ca: &TestCa, upstream: u16) -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let config = ca.server_config.clone();
+    thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            thread::spawn(move || {
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let request = read_request(&mut tls);
+                if request.is_empty() {
+                    return;
+                }
+                // One request per connection: ask the upstream to close when it is done.
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let (line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+                let mut plain = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                write!(plain, "{line}\r\nConnection: close\r\n{rest}").unwrap();
+                let mut response = Vec::new();
+                plain.read_to_end(&mut response).unwrap();
+                let _ = tls.write_all(&response);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    port
+}
+
+/// A CONNECT proxy that records the targets it was asked for.
+fn connect_proxy() -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let log = seen.clone();
+    thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let log = log.clone();
+            thread::spawn(move || {
+                let head = String::from_utf8_lossy(&read_request(&mut client)).into_owned();
+                let target = head
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or_default()
+                    .to_string();
+                log.lock()
+                    .unwrap()
+                    .push(head.lines().next().unwrap_or_default().to_string());
+                let Some(port) = target
+                    .rsplit(':')
+                    .next()
+                    .and_then(|p| p.parse::<u16>().ok())
+                else {
+                    return;
+                };
+                let Ok(upstream) = TcpStream::connect(("127.0.0.1", port)) else {
+                    return;
+                };
+                client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .unwrap();
+                let (mut c2, mut u2) = (client.try_clone().unwrap(), upstream.try_clone().unwrap());
+                let up = thread::spawn(move || {
+                    let _ = std::io::copy(&mut c2, &mut u2);
+                    let _ = u2.shutdown(std::net::Shutdown::Write);
+                });
+                let (mut c3, mut u3) = (client, upstream);
+                let _ = std::io::copy(&mut u3, &mut c3);
+                let _ = c3.shutdown(std::net::Shutdown::Write);
+                let _ = up.join();
+            });
+        }
+    });
+    (port, seen)
+}
+
+fn https_credentials(env: &TestEnv, tls_port: u16) -> std::path::PathBuf {
+    let path = env.path("https-creds.json");
+    env.google.add_refresh_token("1//tls");
+    let creds = serde_json::json!({
+        "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+        "refresh_token": "1//tls", "token_uri": format!("https://localhost:{tls_port}/token"),
+    });
+    std::fs::write(&path, creds.to_string()).unwrap();
+    path
+}
+
+#[test]
+fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
+    let env = TestEnv::new();
+    let ca = test_ca();
+    let tls_port = tls_front(
+        &ca,
+        env.google.base.rsplit(':').next().unwrap().parse().unwrap(),
+    );
+    let creds = https_credentials(&env, tls_port);
+    let before = std::fs::read(&creds).unwrap();
+
+    let mut cmd = env.cmd();
+    cmd.args(["print-access-token", "--credential-file"])
+        .arg(&creds);
+    let untrusted = Running::spawn(cmd, env.path("browser-args")).finish();
+    assert_eq!(untrusted.code(), 1, "{}", untrusted.stderr);
+    assert!(
+        untrusted
+            .stderr
+            .contains(&format!("https://localhost:{tls_port}/token"))
+    );
+    assert!(
+        untrusted.stderr.to_lowercase().contains("certificate"),
+        "{}",
+        untrusted.stderr
+    );
+    assert_eq!(std::fs::read(&creds).unwrap(), before);
+    assert!(env.google.seen("/token").is_empty());
+
+    let bundle = env.path("ca.pem");
+    std::fs::write(&bundle, &ca.ca_pem).unwrap();
+    let mut cmd = env.cmd();
+    cmd.args(["print-access-token", "--credential-file"])
+        .arg(&creds)
+        .env("SSL_CERT_FILE", &bundle);
+    let trusted = Running::spawn(cmd, env.path("browser-args")).finish();
+    assert_eq!(trusted.code(), 0, "{}", trusted.stderr);
+    assert_eq!(trusted.stdout, "ya29.access-1\n");
+}
+
+#[test]
+fn https_proxy_is_used_and_no_proxy_bypasses_it() {
+    let env = TestEnv::new();
+    let ca = test_ca();
+    let tls_port = tls_front(
+        &ca,
+        env.google.base.rsplit(':').next().unwrap().parse().unwrap(),
+    );
+    let creds = https_credentials(&env, tls_port);
+    let bundle = env.path("ca.pem");
+    std::fs::write(&bundle, &ca.ca_pem).unwrap();
+    let (proxy_port, seen) = connect_proxy();
+
+    let mut cmd = env.cmd();
+    cmd.args(["print-access-token", "--credential-file"])
+        .arg(&creds)
+        .env("SSL_CERT_FILE", &bundle)
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{proxy_port}"));
+    let proxied = Running::spawn(cmd, env.path("browser-args")).finish();
+    assert_eq!(proxied.code(), 0, "{}", proxied.stderr);
+    assert_eq!(
+        seen.lock().unwrap().clone(),
+        vec![format!("CONNECT localhost:{tls_port} HTTP/1.1")]
+    );
+
+    for cached in env.cached_tokens() {
+        std::fs::remove_file(cached).unwrap();
+    }
+    let mut cmd = env.cmd();
+    cmd.args(["print-access-token", "--credential-file"])
+        .arg(&creds)
+        .env("SSL_CERT_FILE", &bundle)
+        .env("HTTPS_PROXY", format!("http://127.0.0.1:{proxy_port}"))
+        .env("NO_PROXY", "localhost");
+    let direct = Running::spawn(cmd, env.path("browser-args")).finish();
+    assert_eq!(direct.code(), 0, "{}", direct.stderr);
+    assert_eq!(seen.lock().unwrap().len(), 1, "NO_PROXY bypassed the proxy");
+    assert_eq!(env.google.seen_grants("refresh_token").len(), 2);
+}

@@ -1,0 +1,182 @@
+//! Property tests for the parsers that take outside input: the listener's request and callback
+//! parsers, the paste parser, and the credential and client secret loaders.
+
+use std::path::Path;
+
+use gemauth::credentials::{
+    AuthorizedUser, CredentialKind, Scopes, parse_client_config, parse_credential_file,
+};
+use gemauth::flow::{Callback, parse_callback, parse_paste, parse_request};
+use oauth2::{ClientSecret, RefreshToken};
+use proptest::prelude::*;
+use serde_json::{Map, Value, json};
+
+fn encode(pairs: &[(&str, &str)]) -> String {
+    let mut s = url::form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        s.append_pair(k, v);
+    }
+    s.finish()
+}
+
+fn any_json() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(|n| json!(n)),
+        ".{0,20}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..4).prop_map(Value::Array),
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("type".to_string()),
+                    Just("client_id".to_string()),
+                    Just("client_secret".to_string()),
+                    Just("refresh_token".to_string()),
+                    Just("installed".to_string()),
+                    Just("token_uri".to_string()),
+                    Just("auth_uri".to_string()),
+                    Just("scopes".to_string()),
+                    "[a-z_]{1,8}",
+                ],
+                inner,
+                0..6
+            )
+            .prop_map(|m| Value::Object(m.into_iter().collect())),
+        ]
+    })
+}
+
+proptest! {
+    #[test]
+    fn request_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
+        let _ = parse_request(&bytes);
+    }
+
+    #[test]
+    fn request_parser_returns_the_target(target in "/[!-~]{0,100}") {
+        let head = format!("GET {target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n");
+        prop_assert_eq!(parse_request(head.as_bytes()), Ok(target));
+    }
+
+    #[test]
+    fn callback_parser_never_panics(target in ".{0,200}", state in ".{0,40}") {
+        let _ = parse_callback(&target, &state);
+    }
+
+    #[test]
+    fn callback_round_trips_any_code(
+        state in ".{1,60}",
+        code in ".{1,120}",
+        extra in prop::collection::vec(("[a-z]{1,6}", ".{0,20}"), 0..4),
+    ) {
+        let mut pairs: Vec<(&str, &str)> = extra
+            .iter()
+            .filter(|(k, _)| !matches!(k.as_str(), "state" | "code" | "error"))
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        pairs.push(("code", &code));
+        pairs.push(("state", &state));
+        let target = format!("/?{}", encode(&pairs));
+        prop_assert_eq!(parse_callback(&target, &state), Callback::Code(code.clone()));
+        let wrong = format!("{state}x");
+        let ignored = matches!(parse_callback(&target, &wrong), Callback::Ignored { .. });
+        prop_assert!(ignored, "a wrong state must be ignored");
+    }
+
+    #[test]
+    fn paste_parser_never_panics(input in ".{0,300}", state in ".{0,30}", port in any::<u16>()) {
+        let _ = parse_paste(&input, &state, port);
+    }
+
+    #[test]
+    fn pasted_urls_and_queries_round_trip(
+        state in "[A-Za-z0-9_-]{16,64}",
+        code in ".{1,120}",
+        port in 1u16..,
+        wrapper in prop_oneof![Just(("", "")), Just(("<", ">")), Just(("\"", "\"")), Just(("  ", " \t"))],
+    ) {
+        let query = encode(&[("state", &state), ("code", &code), ("scope", "openid")]);
+        let url = format!("http://127.0.0.1:{port}/?{query}");
+        for form in [url.clone(), query.clone(), format!("?{query}")] {
+            let pasted = format!("{}{form}{}", wrapper.0, wrapper.1);
+            prop_assert_eq!(parse_paste(&pasted, &state, port), Ok(Callback::Code(code.clone())));
+            let other_state = format!("{state}Z");
+            let accepted = matches!(parse_paste(&pasted, &other_state, port), Ok(Callback::Code(_)));
+            prop_assert!(!accepted, "a wrong state must not yield a code");
+        }
+        let other_port = port.wrapping_add(1).max(1);
+        if other_port != port {
+            prop_assert!(parse_paste(&url, &state, other_port).is_err());
+        }
+    }
+
+    #[test]
+    fn pasted_bare_codes_round_trip(code in "[A-Za-z0-9._~/+-]{10,200}") {
+        let encoded: String = url::form_urlencoded::byte_serialize(code.as_bytes()).collect();
+        prop_assert_eq!(parse_paste(&encoded, "state", 8085), Ok(Callback::Code(code.clone())));
+        prop_assert_eq!(parse_paste(&code, "state", 8085), Ok(Callback::Code(code.clone())));
+    }
+
+    #[test]
+    fn credential_loader_never_panics_on_bytes(bytes in prop::collection::vec(any::<u8>(), 0..300)) {
+        let _ = parse_credential_file(Path::new("c.json"), &bytes);
+    }
+
+    #[test]
+    fn credential_loader_never_panics_on_json(value in any_json()) {
+        let bytes = serde_json::to_vec(&value).unwrap();
+        let _ = parse_credential_file(Path::new("c.json"), &bytes);
+        let mut typed = value.clone();
+        if let Value::Object(m) = &mut typed {
+            m.insert("type".into(), json!("authorized_user"));
+        }
+        let _ = parse_credential_file(Path::new("c.json"), &serde_json::to_vec(&typed).unwrap());
+    }
+
+    #[test]
+    fn credential_files_round_trip(
+        client_id in ".{1,40}",
+        secret in ".{1,40}",
+        refresh in ".{1,80}",
+        account in proptest::option::of(".{1,30}"),
+        scopes in prop::collection::vec("[a-z:/.]{1,30}", 0..4),
+        extra_value in ".{0,20}",
+    ) {
+        prop_assume!(!client_id.trim().is_empty() && !secret.trim().is_empty() && !refresh.trim().is_empty());
+        let mut extra = Map::new();
+        extra.insert("trust_boundary".into(), json!(extra_value));
+        let user = AuthorizedUser {
+            kind: "authorized_user".into(),
+            client_id: client_id.clone(),
+            client_secret: ClientSecret::new(secret.clone()),
+            refresh_token: RefreshToken::new(refresh.clone()),
+            quota_project_id: None,
+            universe_domain: Some("googleapis.com".into()),
+            account: account.clone(),
+            scopes: Some(Scopes::List(scopes.clone())),
+            token_uri: Some("https://oauth2.googleapis.com/token".into()),
+            revoke_uri: None,
+            extra,
+        };
+        let parsed = match parse_credential_file(Path::new("c.json"), &user.to_json()) {
+            Ok(CredentialKind::AuthorizedUser(u)) => u,
+            _ => return Err(TestCaseError::fail("did not parse back")),
+        };
+        prop_assert_eq!(&parsed.client_id, &client_id);
+        prop_assert_eq!(parsed.client_secret.secret(), &secret);
+        prop_assert_eq!(parsed.refresh_token.secret(), &refresh);
+        prop_assert_eq!(parsed.account, account);
+        prop_assert_eq!(parsed.scopes.map(|s| s.to_vec()), Some(scopes));
+        prop_assert_eq!(&parsed.extra["trust_boundary"], &json!(extra_value));
+    }
+
+    #[test]
+    fn client_loader_never_panics(value in any_json(), bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = parse_client_config(Path::new("client.json"), &bytes);
+        let wrapped = json!({"installed": value});
+        let _ = parse_client_config(Path::new("client.json"), &serde_json::to_vec(&wrapped).unwrap());
+    }
+}
