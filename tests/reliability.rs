@@ -181,6 +181,34 @@ fn sigkill_during_login_leaves_the_old_file_or_the_new_one() {
 }
 
 #[test]
+fn a_lock_held_by_a_killed_process_does_not_block() {
+    let env = TestEnv::new();
+    env.write_credentials(&env.adc_path(), "1//r");
+    env.google.enqueue(
+        "/token",
+        Canned::json(200, r#"{"access_token":"ya29.slow","expires_in":3600}"#)
+            .delayed(Duration::from_secs(2)),
+    );
+    let mut holder = spawn_print(&env);
+    // Wait until the holder is inside its refresh (it holds the lock then), then kill it.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while env.google.seen("/token").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the first process never refreshed"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    holder.kill().unwrap();
+    holder.wait().unwrap();
+    let started = Instant::now();
+    let done = env.run(&["print-access-token"]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert_eq!(done.stdout, "ya29.access-1\n");
+    assert!(started.elapsed() < Duration::from_secs(8));
+}
+
+#[test]
 fn huge_bodies_are_refused() {
     let env = TestEnv::new();
     let path = env.adc_path();

@@ -37,6 +37,8 @@ pub struct Canned {
     pub body: String,
     pub content_type: &'static str,
     pub headers: Vec<(&'static str, String)>,
+    /// Time to wait before answering (a slow server).
+    pub delay: Duration,
 }
 
 impl Canned {
@@ -46,6 +48,7 @@ impl Canned {
             body: body.to_string(),
             content_type: "application/json",
             headers: vec![],
+            delay: Duration::ZERO,
         }
     }
     pub fn html(status: u16, body: &str) -> Self {
@@ -54,7 +57,12 @@ impl Canned {
             body: body.to_string(),
             content_type: "text/html",
             headers: vec![],
+            delay: Duration::ZERO,
         }
+    }
+    pub fn delayed(mut self, delay: Duration) -> Self {
+        self.delay = delay;
+        self
     }
     pub fn header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.push((name, value.to_string()));
@@ -190,6 +198,7 @@ fn parse_pairs(s: &str) -> HashMap<String, String> {
 }
 
 fn respond(request: tiny_http::Request, canned: Canned) {
+    thread::sleep(canned.delay);
     let mut response = tiny_http::Response::from_string(canned.body)
         .with_status_code(canned.status)
         .with_header(tiny_http::Header::from_bytes("Content-Type", canned.content_type).unwrap());
