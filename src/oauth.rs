@@ -196,6 +196,25 @@ impl TokenResponse {
             .map(|s| s.split_whitespace().map(str::to_string).collect())
     }
 
+    /// The scopes a login obtained: the response's `scope` (all requested ones when absent), plus
+    /// the OpenID scopes the ID token itself proves: `openid` when an ID token came back, and the
+    /// requested email scope when it carries an email. Some servers list in `scope` only the
+    /// access token's scopes for its API and leave those out.
+    pub fn granted_for(&self, requested: &[String]) -> Vec<String> {
+        let mut granted = self.granted_scopes().unwrap_or_else(|| requested.to_vec());
+        let has_email = self.email().is_some();
+        for scope in requested {
+            let proven = match scope.as_str() {
+                "openid" => self.id_token.is_some(),
+                s => has_email && crate::credentials::scope_granted(s, &["email".to_string()]),
+            };
+            if proven && !crate::credentials::scope_granted(scope, &granted) {
+                granted.push(scope.clone());
+            }
+        }
+        granted
+    }
+
     /// The `email` claim of the ID token. The token came straight from the token endpoint over
     /// a checked connection, so its signature need not be verified to read a display name
     /// (OpenID Connect Core 3.1.3.7).
@@ -341,10 +360,19 @@ pub enum Revocation {
 }
 
 /// Revokes a token (RFC 7009). Google answers `400 invalid_token` for one already revoked.
-pub async fn revoke(http: &Http, revoke_uri: &Url, token: &RefreshToken) -> Result<Revocation> {
+pub async fn revoke(
+    http: &Http,
+    revoke_uri: &Url,
+    client_id: &str,
+    client_secret: &ClientSecret,
+    token: &RefreshToken,
+) -> Result<Revocation> {
+    // RFC 7009 2.1: the client authenticates as at the token endpoint (client_secret_post).
     let form = [
         ("token", token.secret().as_str()),
         ("token_type_hint", "refresh_token"),
+        ("client_id", client_id),
+        ("client_secret", client_secret.secret().as_str()),
     ];
     let (status, body) = http.post_form(revoke_uri, &form).await?;
     let endpoint = endpoint_name(revoke_uri);
@@ -389,6 +417,24 @@ mod tests {
         let t = parse_token_response("e", 200, body.as_bytes()).unwrap();
         assert_eq!(t.email().as_deref(), Some("dev@example.com"));
         assert_eq!(t.lifetime(), 60);
+        // The scope lists only the API scopes; the ID token proves openid and email.
+        let requested: Vec<String> = [
+            "openid",
+            "https://www.googleapis.com/auth/userinfo.email",
+            "profile",
+        ]
+        .map(String::from)
+        .to_vec();
+        let body = format!(r#"{{"access_token":"a","id_token":"e30.{claims}.sig","scope":"x"}}"#);
+        let t = parse_token_response("e", 200, body.as_bytes()).unwrap();
+        assert_eq!(
+            t.granted_for(&requested),
+            vec![
+                "x",
+                "openid",
+                "https://www.googleapis.com/auth/userinfo.email"
+            ]
+        );
         assert!(!format!("{t:?}").contains("dev@example.com"));
     }
 }

@@ -16,6 +16,8 @@ fn revoke_revokes_at_the_server_and_removes_file_and_cache() {
     let seen = env.google.seen("/revoke");
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].form["token"], "1//refresh-2");
+    assert_eq!(seen[0].form["client_id"], CLIENT_ID);
+    assert_eq!(seen[0].form["client_secret"], CLIENT_SECRET);
     assert!(!env.google.refresh_token_valid("1//refresh-2"));
     assert!(!env.adc_path().exists());
     assert!(env.cached_tokens().is_empty());

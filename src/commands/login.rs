@@ -73,9 +73,7 @@ fn save(
     let refresh_token = tokens.refresh_token.clone().ok_or(Error::NoRefreshToken {
         endpoint: client.token_uri.to_string(),
     })?;
-    let granted = tokens
-        .granted_scopes()
-        .unwrap_or_else(|| requested.to_vec());
+    let granted = tokens.granted_for(requested);
     let account = tokens.email();
     let user = AuthorizedUser {
         kind: AUTHORIZED_USER.to_string(),

@@ -44,7 +44,14 @@ pub fn run(args: RevokeArgs) -> Result<()> {
     let revoke_uri = user.revoke_endpoint()?;
     let outcome = super::block_on(async {
         let http = Http::new()?;
-        oauth::revoke(&http, &revoke_uri, &user.refresh_token).await
+        oauth::revoke(
+            &http,
+            &revoke_uri,
+            &user.client_id,
+            &user.client_secret,
+            &user.refresh_token,
+        )
+        .await
     })?;
     match outcome {
         Ok(Revocation::Revoked) => eprintln!("Revoked the grant at {revoke_uri}."),
