@@ -1,22 +1,19 @@
 //! Command-line syntax: the clap structures for every subcommand, and nothing else.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand};
-
-const EXIT_CODES: &str = "\
-Exit codes:
-  0  success
-  1  error (network, server, file system, login not completed)
-  2  usage error
-  3  credentials missing, unreadable or rejected: run `gemauth login`";
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Debug, Parser)]
 #[command(
     name = "gemauth",
     version,
     about = "Fast OAuth credentials for Google APIs (Gemini included): sign in once, then print access tokens",
-    after_help = EXIT_CODES,
+    after_help = concat!(
+        "Example:\n  gemauth login --client-id-file client_secret.json\n  curl -H \"Authorization: Bearer $(gemauth print-access-token)\" https://generativelanguage.googleapis.com/v1/models\n\n",
+        "Exit codes:\n  0  success\n  1  error (network, server, file system, login not completed)\n  2  usage error\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
+    ),
     propagate_version = true
 )]
 pub struct Cli {
@@ -32,24 +29,64 @@ pub struct Cli {
 pub enum Command {
     /// Sign in with a Desktop OAuth client and save Application Default Credentials
     #[command(after_help = concat!(
-        "Example:\n  gemauth login --client-id-file client_secret.json\n  gemauth login --client-id-file client_secret.json --scopes cloud-platform,generative-language.retriever\n  gemauth login --client-id-file client_secret.json --no-browser --port 8085   # over SSH\n\n",
+        "Examples:\n  gemauth login --client-id-file client_secret.json\n  gemauth login --client-id-file client_secret.json --scopes cloud-platform,generative-language.retriever\n  gemauth login --client-id-file client_secret.json --no-browser --port 8085   # over SSH\n\n",
         "Exit codes:\n  0  success\n  1  error (login not completed, network, server, file system)\n  2  usage error"
     ))]
     Login(LoginArgs),
 
     /// Print a valid access token on stdout (cached, or refreshed when needed)
     #[command(after_help = concat!(
-        "Example:\n  curl -H \"Authorization: Bearer $(gemauth print-access-token)\" \\\n       -H \"x-goog-user-project: MY_PROJECT\" https://generativelanguage.googleapis.com/v1/models\n\n",
+        "Examples:\n  curl -H \"Authorization: Bearer $(gemauth print-access-token)\" \\\n       -H \"x-goog-user-project: MY_PROJECT\" https://generativelanguage.googleapis.com/v1/models\n  gemauth print-access-token --format json\n  curl -H \"$(gemauth print-access-token --format header)\" https://generativelanguage.googleapis.com/v1/models\n\n",
         "Exit codes:\n  0  success\n  1  error (network, server, file system)\n  2  usage error\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
     ))]
     PrintAccessToken(PrintAccessTokenArgs),
 
     /// Revoke the grant at the server and remove the local credential
     #[command(after_help = concat!(
-        "Example:\n  gemauth revoke\n  gemauth revoke --force   # remove the local file even if the server cannot be reached\n\n",
+        "Examples:\n  gemauth revoke\n  gemauth revoke --force   # remove the local file even if the server cannot be reached\n\n",
         "Exit codes:\n  0  success, or nothing stored\n  1  error (the credential file was kept)\n  2  usage error\n  3  the credential file is unreadable"
     ))]
     Revoke(RevokeArgs),
+
+    /// Show which credentials are in effect, and why (no network unless --check)
+    #[command(after_help = concat!(
+        "Examples:\n  gemauth status\n  gemauth status --format json --check\n\n",
+        "Exit codes:\n  0  usable credentials found (and, with --check, accepted by the server)\n  1  error (network, server)\n  2  usage error\n  3  no usable credentials, or the server rejected them"
+    ))]
+    Status(StatusArgs),
+
+    /// Set the project billed for API quota (quota_project_id) in the credential file
+    #[command(after_help = concat!(
+        "Example:\n  gemauth set-quota-project my-project-123\n\n",
+        "Exit codes:\n  0  success\n  1  error\n  2  usage error (not a project ID)\n  3  no usable credential file: run `gemauth login`"
+    ))]
+    SetQuotaProject(SetQuotaProjectArgs),
+
+    /// Print the project billed for API quota (quota_project_id) on stdout
+    #[command(after_help = concat!(
+        "Example:\n  curl -H \"x-goog-user-project: $(gemauth print-quota-project)\" …\n\n",
+        "Exit codes:\n  0  success\n  1  no quota project set\n  2  usage error\n  3  no usable credential file: run `gemauth login`"
+    ))]
+    PrintQuotaProject(CredentialFileArgs),
+
+    /// Run curl with the Authorization header (and x-goog-user-project) added
+    #[command(after_help = concat!(
+        "Example:\n  gemauth curl -sS https://generativelanguage.googleapis.com/v1/models\n\n",
+        "Every argument after gemauth's own options goes to curl. The headers are passed in a private\n",
+        "temporary file, never on the command line. curl's exit code is passed through; gemauth's own\n",
+        "failures use its codes (1 error, 3 credentials missing or rejected)."
+    ))]
+    Curl(CurlArgs),
+
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  gemauth completions bash > ~/.local/share/bash-completion/completions/gemauth\n  gemauth completions zsh > \"${fpath[1]}/_gemauth\"\n  gemauth completions fish > ~/.config/fish/completions/gemauth.fish"
+    )]
+    Completions(CompletionsArgs),
+
+    /// Print the man page (roff)
+    #[command(after_help = "Example:\n  gemauth man > ~/.local/share/man/man1/gemauth.1")]
+    Man,
 }
 
 #[derive(Debug, Args)]
@@ -85,11 +122,31 @@ pub struct LoginArgs {
     pub quota_project: Option<String>,
 }
 
+/// How `print-access-token` prints the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TokenFormat {
+    /// The token alone
+    Token,
+    /// {"access_token", "expires_at", "token_type", "scopes", "quota_project_id"}
+    Json,
+    /// `Authorization: Bearer TOKEN`
+    Header,
+}
+
 #[derive(Debug, Args)]
 pub struct PrintAccessTokenArgs {
     /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
     #[arg(long, value_name = "PATH")]
     pub credential_file: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = TokenFormat::Token)]
+    pub format: TokenFormat,
+
+    /// Seconds a cached token must still be valid for, else it is refreshed
+    /// [default: 300, or half the token's lifetime when shorter]
+    #[arg(long, value_name = "SECS")]
+    pub min_lifetime: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -101,4 +158,67 @@ pub struct RevokeArgs {
     /// Remove the local credential even when the server cannot revoke it
     #[arg(long)]
     pub force: bool,
+}
+
+/// How `status` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StatusFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Credential file to describe [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = StatusFormat::Text)]
+    pub format: StatusFormat,
+
+    /// Also check with the server that the credential works (uses the cache, or refreshes)
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct SetQuotaProjectArgs {
+    /// Google Cloud project ID, e.g. my-project-123
+    #[arg(value_name = "PROJECT")]
+    pub project: String,
+
+    /// Credential file to change [default: the Application Default Credentials file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CredentialFileArgs {
+    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct CurlArgs {
+    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// Arguments for curl (URL, options…)
+    #[arg(
+        value_name = "CURL ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        required = true
+    )]
+    pub args: Vec<OsString>,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// Shell to generate completions for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }

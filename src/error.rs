@@ -91,6 +91,12 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    #[error("no quota project is set in {path}")]
+    NoQuotaProject { path: PathBuf },
+
+    #[error("cannot run {program:?}: {reason}")]
+    CurlNotStarted { program: String, reason: String },
+
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -145,6 +151,8 @@ impl Error {
             Error::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
             Error::RevokeFailed { .. } => "try again later, or run `gemauth revoke --force` to remove the local credential without revoking it".into(),
             Error::Io { .. } => "check the path's permissions and free space".into(),
+            Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
+            Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
             Error::Internal(_) => return None,
         })
     }

@@ -9,3 +9,4 @@ pub mod flow;
 pub mod logging;
 pub mod oauth;
 pub mod store;
+pub mod token;

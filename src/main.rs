@@ -7,7 +7,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let cli = gemauth::cli::Cli::parse();
     match gemauth::commands::run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => ExitCode::from(code),
         Err(err) => ExitCode::from(gemauth::error::report(&err)),
     }
 }

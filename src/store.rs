@@ -234,11 +234,11 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
-    /// True while the token may still be handed out: at least five minutes, or half its
-    /// lifetime when that is shorter, remain.
-    pub fn is_fresh(&self, now: u64) -> bool {
+    /// True while the token may still be handed out: `min_lifetime` seconds remain, or by
+    /// default five minutes, or half its lifetime when that is shorter.
+    pub fn is_fresh(&self, now: u64, min_lifetime: Option<u64>) -> bool {
         let lifetime = self.expires_at.saturating_sub(self.obtained_at);
-        let margin = MIN_REMAINING_SECS.min(lifetime / 2);
+        let margin = min_lifetime.unwrap_or(MIN_REMAINING_SECS.min(lifetime / 2));
         now < self.expires_at && self.expires_at - now >= margin.max(1)
     }
 }
@@ -352,17 +352,22 @@ mod tests {
     #[test]
     fn hour_tokens_are_reused_until_five_minutes_remain() {
         let t = token(1000, 1000 + 3600);
-        assert!(t.is_fresh(1000 + 3600 - 300));
-        assert!(!t.is_fresh(1000 + 3600 - 299));
+        assert!(t.is_fresh(1000 + 3600 - 300, None));
+        assert!(!t.is_fresh(1000 + 3600 - 299, None));
+        assert!(t.is_fresh(1000, Some(3600)));
+        assert!(!t.is_fresh(1001, Some(3600)));
+        assert!(t.is_fresh(1000 + 3600 - 299, Some(0)));
     }
 
     #[test]
     fn short_tokens_are_reused_for_half_their_lifetime() {
         let t = token(1000, 1060);
-        assert!(t.is_fresh(1029));
-        assert!(t.is_fresh(1030));
-        assert!(!t.is_fresh(1031));
-        assert!(!token(1000, 1000).is_fresh(1000));
+        assert!(t.is_fresh(1029, None));
+        assert!(t.is_fresh(1030, None));
+        assert!(!t.is_fresh(1031, None));
+        assert!(!token(1000, 1000).is_fresh(1000, None));
+        assert!(t.is_fresh(1059, Some(0)));
+        assert!(!t.is_fresh(1060, Some(0)));
     }
 
     #[test]

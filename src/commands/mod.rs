@@ -1,22 +1,35 @@
 //! One module per subcommand; `run` dispatches the parsed command line to it.
 
+pub mod curl;
+pub mod docs;
 pub mod login;
 pub mod print_access_token;
+pub mod quota_project;
 pub mod revoke;
+pub mod status;
 
 use std::future::Future;
+use std::io::Write;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 
-/// Runs one parsed command line.
-pub fn run(cli: Cli) -> Result<()> {
+/// Runs one parsed command line; returns the exit code (non-zero only when a command passes
+/// another program's code through, as `curl` does).
+pub fn run(cli: Cli) -> Result<u8> {
     crate::logging::init(cli.verbose);
     match cli.command {
         Command::Login(args) => login::run(args),
         Command::PrintAccessToken(args) => print_access_token::run(args),
         Command::Revoke(args) => revoke::run(args),
+        Command::Status(args) => status::run(args),
+        Command::SetQuotaProject(args) => quota_project::set(args),
+        Command::PrintQuotaProject(args) => quota_project::print(args),
+        Command::Curl(args) => return curl::run(args),
+        Command::Completions(args) => docs::completions(args),
+        Command::Man => docs::man(),
     }
+    .map(|()| 0)
 }
 
 /// Runs network work on a single-threaded runtime, built only by the commands that need one.
@@ -27,3 +40,23 @@ pub(crate) fn block_on<F: Future>(future: F) -> Result<F::Output> {
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     Ok(runtime.block_on(future))
 }
+
+/// Writes the requested value, and a newline, on stdout.
+pub(crate) fn print_stdout(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))
+}
+
+/// The quota project in effect: `GOOGLE_CLOUD_QUOTA_PROJECT` (as Google's libraries honour it),
+/// else the credential file's `quota_project_id`.
+pub(crate) fn effective_quota_project(from_file: Option<&str>) -> Option<String> {
+    std::env::var(ENV_QUOTA_PROJECT)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .or_else(|| from_file.map(str::to_string))
+}
+
+/// Environment variable that overrides the quota project, as in Google's client libraries.
+pub const ENV_QUOTA_PROJECT: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";

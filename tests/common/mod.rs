@@ -398,6 +398,33 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
                 respond(request, oauth_error("invalid_token", "Bad Request"))
             }
         }
+        "/v1/models" => {
+            // A stand-in for the Gemini API: accepts only tokens this server issued.
+            let auth = seen
+                .headers
+                .get("authorization")
+                .cloned()
+                .unwrap_or_default();
+            let issued = auth
+                .strip_prefix("Bearer ya29.access-")
+                .and_then(|n| n.parse::<u32>().ok())
+                .is_some_and(|n| n <= st.counter);
+            drop(st);
+            if issued {
+                respond(
+                    request,
+                    Canned::json(
+                        200,
+                        r#"{"models":[{"name":"models/gemini-test-pro"},{"name":"models/gemini-test-flash"}]}"#,
+                    ),
+                )
+            } else {
+                respond(
+                    request,
+                    Canned::json(401, r#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#),
+                )
+            }
+        }
         _ => {
             drop(st);
             respond(request, Canned::html(404, "not found"))

@@ -1,0 +1,746 @@
+"""Benchmark harness for gemauth (issue 7); bench/run.sh sets things up and calls it.
+
+Every comparison runs side by side in one process tree: in each round the commands of a group
+run once each, in a shuffled order, so that a noisy neighbour or a frequency change hits all of
+them alike. We report medians and ratios, never absolute numbers from different runs.
+
+  python harness.py main     --gemauth BIN --python VENV_PYTHON [--quick] [--strict]
+  python harness.py profiles --python VENV_PYTHON NAME=BIN [NAME=BIN ...] [--quick]
+
+Only the standard library is used here. Processes are started with os.posix_spawn (vfork +
+exec, the cheapest way Python has) and timed from just before the spawn to the end of
+waitpid; stdin, stdout and stderr go to /dev/null unless a test reads the output.
+"""
+
+import argparse
+import glob
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+# Fake OAuth client and grant; the token server accepts exactly these.
+CLIENT_ID = "bench-client.apps.googleusercontent.com"
+CLIENT_SECRET = "bench-client-secret"
+REFRESH_TOKEN = "1//bench-refresh-token"
+SCOPES = ["https://www.googleapis.com/auth/generative-language.retriever"]
+CONCURRENCY = 50
+
+
+class BenchError(Exception):
+    pass
+
+
+def fmt_ms(ms):
+    return f"{ms:.2f} ms" if ms < 10 else f"{ms:.1f} ms"
+
+
+def pct(values, q):
+    """The q-quantile (0..1) of values, by linear interpolation."""
+    s = sorted(values)
+    if len(s) == 1:
+        return s[0]
+    pos = q * (len(s) - 1)
+    lo = int(pos)
+    hi = min(lo + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def tool(name):
+    path = shutil.which(name)
+    if not path:
+        raise BenchError(f"missing tool: {name}")
+    return path
+
+
+class Sandbox:
+    """A temporary HOME/XDG_CACHE_HOME/CLOUDSDK_CONFIG, the token server, and the files."""
+
+    def __init__(self, python):
+        self.python = python
+        self.tmp = tempfile.mkdtemp(prefix="gemauth-bench-")
+        self.devnull = os.open(os.devnull, os.O_RDWR)
+        self.server = None
+        home = os.path.join(self.tmp, "home")
+        self.cache_home = os.path.join(self.tmp, "cache")
+        gcloud = os.path.join(self.tmp, "gcloud")
+        for d in (home, self.cache_home, gcloud):
+            os.makedirs(d, mode=0o700)
+        # The same small environment for every command we time: no proxies, no RUST_LOG.
+        self.env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": home,
+            "XDG_CACHE_HOME": self.cache_home,
+            "CLOUDSDK_CONFIG": gcloud,
+            "LANG": "C.UTF-8",
+        }
+        self.tokens_dir = os.path.join(self.cache_home, "gemauth", "tokens")
+
+    def start_server(self):
+        env = dict(
+            self.env,
+            BENCH_CLIENT_ID=CLIENT_ID,
+            BENCH_CLIENT_SECRET=CLIENT_SECRET,
+            BENCH_REFRESH_TOKEN=REFRESH_TOKEN,
+        )
+        self.server = subprocess.Popen(
+            [self.python, os.path.join(HERE, "token_server.py")],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            env=env,
+        )
+        line = self.server.stdout.readline().strip()
+        if not line.isdigit():
+            raise BenchError("the token server did not start")
+        self.port = int(line)
+        self.token_uri = f"http://127.0.0.1:{self.port}/token"
+        # The gemauth credential file (authorized_user), mode 0600 like `gemauth login` writes.
+        self.cred = self.write_private(
+            "credentials.json",
+            {
+                "type": "authorized_user",
+                "client_id": CLIENT_ID,
+                "client_secret": CLIENT_SECRET,
+                "refresh_token": REFRESH_TOKEN,
+                "token_uri": self.token_uri,
+            },
+        )
+
+    def write_private(self, name, obj):
+        path = os.path.join(self.tmp, name)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f)
+        return path
+
+    def token_requests(self):
+        """How many POST /token the server has answered so far."""
+        url = f"http://127.0.0.1:{self.port}/stats"
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(url, timeout=10) as r:
+            return json.load(r)["token_requests"]
+
+    def close(self):
+        if self.server and self.server.poll() is None:
+            self.server.terminate()
+            try:
+                self.server.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+        os.close(self.devnull)
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    # -- running commands ---------------------------------------------------------------------
+
+    def spawn(self, argv, stdout=None):
+        actions = [
+            (os.POSIX_SPAWN_DUP2, self.devnull, 0),
+            (os.POSIX_SPAWN_DUP2, self.devnull if stdout is None else stdout, 1),
+            (os.POSIX_SPAWN_DUP2, self.devnull, 2),
+        ]
+        return os.posix_spawn(argv[0], argv, self.env, file_actions=actions)
+
+    def timed(self, argv):
+        """Runs argv once and returns its wall time in milliseconds."""
+        t0 = time.perf_counter_ns()
+        pid = self.spawn(argv)
+        _, status = os.waitpid(pid, 0)
+        elapsed = (time.perf_counter_ns() - t0) / 1e6
+        if os.waitstatus_to_exitcode(status) != 0:
+            self.explain_failure(argv)
+        return elapsed
+
+    def explain_failure(self, argv):
+        r = subprocess.run(argv, env=self.env, capture_output=True, text=True)
+        raise BenchError(
+            f"{' '.join(argv)} failed (exit {r.returncode}): {r.stderr.strip()[:500]}"
+        )
+
+    def output(self, argv):
+        r = subprocess.run(argv, env=self.env, capture_output=True, text=True, stdin=subprocess.DEVNULL)
+        if r.returncode != 0:
+            raise BenchError(f"{' '.join(argv)} failed (exit {r.returncode}): {r.stderr.strip()[:500]}")
+        return r.stdout
+
+    # -- cache states -------------------------------------------------------------------------
+
+    def empty_cache(self):
+        shutil.rmtree(self.tokens_dir, ignore_errors=True)
+
+    def cache_file(self):
+        files = glob.glob(os.path.join(self.tokens_dir, "*.json"))
+        if len(files) != 1:
+            raise BenchError(f"expected one cached token in {self.tokens_dir}, found {files}")
+        return files[0]
+
+    def expire_cache(self):
+        """Rewrites the cached token so that it expired a minute ago (atomically)."""
+        path = self.cache_file()
+        with open(path) as f:
+            token = json.load(f)
+        now = int(time.time())
+        token["obtained_at"] = now - 3659
+        token["expires_at"] = now - 60
+        tmp = path + ".bench-tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(token, f)
+        os.replace(tmp, path)
+
+    def concurrent(self, argv, n=CONCURRENCY):
+        """Starts n copies of argv at once; returns (wall ms, token requests made, outputs)."""
+        outdir = tempfile.mkdtemp(dir=self.tmp, prefix="conc-")
+        fds = [
+            os.open(os.path.join(outdir, f"{i}.out"), os.O_RDWR | os.O_CREAT, 0o600)
+            for i in range(n)
+        ]
+        before = self.token_requests()
+        pids = []
+        try:
+            t0 = time.perf_counter_ns()
+            for fd in fds:
+                pids.append(self.spawn(argv, stdout=fd))
+            statuses = [os.waitpid(pid, 0)[1] for pid in pids]
+            elapsed = (time.perf_counter_ns() - t0) / 1e6
+        finally:
+            for pid in pids:  # only reached with live children if interrupted
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                    os.waitpid(pid, 0)
+                except (ProcessLookupError, ChildProcessError):
+                    pass
+        outputs = []
+        for fd in fds:
+            os.lseek(fd, 0, os.SEEK_SET)
+            outputs.append(os.read(fd, 4096).decode())
+            os.close(fd)
+        shutil.rmtree(outdir)
+        failed = [os.waitstatus_to_exitcode(s) for s in statuses if os.waitstatus_to_exitcode(s)]
+        if failed:
+            raise BenchError(f"{len(failed)} of {n} concurrent calls failed: exit codes {failed[:5]}")
+        return elapsed, self.token_requests() - before, outputs
+
+    def max_rss_kib(self, argv):
+        """Peak resident memory of one run of argv, from GNU time's %M (KiB)."""
+        out = os.path.join(self.tmp, "time.out")
+        r = subprocess.run(
+            ["/usr/bin/time", "-f", "%M", "-o", out] + argv,
+            env=self.env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        if r.returncode != 0:
+            raise BenchError(f"{' '.join(argv)} failed under /usr/bin/time: {r.stderr.strip()[:300]}")
+        with open(out) as f:
+            return int(f.read().strip().splitlines()[-1])
+
+
+def interleave(rounds, commands, rng, every=None, progress=None):
+    """Runs `rounds` rounds; in each, every command (a name -> callable returning ms) runs once,
+    in a shuffled order. Commands listed in `every` (name -> k) run only every k-th round.
+    Returns name -> list of samples."""
+    samples = {name: [] for name in commands}
+    every = every or {}
+    for r in range(rounds):
+        names = [n for n in commands if r % every.get(n, 1) == 0]
+        rng.shuffle(names)
+        for name in names:
+            value = commands[name]()
+            if value is not None:
+                samples[name].append(value)
+        if progress and (r + 1) % max(1, rounds // 4) == 0:
+            progress(f"  {r + 1}/{rounds} rounds")
+    return samples
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def verdict(ok):
+    return "PASS" if ok else "**FAIL**"
+
+
+# -- the main benchmark --------------------------------------------------------------------------
+
+
+def run_main(args):
+    rng = random.Random(7)
+    scale = 4 if args.quick else 1
+    sb = Sandbox(args.python)
+    try:
+        return main_body(args, sb, rng, scale)
+    finally:
+        sb.close()
+
+
+def main_body(args, sb, rng, scale):
+    gemauth = os.path.abspath(args.gemauth)
+    curl = tool("curl")
+    cat = tool("cat")
+    true = tool("true")
+    sb.start_server()
+    log(f"token endpoint: {sb.token_uri}; sandbox: {sb.tmp}")
+
+    pat = [gemauth, "print-access-token", "--credential-file", sb.cred]
+    curl_post = [
+        curl, "--silent", "--show-error", "--fail", "--noproxy", "*", "--output", os.devnull,
+        "--header", "Accept: application/json",
+        "--data-urlencode", "grant_type=refresh_token",
+        "--data-urlencode", f"client_id={CLIENT_ID}",
+        "--data-urlencode", f"client_secret={CLIENT_SECRET}",
+        "--data-urlencode", f"refresh_token={REFRESH_TOKEN}",
+        sb.token_uri,
+    ]  # fmt: skip
+
+    # A first call refreshes (empty cache) and fills the cache; then check every command's output.
+    token = sb.output(pat).strip()
+    if not token.startswith("ya29.bench-"):
+        raise BenchError(f"unexpected token from gemauth: {token!r}")
+    if sb.output(pat).strip() != token or sb.token_requests() != 1:
+        raise BenchError("the second call did not use the cached token")
+    cache_file = sb.cache_file()
+    token_json = sb.write_private(
+        "token.json",
+        {
+            "token": token,
+            "refresh_token": REFRESH_TOKEN,
+            "token_uri": sb.token_uri,
+            "client_id": CLIENT_ID,
+            "client_secret": CLIENT_SECRET,
+            "scopes": SCOPES,
+            "expiry": "2099-01-01T00:00:00Z",
+        },
+    )
+    py_min = [args.python, os.path.join(HERE, "py_token.py"), "minimal", token_json]
+    py_qs = [args.python, os.path.join(HERE, "py_token.py"), "quickstart", token_json]
+    for argv in (py_min, py_qs):
+        if sb.output(argv).strip() != token:
+            raise BenchError(f"{' '.join(argv)} did not print the token")
+    curl_check = [a for a in curl_post if a not in ("--output", os.devnull)]
+    if not json.loads(sb.output(curl_check))["access_token"].startswith("ya29.bench-"):
+        raise BenchError("curl got no token")
+
+    # 1. Cached token: gemauth vs cat vs Python, interleaved.
+    rounds = 400 // scale
+    log(f"[1/4] cached path: {rounds} interleaved rounds (Python every 10th round)")
+    cached = interleave(
+        rounds,
+        {
+            "true": lambda: sb.timed([true]),
+            "cat": lambda: sb.timed([cat, cache_file]),
+            "gemauth": lambda: sb.timed(pat),
+            "py_start": lambda: sb.timed([args.python, "-c", "pass"]),
+            "py_min": lambda: sb.timed(py_min),
+            "py_qs": lambda: sb.timed(py_qs),
+        },
+        rng,
+        every={"py_start": 10, "py_min": 10, "py_qs": 10},
+        progress=log,
+    )
+    if sb.token_requests() != 2:  # the first call and the curl check above
+        raise BenchError("the cached path made a token request")
+
+    # 2 + 3. Forced refresh vs curl POST, with the 50-concurrent trials interleaved.
+    rounds = 160 // scale
+    every = 16 // (2 if args.quick else 1)
+    conc = {"expired": [], "fresh": [], "requests": [], "tokens_shared": []}
+
+    def forced_refresh():
+        sb.empty_cache()
+        return sb.timed(pat)
+
+    def concurrent_trials():
+        sb.expire_cache()
+        wall, requests, outs = sb.concurrent(pat)
+        conc["expired"].append(wall)
+        conc["requests"].append(requests)
+        conc["tokens_shared"].append(len(set(outs)) == 1 and outs[0].startswith("ya29.bench-"))
+        # The floor: 50 calls that all find a fresh token (50 process starts, no refresh).
+        wall, requests, _ = sb.concurrent(pat)
+        if requests:
+            raise BenchError("50 calls on a fresh cache made a token request")
+        conc["fresh"].append(wall)
+
+    log(f"[2-3/4] forced refresh vs curl: {rounds} interleaved rounds, "
+        f"{CONCURRENCY}-concurrent trials every {every}th round")
+    before = sb.token_requests()
+    refresh = interleave(
+        rounds,
+        {
+            "refresh": forced_refresh,
+            "curl": lambda: sb.timed(curl_post),
+            "conc": lambda: concurrent_trials(),
+        },
+        rng,
+        every={"conc": every},
+        progress=log,
+    )
+    expected = len(refresh["refresh"]) + len(refresh["curl"]) + sum(conc["requests"])
+    if sb.token_requests() - before != expected:
+        raise BenchError("the token server saw an unexpected number of requests")
+
+    # 4. Peak memory (GNU time %M), interleaved too; and the binary's size.
+    mem_rounds = 12 // (3 if args.quick else 1)
+    log(f"[4/4] peak memory: {mem_rounds} interleaved rounds under /usr/bin/time")
+
+    def refresh_rss():
+        sb.empty_cache()
+        return sb.max_rss_kib(pat)
+
+    mem = interleave(
+        mem_rounds,
+        {
+            "gemauth": lambda: sb.max_rss_kib(pat),
+            "refresh": refresh_rss,
+            "cat": lambda: sb.max_rss_kib([cat, cache_file]),
+            "curl": lambda: sb.max_rss_kib(curl_post),
+            "py_min": lambda: sb.max_rss_kib(py_min),
+        },
+        rng,
+    )
+    size = os.path.getsize(gemauth)
+    stripped = stripped_size(gemauth, sb.tmp)
+
+    # -- report -----------------------------------------------------------------------------------
+    med = {k: statistics.median(v) for k, v in cached.items()}
+    g = med["gemauth"]
+    print()
+    print(f"### Cached token ({len(cached['gemauth'])} interleaved runs; Python: "
+          f"{len(cached['py_min'])})")
+    print()
+    print("| command | median | p10–p90 | × gemauth |")
+    print("| --- | ---: | ---: | ---: |")
+    rows = [
+        ("true", "`true` (empty process, the floor)"),
+        ("cat", "`cat` of the cached token file"),
+        ("gemauth", "**`gemauth print-access-token`** (cached)"),
+        ("py_start", "`python3 -c pass` (interpreter start only)"),
+        ("py_min", "Python google-auth: `Credentials.from_authorized_user_file` + print"),
+        ("py_qs", "the quickstart's `load_creds()` (+ its `requests`, `google_auth_oauthlib` imports)"),
+    ]
+    for key, label in rows:
+        v = cached[key]
+        print(f"| {label} | {fmt_ms(med[key])} | {fmt_ms(pct(v, .1))}–{fmt_ms(pct(v, .9))} "
+              f"| {med[key] / g:.2f} |")
+
+    rmed = statistics.median(refresh["refresh"])
+    cmed = statistics.median(refresh["curl"])
+    emed = statistics.median(conc["expired"])
+    fmed = statistics.median(conc["fresh"])
+    print()
+    print(f"### Refresh ({len(refresh['refresh'])} interleaved runs; "
+          f"{len(conc['expired'])} trials of {CONCURRENCY} concurrent calls)")
+    print()
+    print("| command | median | p10–p90 | × curl POST |")
+    print("| --- | ---: | ---: | ---: |")
+    for label, v in (
+        ("bare `curl` POST of the same refresh request", refresh["curl"]),
+        ("**`gemauth print-access-token`**, empty cache (forced refresh)", refresh["refresh"]),
+        (f"{CONCURRENCY} concurrent `print-access-token`, expired cache (wall)", conc["expired"]),
+        (f"{CONCURRENCY} concurrent `print-access-token`, fresh cache (wall, for scale)", conc["fresh"]),
+    ):
+        m = statistics.median(v)
+        print(f"| {label} | {fmt_ms(m)} | {fmt_ms(pct(v, .1))}–{fmt_ms(pct(v, .9))} | {m / cmed:.2f} |")
+    print()
+    print(f"Token requests per {CONCURRENCY}-concurrent trial on an expired cache: "
+          f"{conc['requests']}; all callers printed the same token: {all(conc['tokens_shared'])}")
+
+    mib = {k: max(v) / 1024 for k, v in mem.items()}
+    print()
+    print(f"### Peak memory (max RSS over {mem_rounds} runs, GNU time) and size")
+    print()
+    print("| what | max RSS |")
+    print("| --- | ---: |")
+    for key, label in (
+        ("cat", "`cat` of the cached token file"),
+        ("gemauth", "**`gemauth print-access-token`** (cached)"),
+        ("refresh", "`gemauth print-access-token` (forced refresh)"),
+        ("curl", "`curl` POST"),
+        ("py_min", "Python google-auth (minimal)"),
+    ):
+        print(f"| {label} | {mib[key]:.1f} MiB |")
+    print()
+    print(f"Release binary: {size / 1024:.0f} KiB as built"
+          + (f", {stripped / 1024:.0f} KiB stripped" if stripped is not None else
+             " (strip not found: stripped size not measured)"))
+
+    targets = [
+        ("cached path within 2× of `cat`", f"{g / med['cat']:.2f}×", g <= 2 * med["cat"]),
+        ("cached path ≥ 50× faster than Python google-auth",
+         f"{med['py_min'] / g:.0f}×", med["py_min"] >= 50 * g),
+        ("peak memory of the cached path < 8 MiB", f"{mib['gemauth']:.1f} MiB", mib["gemauth"] < 8),
+        ("forced refresh within 1.5× of curl's POST", f"{rmed / cmed:.2f}×", rmed <= 1.5 * cmed),
+        (f"{CONCURRENCY} concurrent calls on an expired cache make 1 token request",
+         f"{sorted(set(conc['requests']))} in {len(conc['requests'])} trials",
+         all(r == 1 for r in conc["requests"]) and all(conc["tokens_shared"])),
+        (f"{CONCURRENCY} concurrent calls within 3× of one refresh",
+         f"{emed / rmed:.2f}×", emed <= 3 * rmed),
+    ]
+    print()
+    print("### Targets")
+    print()
+    print("| target | measured | result |")
+    print("| --- | ---: | :---: |")
+    for label, measured, ok in targets:
+        print(f"| {label} | {measured} | {verdict(ok)} |")
+    print()
+    failed = sum(1 for *_, ok in targets if not ok)
+    print(f"{len(targets) - failed} passed, {failed} failed")
+
+    if args.analyze:
+        analyze(sb, pat, [cat, cache_file], args.symbols)
+    return 1 if (failed and args.strict) else 0
+
+
+def stripped_size(binary, tmpdir):
+    strip = shutil.which("strip")
+    if not strip:
+        return None
+    out = os.path.join(tmpdir, "stripped.bin")
+    subprocess.run([strip, "-o", out, binary], check=True)
+    size = os.path.getsize(out)
+    os.remove(out)
+    return size
+
+
+# -- where the cached path spends its time --------------------------------------------------------
+
+
+def analyze(sb, pat, cat_argv, symbols_bin):
+    print()
+    print("### What the cached path does")
+    print()
+    strace = shutil.which("strace")
+    if strace:
+        g = strace_summary(sb, strace, pat)
+        c = strace_summary(sb, strace, cat_argv)
+        print(f"- strace: {g['total']} system calls (`cat`: {c['total']}); "
+              f"threads started: {g['threads']}; sockets: {g['sockets']}; "
+              f"epoll/eventfd: {g['epoll']}; mmap/mprotect: {g['mmap']}")
+        print(f"- files opened: {', '.join(g['opened']) or 'none'}")
+        tls = [p for p in g["opened"] if "ssl" in p or "cert" in p or "pki" in p]
+        print(f"- TLS roots or certificate files read: {', '.join(tls) if tls else 'none'}")
+    else:
+        print("- strace not found: system-call summary skipped")
+    perf = shutil.which("perf")
+    if perf:
+        for label, argv in (("gemauth (cached)", pat), ("cat", cat_argv)):
+            stats = perf_stat(sb, perf, argv)
+            if stats:
+                print(f"- perf stat, {label}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
+    valgrind = shutil.which("valgrind")
+    if valgrind:
+        for label, argv in (("gemauth (cached)", pat), ("cat", cat_argv)):
+            total, by_obj = callgrind(sb, valgrind, argv)
+            parts = ", ".join(f"{obj} {ir / total:.0%}" for obj, ir in by_obj[:4])
+            print(f"- callgrind, {label}: {total:,} instructions; by object: {parts}")
+        if symbols_bin:
+            argv = [symbols_bin] + pat[1:]
+            total, top = callgrind_functions(sb, valgrind, argv)
+            print(f"- callgrind with symbols ({os.path.basename(os.path.dirname(os.path.dirname(symbols_bin)))}"
+                  f" build), {total:,} instructions; top functions (self): ")
+            for ir, fn in top[:12]:
+                print(f"  - {ir / total:5.1%} {fn}")
+    else:
+        print("- valgrind not found: instruction counts skipped")
+
+
+def strace_summary(sb, strace, argv):
+    out = os.path.join(sb.tmp, "strace.out")
+    subprocess.run([strace, "-f", "-qq", "-o", out] + argv, env=sb.env, check=True,
+                   stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL)
+    calls = []
+    opened = []
+    with open(out) as f:
+        for line in f:
+            m = re.match(r"(?:\d+\s+)?(\w+)\(", line)
+            if not m:
+                continue
+            calls.append(m.group(1))
+            o = re.match(r'(?:\d+\s+)?(?:openat|open)\((?:AT_FDCWD, )?"([^"]*)".*= (-?\d+)', line)
+            if o:
+                path = o.group(1).replace(sb.tmp, "$TMP")
+                opened.append(path if int(o.group(2)) >= 0 else path + " (absent)")
+    os.remove(out)
+    count = lambda *names: sum(1 for c in calls if c in names)  # noqa: E731
+    return {
+        "total": len(calls),
+        "threads": count("clone", "clone3"),
+        "sockets": count("socket", "connect"),
+        "epoll": count("epoll_create", "epoll_create1", "eventfd2"),
+        "mmap": count("mmap", "mprotect", "munmap"),
+        "opened": opened,
+    }
+
+
+def perf_stat(sb, perf, argv):
+    r = subprocess.run(
+        [perf, "stat", "-x", ",", "-r", "50", "-e", "task-clock,page-faults,context-switches"] + argv,
+        env=sb.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )
+    stats = {}
+    for line in r.stderr.splitlines():
+        f = line.split(",")
+        if len(f) > 3 and f[0] and f[0][0].isdigit():
+            value = float(f[0])
+            stats[f[2]] = f"{value:.3f} ms" if f[2] == "task-clock" else f"{value:.0f}"
+    return stats
+
+
+def callgrind(sb, valgrind, argv):
+    """Total instructions and their split by object file (executable, ld.so, libc...)."""
+    out = os.path.join(sb.tmp, "callgrind.out")
+    subprocess.run([valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
+                   env=sb.env, check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    by_obj = {}
+    obj_names = {}
+    current = None
+    total = 0
+    with open(out) as f:
+        for line in f:
+            # "ob=(N) /path" names an object (later just "ob=(N)"); cost lines are numbers.
+            if line.startswith("ob="):
+                m = re.match(r"ob=\((\d+)\)(?: (.*))?", line.strip())
+                if m:
+                    if m.group(2):
+                        obj_names[m.group(1)] = os.path.basename(m.group(2))
+                    current = obj_names.get(m.group(1), m.group(1))
+                continue
+            if line.startswith(("cob=", "cfi=", "cfn=", "calls=")):
+                if line.startswith("calls="):
+                    next(f, None)  # the inclusive cost line of a call: not self cost
+                continue
+            if line[:1].isdigit() or line[:1] in "+-*":
+                parts = line.split()
+                if len(parts) >= 2 and parts[1].isdigit():
+                    ir = int(parts[1])
+                    total += ir
+                    by_obj[current] = by_obj.get(current, 0) + ir
+    os.remove(out)
+    return total, sorted(by_obj.items(), key=lambda kv: -kv[1])
+
+
+def callgrind_functions(sb, valgrind, argv):
+    """Total instructions and the functions with the most self cost (needs callgrind_annotate)."""
+    out = os.path.join(sb.tmp, "callgrind-sym.out")
+    subprocess.run([valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
+                   env=sb.env, check=True, stdin=subprocess.DEVNULL,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    r = subprocess.run(["callgrind_annotate", "--threshold=99", out], capture_output=True, text=True)
+    os.remove(out)
+    total = 0
+    top = []
+    for line in r.stdout.splitlines():
+        m = re.match(r"\s*([\d,]+)\s+(?:\([\d.% ]+\)\s+)?(.*)", line)
+        if not m:
+            continue
+        ir = int(m.group(1).replace(",", ""))
+        what = m.group(2).strip()
+        if "PROGRAM TOTALS" in what:
+            total = ir
+        elif what and total:
+            top.append((ir, re.sub(r"\s+\[.*\]$", "", what)[:110]))
+    return total or 1, top
+
+
+# -- release-profile variants ---------------------------------------------------------------------
+
+
+def run_profiles(args):
+    rng = random.Random(11)
+    scale = 4 if args.quick else 1
+    variants = []
+    for spec in args.variants:
+        name, _, binary = spec.partition("=")
+        variants.append((name, os.path.abspath(binary)))
+    sb = Sandbox(args.python)
+    try:
+        sb.start_server()
+        cat = tool("cat")
+        pats = {name: [b, "print-access-token", "--credential-file", sb.cred] for name, b in variants}
+        first = variants[0][0]
+        sb.output(pats[first])  # fills the cache; all variants share it (same key)
+        cache_file = sb.cache_file()
+        for name, _ in variants:
+            sb.output(pats[name])
+        if sb.token_requests() != 1:
+            raise BenchError("a variant did not use the cached token")
+        rounds = 400 // scale
+        log(f"profile variants: {rounds} interleaved rounds of the cached path")
+        commands = {"cat": lambda: sb.timed([cat, cache_file])}
+        for name, _ in variants:
+            commands[name] = (lambda argv: lambda: sb.timed(argv))(pats[name])
+        samples = interleave(rounds, commands, rng, progress=log)
+        rss = interleave(8 // (2 if args.quick else 1),
+                         {n: (lambda argv: lambda: sb.max_rss_kib(argv))(pats[n]) for n, _ in variants},
+                         rng)
+        cat_med = statistics.median(samples["cat"])
+        base = statistics.median(samples[first])
+        print()
+        print(f"### Release-profile variants (cached path, {rounds} interleaved runs each)")
+        print()
+        print("| variant | size as built | stripped | cached median | × cat | "
+              f"× {first} | max RSS |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        for name, binary in variants:
+            m = statistics.median(samples[name])
+            stripped = stripped_size(binary, sb.tmp)
+            print(f"| {name} | {os.path.getsize(binary) / 1024:.0f} KiB | "
+                  f"{(stripped or 0) / 1024:.0f} KiB | {fmt_ms(m)} | {m / cat_med:.2f} | "
+                  f"{m / base:.2f} | {max(rss[name]) / 1024:.1f} MiB |")
+        print(f"| (`cat`, for scale) | | | {fmt_ms(cat_med)} | 1.00 | {cat_med / base:.2f} | |")
+    finally:
+        sb.close()
+    return 0
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    m = sub.add_parser("main")
+    m.add_argument("--gemauth", required=True)
+    m.add_argument("--python", required=True, help="a Python with google-auth")
+    m.add_argument("--quick", action="store_true", help="a quarter of the rounds")
+    m.add_argument("--strict", action="store_true", help="exit 1 when a target fails")
+    m.add_argument("--no-analyze", dest="analyze", action="store_false")
+    m.add_argument("--symbols", help="an unstripped gemauth for callgrind's function names")
+    v = sub.add_parser("profiles")
+    v.add_argument("--python", required=True)
+    v.add_argument("--quick", action="store_true")
+    v.add_argument("variants", nargs="+", metavar="NAME=BIN")
+    args = p.parse_args()
+
+    # SIGTERM ends the run like Ctrl-C does, so that the finally blocks stop the server.
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return run_main(args) if args.cmd == "main" else run_profiles(args)
+    except BenchError as e:
+        log(f"error: {e}")
+        return 1
+    except KeyboardInterrupt:
+        log("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
