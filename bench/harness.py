@@ -292,6 +292,7 @@ def main_body(args, sb, rng, scale):
     curl = tool("curl")
     cat = tool("cat")
     true = tool("true")
+    load_before = os.getloadavg()[0]
     sb.start_server()
     log(f"token endpoint: {sb.token_uri}; sandbox: {sb.tmp}")
 
@@ -357,7 +358,7 @@ def main_body(args, sb, rng, scale):
     # 2 + 3. Forced refresh vs curl POST, with the 50-concurrent trials interleaved.
     rounds = 160 // scale
     every = 16 // (2 if args.quick else 1)
-    conc = {"expired": [], "fresh": [], "requests": [], "tokens_shared": []}
+    conc = {"expired": [], "fresh": [], "true": [], "requests": [], "tokens_shared": []}
 
     def forced_refresh():
         sb.empty_cache()
@@ -374,6 +375,8 @@ def main_body(args, sb, rng, scale):
         if requests:
             raise BenchError("50 calls on a fresh cache made a token request")
         conc["fresh"].append(wall)
+        # The floor of the floor: starting 50 empty processes from this harness.
+        conc["true"].append(sb.concurrent([true])[0])
 
     log(f"[2-3/4] forced refresh vs curl: {rounds} interleaved rounds, "
         f"{CONCURRENCY}-concurrent trials every {every}th round")
@@ -419,6 +422,10 @@ def main_body(args, sb, rng, scale):
     med = {k: statistics.median(v) for k, v in cached.items()}
     g = med["gemauth"]
     print()
+    print(f"Machine: {os.cpu_count()} cores, {os.uname().sysname} {os.uname().release}; "
+          f"1-minute load average {load_before:.2f} at the start, {os.getloadavg()[0]:.2f} at the end. "
+          f"gemauth: {gemauth}")
+    print()
     print(f"### Cached token ({len(cached['gemauth'])} interleaved runs; Python: "
           f"{len(cached['py_min'])})")
     print()
@@ -451,11 +458,14 @@ def main_body(args, sb, rng, scale):
         ("bare `curl` POST of the same refresh request", refresh["curl"]),
         ("**`gemauth print-access-token`**, empty cache (forced refresh)", refresh["refresh"]),
         (f"{CONCURRENCY} concurrent `print-access-token`, expired cache (wall)", conc["expired"]),
-        (f"{CONCURRENCY} concurrent `print-access-token`, fresh cache (wall, for scale)", conc["fresh"]),
+        (f"{CONCURRENCY} concurrent `print-access-token`, fresh cache (wall, no refresh)", conc["fresh"]),
+        (f"{CONCURRENCY} concurrent `true` (wall, the cost of starting 50 processes)", conc["true"]),
     ):
         m = statistics.median(v)
         print(f"| {label} | {fmt_ms(m)} | {fmt_ms(pct(v, .1))}–{fmt_ms(pct(v, .9))} | {m / cmed:.2f} |")
     print()
+    print(f"Refresh and lock wait inside the {CONCURRENCY} concurrent calls (expired − fresh "
+          f"medians): {fmt_ms(emed - fmed)} = {(emed - fmed) / rmed:.2f}× one forced refresh.")
     print(f"Token requests per {CONCURRENCY}-concurrent trial on an expired cache: "
           f"{conc['requests']}; all callers printed the same token: {all(conc['tokens_shared'])}")
 
@@ -532,8 +542,15 @@ def analyze(sb, pat, cat_argv, symbols_bin):
               f"threads started: {g['threads']}; sockets: {g['sockets']}; "
               f"epoll/eventfd: {g['epoll']}; mmap/mprotect: {g['mmap']}")
         print(f"- files opened: {', '.join(g['opened']) or 'none'}")
-        tls = [p for p in g["opened"] if "ssl" in p or "cert" in p or "pki" in p]
+        tls = [p for p in g["opened"] if is_cert_path(p)]
         print(f"- TLS roots or certificate files read: {', '.join(tls) if tls else 'none'}")
+        # For contrast, the refresh path (empty cache), which does build the HTTP client.
+        sb.empty_cache()
+        r = strace_summary(sb, strace, pat)
+        certs = [p for p in r["opened"] if is_cert_path(p)]
+        print(f"- for contrast, a forced refresh: {r['total']} system calls; threads started: "
+              f"{r['threads']}; sockets: {r['sockets']}; epoll/eventfd: {r['epoll']}; "
+              f"certificate files read: {len(certs)} (for an http:// token endpoint)")
     else:
         print("- strace not found: system-call summary skipped")
     perf = shutil.which("perf")
@@ -548,15 +565,27 @@ def analyze(sb, pat, cat_argv, symbols_bin):
             total, by_obj = callgrind(sb, valgrind, argv)
             parts = ", ".join(f"{obj} {ir / total:.0%}" for obj, ir in by_obj[:4])
             print(f"- callgrind, {label}: {total:,} instructions; by object: {parts}")
+        sb.empty_cache()
+        total, by_obj = callgrind(sb, valgrind, pat)
+        parts = ", ".join(f"{obj} {ir / total:.0%}" for obj, ir in by_obj[:3])
+        print(f"- callgrind, gemauth (forced refresh): {total:,} instructions; by object: {parts}")
         if symbols_bin:
+            # An unstripped build of the same source gives function names.
             argv = [symbols_bin] + pat[1:]
-            total, top = callgrind_functions(sb, valgrind, argv)
-            print(f"- callgrind with symbols ({os.path.basename(os.path.dirname(os.path.dirname(symbols_bin)))}"
-                  f" build), {total:,} instructions; top functions (self): ")
-            for ir, fn in top[:12]:
-                print(f"  - {ir / total:5.1%} {fn}")
+            for label, prepare in (("cached", None), ("forced refresh", sb.empty_cache)):
+                if prepare:
+                    prepare()
+                total, top = callgrind_functions(sb, valgrind, argv)
+                print(f"- callgrind with symbols, {label}: {total:,} instructions; "
+                      "top functions by self cost:")
+                for ir, fn in top[:10]:
+                    print(f"  - {ir / total:5.1%} {fn}")
     else:
         print("- valgrind not found: instruction counts skipped")
+
+
+def is_cert_path(path):
+    return any(k in path for k in ("/ssl/", "/certs", "/pki/", "ca-bundle", "ca-certificates"))
 
 
 def strace_summary(sb, strace, argv):
@@ -615,14 +644,15 @@ def callgrind(sb, valgrind, argv):
     with open(out) as f:
         for line in f:
             # "ob=(N) /path" names an object (later just "ob=(N)"); cost lines are numbers.
-            if line.startswith("ob="):
-                m = re.match(r"ob=\((\d+)\)(?: (.*))?", line.strip())
-                if m:
-                    if m.group(2):
-                        obj_names[m.group(1)] = os.path.basename(m.group(2))
+            # Names are compressed: "(N) /path" the first time (in ob= or cob=), then "(N)".
+            m = re.match(r"c?ob=\((\d+)\)(?: (.*))?", line.strip())
+            if m:
+                if m.group(2):
+                    obj_names[m.group(1)] = os.path.basename(m.group(2))
+                if line.startswith("ob="):
                     current = obj_names.get(m.group(1), m.group(1))
                 continue
-            if line.startswith(("cob=", "cfi=", "cfn=", "calls=")):
+            if line.startswith(("cfi=", "cfn=", "calls=")):
                 if line.startswith("calls="):
                     next(f, None)  # the inclusive cost line of a call: not self cost
                 continue

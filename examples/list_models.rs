@@ -23,7 +23,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let token = gemauth::token::get_async(None, None).await?;
+    let token = gemauth::token::get_async(&gemauth::token::Request::default()).await?;
     let base = std::env::var("GEMINI_API_BASE")
         .unwrap_or_else(|_| "https://generativelanguage.googleapis.com".into());
     let _ = rustls::crypto::ring::default_provider().install_default();

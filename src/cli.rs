@@ -147,6 +147,11 @@ pub struct PrintAccessTokenArgs {
     /// [default: 300, or half the token's lifetime when shorter]
     #[arg(long, value_name = "SECS")]
     pub min_lifetime: Option<u64>,
+
+    /// Comma-separated scopes, for service accounts, impersonation, federation and the metadata
+    /// server [default: cloud-platform]; for a user login they must have been granted
+    #[arg(long, value_name = "A,B")]
+    pub scopes: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -280,10 +280,136 @@ impl AuthorizedUser {
     }
 }
 
+/// A PEM private key; its `Debug` is redacted.
+#[derive(Clone, Deserialize)]
+#[serde(transparent)]
+pub struct PrivateKeyPem(String);
+
+impl PrivateKeyPem {
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for PrivateKeyPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PrivateKeyPem([redacted])")
+    }
+}
+
+/// A `service_account` key file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServiceAccount {
+    pub client_email: String,
+    pub private_key: PrivateKeyPem,
+    #[serde(default)]
+    pub private_key_id: Option<String>,
+    #[serde(default)]
+    pub token_uri: Option<String>,
+    #[serde(default)]
+    pub project_id: Option<String>,
+    #[serde(default)]
+    pub quota_project_id: Option<String>,
+    #[serde(default)]
+    pub universe_domain: Option<String>,
+}
+
+/// An `impersonated_service_account` file: source credentials plus the account to act as.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImpersonatedServiceAccount {
+    pub service_account_impersonation_url: String,
+    pub source_credentials: Value,
+    #[serde(default)]
+    pub delegates: Vec<String>,
+    #[serde(default)]
+    pub quota_project_id: Option<String>,
+}
+
+/// Where an `external_account` file reads its subject token.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct CredentialSource {
+    #[serde(default)]
+    pub file: Option<String>,
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default)]
+    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    pub executable: Option<ExecutableSource>,
+    #[serde(default)]
+    pub format: Option<SubjectTokenFormat>,
+    #[serde(default)]
+    pub environment_id: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExecutableSource {
+    pub command: String,
+    #[serde(default)]
+    pub timeout_millis: Option<u64>,
+    #[serde(default)]
+    pub output_file: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SubjectTokenFormat {
+    #[serde(rename = "type", default)]
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub subject_token_field_name: Option<String>,
+}
+
+/// An `external_account` (workload or workforce identity federation) file.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ExternalAccount {
+    pub audience: String,
+    pub subject_token_type: String,
+    pub token_url: String,
+    pub credential_source: CredentialSource,
+    #[serde(default)]
+    pub service_account_impersonation_url: Option<String>,
+    #[serde(default)]
+    pub service_account_impersonation: Option<ImpersonationOptions>,
+    #[serde(default)]
+    pub workforce_pool_user_project: Option<String>,
+    #[serde(default)]
+    pub quota_project_id: Option<String>,
+    #[serde(default)]
+    pub client_id: Option<String>,
+    #[serde(default)]
+    pub client_secret: Option<ClientSecret>,
+    #[serde(default)]
+    pub universe_domain: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ImpersonationOptions {
+    #[serde(default)]
+    pub token_lifetime_seconds: Option<u64>,
+}
+
 /// What a credential file turned out to hold.
+#[derive(Debug)]
 pub enum CredentialKind {
     AuthorizedUser(Box<AuthorizedUser>),
+    ServiceAccount(Box<ServiceAccount>),
+    Impersonated(Box<ImpersonatedServiceAccount>),
+    External(Box<ExternalAccount>),
+    /// A type gemauth does not handle, by name.
     Other(String),
+}
+
+impl CredentialKind {
+    /// The file's `type`.
+    pub fn type_name(&self) -> &str {
+        match self {
+            CredentialKind::AuthorizedUser(_) => AUTHORIZED_USER,
+            CredentialKind::ServiceAccount(_) => "service_account",
+            CredentialKind::Impersonated(_) => "impersonated_service_account",
+            CredentialKind::External(_) => "external_account",
+            CredentialKind::Other(kind) => kind,
+        }
+    }
 }
 
 /// Parses a credential file's bytes; `path` is used only in error messages.
@@ -300,11 +426,63 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
         None if value.is_object() => return Err(problem("has no \"type\" field".into())),
         None => return Err(problem("is not a JSON object".into())),
     };
-    if kind != AUTHORIZED_USER {
-        return Ok(CredentialKind::Other(kind));
+    fn typed<T: serde::de::DeserializeOwned>(
+        value: Value,
+        problem: impl Fn(String) -> Error,
+    ) -> Result<T> {
+        serde_json::from_value(value).map_err(|e| problem(format!("{e}")))
     }
-    let user: AuthorizedUser =
-        serde_json::from_value(value).map_err(|e| problem(format!("{e}")))?;
+    let nonempty = |name: &str, v: &str| {
+        if v.trim().is_empty() {
+            Err(problem(format!("\"{name}\" is empty")))
+        } else {
+            Ok(())
+        }
+    };
+    match kind.as_str() {
+        AUTHORIZED_USER => {}
+        "service_account" => {
+            let sa: ServiceAccount = typed(value, problem)?;
+            nonempty("client_email", &sa.client_email)?;
+            nonempty("private_key", sa.private_key.secret())?;
+            return Ok(CredentialKind::ServiceAccount(Box::new(sa)));
+        }
+        "impersonated_service_account" => {
+            let imp: ImpersonatedServiceAccount = typed(value, problem)?;
+            nonempty(
+                "service_account_impersonation_url",
+                &imp.service_account_impersonation_url,
+            )?;
+            // The source must itself be a credential this parser accepts.
+            let source = serde_json::to_vec(&imp.source_credentials).unwrap_or_default();
+            match parse_credential_file(path, &source).map_err(|e| match e {
+                Error::CredentialFile { problem: p, .. } => {
+                    problem(format!("source_credentials: {p}"))
+                }
+                other => other,
+            })? {
+                CredentialKind::AuthorizedUser(_)
+                | CredentialKind::ServiceAccount(_)
+                | CredentialKind::External(_) => {}
+                other => {
+                    return Err(problem(format!(
+                        "source_credentials of type {:?} cannot be impersonated from",
+                        other.type_name()
+                    )));
+                }
+            }
+            return Ok(CredentialKind::Impersonated(Box::new(imp)));
+        }
+        "external_account" => {
+            let ext: ExternalAccount = typed(value, problem)?;
+            nonempty("audience", &ext.audience)?;
+            nonempty("subject_token_type", &ext.subject_token_type)?;
+            nonempty("token_url", &ext.token_url)?;
+            return Ok(CredentialKind::External(Box::new(ext)));
+        }
+        _ => return Ok(CredentialKind::Other(kind)),
+    }
+    let user: AuthorizedUser = typed(value, problem)?;
     for (name, v) in [
         ("client_id", user.client_id.as_str()),
         ("client_secret", user.client_secret.secret().as_str()),
@@ -325,9 +503,9 @@ pub fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
     })?;
     match parse_credential_file(path, &bytes)? {
         CredentialKind::AuthorizedUser(user) => Ok(*user),
-        CredentialKind::Other(kind) => Err(Error::UnsupportedCredentialType {
+        other => Err(Error::UnsupportedCredentialType {
             path: path.to_path_buf(),
-            kind,
+            kind: other.type_name().to_string(),
         }),
     }
 }

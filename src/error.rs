@@ -91,6 +91,19 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    #[error("the credential was not granted these scopes: {missing}")]
+    ScopesNotGranted { missing: String },
+
+    #[error("executable-sourced credentials are disabled")]
+    ExecutablesNotAllowed,
+
+    #[error("no credentials found (looked in {}), and no metadata server answered at {endpoint} ({detail})", .searched.display())]
+    NoMetadataServer {
+        searched: PathBuf,
+        endpoint: String,
+        detail: String,
+    },
+
     #[error("no quota project is set in {path}")]
     NoQuotaProject { path: PathBuf },
 
@@ -122,6 +135,8 @@ impl Error {
         match self {
             Error::Usage(_) => EXIT_USAGE,
             Error::NoCredentials { .. }
+            | Error::NoMetadataServer { .. }
+            | Error::ScopesNotGranted { .. }
             | Error::CredentialFile { .. }
             | Error::Rejected { .. }
             | Error::ReauthRequired { .. } => EXIT_CREDENTIALS,
@@ -151,6 +166,9 @@ impl Error {
             Error::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
             Error::RevokeFailed { .. } => "try again later, or run `gemauth revoke --force` to remove the local credential without revoking it".into(),
             Error::Io { .. } => "check the path's permissions and free space".into(),
+            Error::ScopesNotGranted { .. } => "run `gemauth login --client-id-file client_secret.json --scopes …` with the scopes you need".into(),
+            Error::ExecutablesNotAllowed => "set GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 to let the credential file run its command (as Google's libraries require)".into(),
+            Error::NoMetadataServer { .. } => "run `gemauth login --client-id-file client_secret.json`, or set GOOGLE_APPLICATION_CREDENTIALS to a credential file".into(),
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
             Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
             Error::Internal(_) => return None,

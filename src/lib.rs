@@ -1,6 +1,7 @@
 //! gemauth: OAuth 2.0 credentials for Google APIs from the command line. The binary is a thin
 //! wrapper around [`commands::run`]; the modules below read top to bottom as the data flows.
 
+pub mod adc;
 pub mod cli;
 pub mod commands;
 pub mod credentials;

@@ -35,12 +35,17 @@ pub struct Http {
 
 impl Http {
     pub fn new() -> Result<Self> {
+        Self::with_connect_timeout(env_secs(ENV_CONNECT_TIMEOUT, 10))
+    }
+
+    /// A client with its own connect timeout (the metadata server must answer fast or not at all).
+    pub fn with_connect_timeout(connect_timeout: Duration) -> Result<Self> {
         // One crypto provider for rustls; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let timeout = env_secs(ENV_TIMEOUT, 30);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(env_secs(ENV_CONNECT_TIMEOUT, 10))
+            .connect_timeout(connect_timeout)
             .timeout(timeout)
             .user_agent(concat!("gemauth/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -48,25 +53,36 @@ impl Http {
         Ok(Http { client, timeout })
     }
 
-    /// POSTs a form and returns the status and (capped) body. Retries 408, 429, 5xx and
-    /// OAuth `temporarily_unavailable`/`server_error` with backoff, within the overall timeout.
-    async fn post_form(&self, url: &Url, form: &[(&str, &str)]) -> Result<(u16, Vec<u8>)> {
+    /// POSTs a form and returns the status and (capped) body.
+    pub(crate) async fn post_form(
+        &self,
+        url: &Url,
+        form: &[(&str, &str)],
+    ) -> Result<(u16, Vec<u8>)> {
+        self.execute(url, |c| c.post(url.clone()).form(form)).await
+    }
+
+    /// Sends a request built by `make` (once per attempt) and returns the status and (capped)
+    /// body. Retries 408, 429, 5xx and OAuth `temporarily_unavailable`/`server_error` with
+    /// backoff, within the overall timeout.
+    pub(crate) async fn execute(
+        &self,
+        url: &Url,
+        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
+    ) -> Result<(u16, Vec<u8>)> {
         let deadline = Instant::now() + self.timeout;
         let endpoint = endpoint_name(url);
         let mut attempt = 1;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let sent = self
-                .client
-                .post(url.clone())
+            let sent = make(&self.client)
                 .header(reqwest::header::ACCEPT, "application/json")
-                .form(form)
                 .timeout(remaining.max(Duration::from_millis(1)))
                 .send()
                 .await;
             let response = sent.map_err(|e| network_error(&endpoint, &e))?;
             let status = response.status().as_u16();
-            tracing::debug!(%endpoint, attempt, status, "POST answered");
+            tracing::debug!(%endpoint, attempt, status, "request answered");
             let retry_after = response
                 .headers()
                 .get(reqwest::header::RETRY_AFTER)
@@ -123,7 +139,7 @@ async fn read_capped(
 }
 
 /// Names an endpoint in messages without its query string (which could carry anything).
-fn endpoint_name(url: &Url) -> String {
+pub(crate) fn endpoint_name(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
@@ -242,7 +258,11 @@ struct OAuthError {
 }
 
 /// Turns a token endpoint answer into a token or a typed error.
-fn parse_token_response(endpoint: &str, status: u16, body: &[u8]) -> Result<TokenResponse> {
+pub(crate) fn parse_token_response(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<TokenResponse> {
     if (200..300).contains(&status) {
         return serde_json::from_slice::<TokenResponse>(body).map_err(|_| Error::Server {
             endpoint: endpoint.to_string(),
@@ -296,7 +316,7 @@ fn oauth_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
 }
 
 /// Says what a body was, without echoing it (it could hold anything, secrets included).
-fn describe_body(body: &[u8], problem: &str) -> String {
+pub(crate) fn describe_body(body: &[u8], problem: &str) -> String {
     if body.iter().all(u8::is_ascii_whitespace) {
         return "empty response body".into();
     }

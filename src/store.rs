@@ -208,7 +208,8 @@ pub fn cache_dir() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("gemauth"))
 }
 
-fn hex_digest(parts: &[&str]) -> String {
+/// A short hex SHA-256 of length-prefixed parts: a cache or lock key that reveals nothing.
+pub fn hex_digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());
@@ -250,15 +251,20 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub fn for_user(user: &AuthorizedUser) -> Self {
-        let key = hex_digest(&[
-            &user.client_id,
-            user.refresh_token.secret(),
-            user.token_uri.as_deref().unwrap_or_default(),
-        ]);
+    /// The cache entry for a key (see `adc::Credential::cache_key`).
+    pub fn new(key: &str) -> Self {
         TokenCache {
             path: cache_dir().map(|d| d.join("tokens").join(format!("{key}.json"))),
         }
+    }
+
+    /// The entry of a user credential's own tokens.
+    pub fn for_user(user: &AuthorizedUser) -> Self {
+        Self::new(&hex_digest(&[
+            &user.client_id,
+            user.refresh_token.secret(),
+            user.token_uri.as_deref().unwrap_or_default(),
+        ]))
     }
 
     /// The cached token, if one is present and readable. A broken entry is treated as absent.
@@ -293,17 +299,22 @@ pub struct CredentialLock {
 }
 
 impl CredentialLock {
+    /// The lock of a credential file (keyed by its canonical path).
     pub fn acquire(credential_path: &Path) -> Result<Self> {
-        let Some(dir) = cache_dir().map(|d| d.join("locks")) else {
-            return Ok(CredentialLock { _file: None });
-        };
         let canonical = credential_path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .and_then(|p| fs::canonicalize(p).ok())
             .map(|p| p.join(credential_path.file_name().unwrap_or_default()))
             .unwrap_or_else(|| credential_path.to_path_buf());
-        let key = hex_digest(&[&canonical.to_string_lossy()]);
+        Self::acquire_key(&hex_digest(&[&canonical.to_string_lossy()]))
+    }
+
+    /// The lock named by `key` (credentials without a file: the metadata server).
+    pub fn acquire_key(key: &str) -> Result<Self> {
+        let Some(dir) = cache_dir().map(|d| d.join("locks")) else {
+            return Ok(CredentialLock { _file: None });
+        };
         create_private_dir(&dir)?;
         let path = dir.join(format!("{key}.lock"));
         let io = |action: &'static str| {

@@ -1,6 +1,6 @@
-//! Fresh access tokens for a credential file, for the CLI and for Rust programs alike: the cache,
-//! the single-flight refresh under the credential lock, and the write-back of rotated refresh
-//! tokens.
+//! Fresh access tokens for any Application Default Credentials, for the CLI and for Rust programs
+//! alike: discovery, the cache, the single-flight refresh under the credential lock, and the
+//! write-back of rotated refresh tokens.
 //!
 //! ```no_run
 //! // The same token `gemauth print-access-token` prints: cached, or refreshed once.
@@ -13,9 +13,10 @@ use std::path::{Path, PathBuf};
 
 use oauth2::AccessToken;
 
-use crate::credentials::{self, AuthorizedUser};
-use crate::error::Result;
-use crate::oauth::{self, Http};
+use crate::adc::{self, Credential};
+use crate::credentials::{self, read_regular_file};
+use crate::error::{Error, Result};
+use crate::oauth::Http;
 use crate::store::{self, CachedToken, CredentialLock, TokenCache};
 
 /// An access token and what goes with it.
@@ -28,51 +29,103 @@ pub struct Token {
     pub scopes: Vec<String>,
     /// The project billed for API quota (`x-goog-user-project`), when the credential names one.
     pub quota_project_id: Option<String>,
-    /// The credential file the token was obtained for.
-    pub credential_file: PathBuf,
+    /// The credential file the token was obtained for (none for the metadata server).
+    pub credential_file: Option<PathBuf>,
+    /// The credential's `type` (`authorized_user`, `service_account`, …, `metadata_server`).
+    pub credential_type: &'static str,
 }
 
-/// A token for the credential file found like `google.auth.default()` finds it (`credential_file`
-/// if given, then `GOOGLE_APPLICATION_CREDENTIALS`, then the ADC file). `min_lifetime` is the
-/// number of seconds a cached token must still be valid for; by default five minutes, or half the
-/// token's lifetime when that is shorter.
-pub fn get(credential_file: Option<&Path>, min_lifetime: Option<u64>) -> Result<Token> {
-    let (path, _source) = store::discover(credential_file)?;
-    for_file(&path, min_lifetime)
+/// What a token is asked for.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// A credential file to use instead of discovering one.
+    pub credential_file: Option<PathBuf>,
+    /// Seconds a cached token must still be valid for; by default five minutes, or half the
+    /// token's lifetime when that is shorter.
+    pub min_lifetime: Option<u64>,
+    /// Scopes (full URLs) for the credential types that choose them (default `cloud-platform`);
+    /// for a user credential they must have been granted at login.
+    pub scopes: Option<Vec<String>>,
 }
 
-/// The async form of [`get`], for programs that already run a Tokio runtime (the blocking
-/// variants must not be called from inside one).
-pub async fn get_async(credential_file: Option<&Path>, min_lifetime: Option<u64>) -> Result<Token> {
-    let (path, _source) = store::discover(credential_file)?;
-    match cached(&path, min_lifetime)? {
-        Some(token) => Ok(token),
-        None => refresh_locked(&path, min_lifetime).await,
+/// Where the credential comes from.
+#[derive(Debug, Clone)]
+pub enum Target {
+    File(PathBuf, store::Source),
+    Metadata(String),
+}
+
+/// Finds the credential like `google.auth.default()`: the flag, `GOOGLE_APPLICATION_CREDENTIALS`,
+/// the ADC file, then the metadata server (`GCE_METADATA_HOST`, or when on Google Cloud).
+pub fn locate(credential_file: Option<&Path>) -> Result<Target> {
+    match store::discover(credential_file) {
+        Ok((path, source)) => Ok(Target::File(path, source)),
+        Err(Error::NoCredentials { searched }) => match adc::metadata_host() {
+            Some(host) => Ok(Target::Metadata(host)),
+            None => Err(Error::NoCredentials { searched }),
+        },
+        Err(e) => Err(e),
     }
 }
 
-/// A token for the credential file at `path`: from the cache when it is fresh enough, else
-/// refreshed once under the credential lock. The cached path reads two small files and starts
-/// no runtime and no HTTP client.
-pub fn for_file(path: &Path, min_lifetime: Option<u64>) -> Result<Token> {
-    match cached(path, min_lifetime)? {
+/// Loads the credential a target names.
+pub fn load(target: &Target) -> Result<Credential> {
+    match target {
+        Target::File(path, _) => {
+            let bytes = read_regular_file(path).map_err(|problem| Error::CredentialFile {
+                path: path.clone(),
+                problem,
+            })?;
+            let kind = credentials::parse_credential_file(path, &bytes)?;
+            store::warn_if_exposed(path);
+            Credential::from_kind(kind, path)
+        }
+        Target::Metadata(host) => Ok(Credential::Metadata { host: host.clone() }),
+    }
+}
+
+/// A token for the discovered credential (`credential_file` first, when given).
+pub fn get(credential_file: Option<&Path>, min_lifetime: Option<u64>) -> Result<Token> {
+    get_with(&Request {
+        credential_file: credential_file.map(Path::to_path_buf),
+        min_lifetime,
+        scopes: None,
+    })
+}
+
+/// A token as `request` asks: from the cache when it is fresh enough, else obtained once under
+/// the credential lock. The cached path reads two small files and starts no runtime and no HTTP
+/// client.
+pub fn get_with(request: &Request) -> Result<Token> {
+    let target = locate(request.credential_file.as_deref())?;
+    match cached(&target, request)? {
         Some(token) => Ok(token),
-        None => crate::commands::block_on(refresh_locked(path, min_lifetime))?,
+        None => crate::commands::block_on(refresh_locked(&target, request))?,
+    }
+}
+
+/// The async form of [`get_with`], for programs that already run a Tokio runtime (the blocking
+/// variants must not be called from inside one).
+pub async fn get_async(request: &Request) -> Result<Token> {
+    let target = locate(request.credential_file.as_deref())?;
+    match cached(&target, request)? {
+        Some(token) => Ok(token),
+        None => refresh_locked(&target, request).await,
     }
 }
 
 /// The cached token, when it is fresh enough.
-fn cached(path: &Path, min_lifetime: Option<u64>) -> Result<Option<Token>> {
-    let user = credentials::load_authorized_user(path)?;
-    store::warn_if_exposed(path);
+fn cached(target: &Target, request: &Request) -> Result<Option<Token>> {
+    let credential = load(target)?;
+    let scopes = credential.scopes(request.scopes.as_deref())?;
     let now = store::now();
-    let fresh = TokenCache::for_user(&user)
+    let fresh = TokenCache::new(&credential.cache_key(&scopes))
         .load()
-        .filter(|t| t.is_fresh(now, min_lifetime));
+        .filter(|t| t.is_fresh(now, request.min_lifetime));
     match fresh {
         Some(token) => {
             tracing::debug!(expires_in = token.expires_at - now, "cached token is fresh");
-            Ok(Some(token_of(token, &user, path)))
+            Ok(Some(token_of(token, &credential, target, &scopes)))
         }
         None => {
             tracing::debug!("no fresh cached token; refreshing under the lock");
@@ -81,70 +134,73 @@ fn cached(path: &Path, min_lifetime: Option<u64>) -> Result<Option<Token>> {
     }
 }
 
-/// Takes the credential lock, re-reads the file and the cache (a process that waited for the lock
-/// uses the token its predecessor obtained), and refreshes only if still needed.
-async fn refresh_locked(path: &Path, min_lifetime: Option<u64>) -> Result<Token> {
-    let _lock = CredentialLock::acquire(path)?;
-    let user = credentials::load_authorized_user(path)?;
-    let cache = TokenCache::for_user(&user);
-    if let Some(token) = cache
-        .load()
-        .filter(|t| t.is_fresh(store::now(), min_lifetime))
-    {
-        tracing::debug!("another process refreshed while we waited; using its token");
-        return Ok(token_of(token, &user, path));
+fn lock(target: &Target) -> Result<CredentialLock> {
+    match target {
+        Target::File(path, _) => CredentialLock::acquire(path),
+        Target::Metadata(host) => {
+            CredentialLock::acquire_key(&store::hex_digest(&["metadata", host]))
+        }
     }
-    refresh(path, user, &cache).await
 }
 
-fn token_of(cached: CachedToken, user: &AuthorizedUser, path: &Path) -> Token {
-    let scopes = if cached.scopes.is_empty() {
-        user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default()
-    } else {
-        cached.scopes
+/// Takes the credential lock, re-reads the file and the cache (a process that waited for the lock
+/// uses the token its predecessor obtained), and obtains a new token only if still needed.
+async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
+    let _lock = lock(target)?;
+    let credential = load(target)?;
+    let scopes = credential.scopes(request.scopes.as_deref())?;
+    let cache = TokenCache::new(&credential.cache_key(&scopes));
+    if let Some(token) = cache
+        .load()
+        .filter(|t| t.is_fresh(store::now(), request.min_lifetime))
+    {
+        tracing::debug!("another process refreshed while we waited; using its token");
+        return Ok(token_of(token, &credential, target, &scopes));
+    }
+    let http = Http::new()?;
+    let minted = credential.mint(&http, &scopes).await?;
+    tracing::debug!(
+        lifetime = minted.token.expires_at - minted.token.obtained_at,
+        kind = credential.type_name(),
+        "obtained a new access token"
+    );
+    match (minted.rotated, &credential, target) {
+        // A rotated refresh token must be on disk before the lock is released.
+        (Some(new), Credential::User(user), Target::File(path, _)) => {
+            let mut user = user.as_ref().clone();
+            user.refresh_token = new;
+            store::write_atomic(path, &user.to_json())?;
+            TokenCache::for_user(&user).store(&minted.token);
+            let _ = cache.remove();
+        }
+        _ => cache.store(&minted.token),
+    }
+    Ok(token_of(minted.token, &credential, target, &scopes))
+}
+
+fn token_of(
+    cached: CachedToken,
+    credential: &Credential,
+    target: &Target,
+    scopes: &[String],
+) -> Token {
+    let scopes = match (cached.scopes.is_empty(), credential) {
+        (false, _) => cached.scopes,
+        (true, Credential::User(user)) => {
+            user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default()
+        }
+        (true, _) => scopes.to_vec(),
     };
     Token {
         access_token: cached.access_token,
         token_type: cached.token_type,
         expires_at: cached.expires_at,
         scopes,
-        quota_project_id: user.quota_project_id.clone(),
-        credential_file: path.to_path_buf(),
+        quota_project_id: credential.quota_project(),
+        credential_file: match target {
+            Target::File(path, _) => Some(path.clone()),
+            Target::Metadata(_) => None,
+        },
+        credential_type: credential.type_name(),
     }
-}
-
-async fn refresh(path: &Path, mut user: AuthorizedUser, cache: &TokenCache) -> Result<Token> {
-    let token_uri = user.token_endpoint()?;
-    let http = Http::new()?;
-    let response = oauth::refresh(
-        &http,
-        &token_uri,
-        &user.client_id,
-        &user.client_secret,
-        &user.refresh_token,
-    )
-    .await?;
-    let now = store::now();
-    let token = CachedToken {
-        access_token: response.access_token.clone(),
-        token_type: response
-            .token_type
-            .clone()
-            .unwrap_or_else(|| "Bearer".into()),
-        obtained_at: now,
-        expires_at: now + response.lifetime(),
-        scopes: response.granted_scopes().unwrap_or_default(),
-    };
-    tracing::debug!(lifetime = response.lifetime(), "refreshed the access token");
-    match response.refresh_token {
-        // A rotated refresh token must be on disk before the lock is released.
-        Some(new) if new.secret() != user.refresh_token.secret() => {
-            user.refresh_token = new;
-            store::write_atomic(path, &user.to_json())?;
-            TokenCache::for_user(&user).store(&token);
-            let _ = cache.remove();
-        }
-        _ => cache.store(&token),
-    }
-    Ok(token_of(token, &user, path))
 }

@@ -237,7 +237,8 @@ fn malformed_credential_files_are_refused_without_writes() {
         ("missing refresh token", br#"{"type":"authorized_user","client_id":"a","client_secret":"b"}"#, "missing field `refresh_token`", 3),
         ("wrong-typed field", br#"{"type":"authorized_user","client_id":1,"client_secret":"b","refresh_token":"c"}"#, "invalid type", 3),
         ("empty refresh token", br#"{"type":"authorized_user","client_id":"a","client_secret":"b","refresh_token":""}"#, "\"refresh_token\" is empty", 3),
-        ("service account", br#"{"type":"service_account","client_email":"x"}"#, "\"service_account\"", 1),
+        ("service account without key", br#"{"type":"service_account","client_email":"x"}"#, "missing field `private_key`", 3),
+        ("unknown type", br#"{"type":"gdch_service_account","format_version":"1"}"#, "\"gdch_service_account\"", 1),
         ("insecure endpoint", br#"{"type":"authorized_user","client_id":"a","client_secret":"b","refresh_token":"c","token_uri":"http://evil.example/token"}"#, "plain http is only allowed", 1),
     ];
     for (name, bytes, expected, code) in cases {

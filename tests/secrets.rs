@@ -62,7 +62,7 @@ fn no_command_prints_a_secret_even_with_maximum_verbosity() {
     secrets.push("ya29.access-3".into());
     secrets.push("1//refresh-3".into());
     assert_clean("print-access-token (refresh)", &refreshed.stderr, &secrets);
-    assert!(refreshed.stderr.contains("refreshed the access token"));
+    assert!(refreshed.stderr.contains("obtained a new access token"));
 
     env.google.enqueue(
         "/token",

@@ -1,11 +1,20 @@
 //! `gemauth print-access-token`: print a cached access token, refreshing it when needed.
 
 use crate::cli::{PrintAccessTokenArgs, TokenFormat};
+use crate::credentials::resolve_scopes;
 use crate::error::Result;
 use crate::token;
 
 pub fn run(args: PrintAccessTokenArgs) -> Result<()> {
-    let token = token::get(args.credential_file.as_deref(), args.min_lifetime)?;
+    let scopes = match args.scopes.as_deref() {
+        Some(spec) => Some(resolve_scopes(Some(spec))?),
+        None => None,
+    };
+    let token = token::get_with(&token::Request {
+        credential_file: args.credential_file,
+        min_lifetime: args.min_lifetime,
+        scopes,
+    })?;
     let secret = token.access_token.secret();
     match args.format {
         TokenFormat::Token => super::print_stdout(secret),

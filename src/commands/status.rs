@@ -5,47 +5,54 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
+use crate::adc::Credential;
 use crate::cli::{StatusArgs, StatusFormat};
-use crate::credentials::{self, CredentialKind, DEFAULT_UNIVERSE, read_regular_file};
-use crate::error::{Error, Result};
+use crate::credentials::{self, DEFAULT_UNIVERSE};
+use crate::error::Result;
 use crate::store::{self, Source, TokenCache};
-use crate::token;
+use crate::token::{self, Target};
 
 pub fn run(args: StatusArgs) -> Result<()> {
-    let (path, source) = store::discover(args.credential_file.as_deref())?;
-    let bytes = read_regular_file(&path).map_err(|problem| Error::CredentialFile {
-        path: path.clone(),
-        problem,
-    })?;
-    let user = match credentials::parse_credential_file(&path, &bytes)? {
-        CredentialKind::AuthorizedUser(user) => user,
-        CredentialKind::Other(kind) => {
-            return Err(Error::UnsupportedCredentialType { path, kind });
-        }
+    let target = token::locate(args.credential_file.as_deref())?;
+    let credential = token::load(&target)?;
+    // Only a metadata server that answers is a credential (this is its one cheap, local call).
+    let metadata_account = match &target {
+        Target::Metadata(host) => Some(crate::commands::block_on(crate::adc::metadata_email(
+            host,
+        ))??),
+        Target::File(..) => None,
     };
     let now = store::now();
-    let cached = TokenCache::for_user(&user).load();
+    let scopes = credential.scopes(None)?;
+    let cached = TokenCache::new(&credential.cache_key(&scopes)).load();
+    let (file, source) = match &target {
+        Target::File(path, source) => (Some(path.clone()), source_name(*source)),
+        Target::Metadata(_) => (None, "metadata server"),
+    };
     let mut report = json!({
-        "credential_file": path.display().to_string(),
-        "source": source_name(source),
-        "type": user.kind,
-        "account": user.account,
-        "client_id": user.client_id,
-        "scopes": user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
-        "quota_project_id": super::effective_quota_project(user.quota_project_id.as_deref()),
-        "universe_domain": user.universe_domain.as_deref().unwrap_or(DEFAULT_UNIVERSE),
-        "token_uri": user.token_uri.as_deref().unwrap_or(credentials::GOOGLE_TOKEN_URI),
+        "credential_file": file.as_ref().map(|p| p.display().to_string()),
+        "source": source,
+        "type": credential.type_name(),
+        "account": credential.identity().or(metadata_account),
+        "quota_project_id": super::effective_quota_project(credential.quota_project().as_deref()),
         "cached_token": cached.as_ref().map(|t| json!({
             "expires_at": rfc3339(t.expires_at),
             "expires_in": t.expires_at.saturating_sub(now),
             "fresh": t.is_fresh(now, None),
         })),
-        "file_mode": file_mode(&path),
-        "warnings": warnings(&path, source),
+        "file_mode": file.as_deref().and_then(file_mode),
+        "warnings": match &target {
+            Target::File(path, source) => warnings(path, *source),
+            Target::Metadata(_) => Vec::new(),
+        },
     });
+    describe(&credential, &target, &mut report);
 
     if args.check {
-        match token::for_file(&path, None) {
+        match token::get_with(&token::Request {
+            credential_file: file.clone(),
+            ..Default::default()
+        }) {
             Ok(t) => {
                 report["check"] = json!({"ok": true, "expires_at": rfc3339(t.expires_at)});
             }
@@ -58,6 +65,56 @@ pub fn run(args: StatusArgs) -> Result<()> {
         }
     }
     super::print_stdout(render(&report, args.format).trim_end())
+}
+
+/// Adds what each credential type says about itself.
+fn describe(credential: &Credential, target: &Target, report: &mut Value) {
+    match credential {
+        Credential::User(user) => {
+            report["client_id"] = json!(user.client_id);
+            report["scopes"] = json!(user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default());
+            report["universe_domain"] =
+                json!(user.universe_domain.as_deref().unwrap_or(DEFAULT_UNIVERSE));
+            report["token_uri"] = json!(
+                user.token_uri
+                    .as_deref()
+                    .unwrap_or(credentials::GOOGLE_TOKEN_URI)
+            );
+        }
+        Credential::ServiceAccount { key, .. } => {
+            report["client_email"] = json!(key.client_email);
+            report["project_id"] = json!(key.project_id);
+            report["universe_domain"] =
+                json!(key.universe_domain.as_deref().unwrap_or(DEFAULT_UNIVERSE));
+            report["token_uri"] = json!(
+                key.token_uri
+                    .as_deref()
+                    .unwrap_or(credentials::GOOGLE_TOKEN_URI)
+            );
+        }
+        Credential::Impersonated { file, source } => {
+            report["impersonation_url"] = json!(file.service_account_impersonation_url);
+            report["source_type"] = json!(source.type_name());
+            report["delegates"] = json!(file.delegates);
+        }
+        Credential::External { config, .. } => {
+            report["audience"] = json!(config.audience);
+            report["subject_token_type"] = json!(config.subject_token_type);
+            report["token_uri"] = json!(config.token_url);
+            report["impersonation_url"] = json!(config.service_account_impersonation_url);
+            report["universe_domain"] = json!(
+                config
+                    .universe_domain
+                    .as_deref()
+                    .unwrap_or(DEFAULT_UNIVERSE)
+            );
+        }
+        Credential::Metadata { host } => {
+            if let Target::Metadata(_) = target {
+                report["metadata_host"] = json!(host);
+            }
+        }
+    }
 }
 
 fn source_name(source: Source) -> &'static str {
@@ -137,21 +194,35 @@ fn render_text(r: &Value) -> String {
     };
     let mut out = String::new();
     let mut line = |label: &str, value: String| out.push_str(&format!("{label:<17}{value}\n"));
-    line(
-        "Credential file:",
-        format!(
-            "{} (from {})",
-            text(&r["credential_file"]),
-            text(&r["source"])
-        ),
-    );
+    let credential = match r["credential_file"].as_str() {
+        Some(file) => format!("{file} (from {})", text(&r["source"])),
+        None => format!("none (using the {})", text(&r["source"])),
+    };
+    line("Credential file:", credential);
     line("Type:", text(&r["type"]));
     line("Account:", text(&r["account"]));
-    line("Client ID:", text(&r["client_id"]));
-    line("Scopes:", text(&r["scopes"]));
+    for (label, key) in [
+        ("Client ID:", "client_id"),
+        ("Client email:", "client_email"),
+        ("Audience:", "audience"),
+        ("Impersonates via:", "impersonation_url"),
+        ("Source type:", "source_type"),
+        ("Scopes:", "scopes"),
+    ] {
+        if let Some(v) = r.get(key) {
+            line(label, text(v));
+        }
+    }
     line("Quota project:", text(&r["quota_project_id"]));
-    line("Universe domain:", text(&r["universe_domain"]));
-    line("Token endpoint:", text(&r["token_uri"]));
+    for (label, key) in [
+        ("Universe domain:", "universe_domain"),
+        ("Token endpoint:", "token_uri"),
+        ("Metadata host:", "metadata_host"),
+    ] {
+        if let Some(v) = r.get(key) {
+            line(label, text(v));
+        }
+    }
     let cached = &r["cached_token"];
     line(
         "Cached token:",

@@ -550,6 +550,9 @@ impl TestEnv {
             "WAYLAND_DISPLAY",
             "RUST_LOG",
             "APPDATA",
+            "NO_GCE_CHECK",
+            "GOOGLE_CLOUD_QUOTA_PROJECT",
+            "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
         ] {
             cmd.env_remove(var);
         }
@@ -559,6 +562,8 @@ impl TestEnv {
             .env("CLOUDSDK_CONFIG", self.gcloud_dir())
             .env("BROWSER", self.browser())
             .env("GEMAUTH_TIMEOUT", "10")
+            // Never look for a real metadata server: a closed loopback port answers at once.
+            .env("GCE_METADATA_HOST", "127.0.0.1:9")
             .stdin(Stdio::null());
         cmd
     }
