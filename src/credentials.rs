@@ -445,11 +445,18 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
             let sa: ServiceAccount = typed(value, problem)?;
             nonempty("client_email", &sa.client_email)?;
             nonempty("private_key", sa.private_key.secret())?;
+            if let Some(uri) = &sa.token_uri {
+                endpoint("token_uri", uri)?;
+            }
             return Ok(CredentialKind::ServiceAccount(Box::new(sa)));
         }
         "impersonated_service_account" => {
             let imp: ImpersonatedServiceAccount = typed(value, problem)?;
             nonempty(
+                "service_account_impersonation_url",
+                &imp.service_account_impersonation_url,
+            )?;
+            endpoint(
                 "service_account_impersonation_url",
                 &imp.service_account_impersonation_url,
             )?;
@@ -478,6 +485,10 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
             nonempty("audience", &ext.audience)?;
             nonempty("subject_token_type", &ext.subject_token_type)?;
             nonempty("token_url", &ext.token_url)?;
+            endpoint("token_url", &ext.token_url)?;
+            if let Some(url) = &ext.service_account_impersonation_url {
+                endpoint("service_account_impersonation_url", url)?;
+            }
             return Ok(CredentialKind::External(Box::new(ext)));
         }
         _ => return Ok(CredentialKind::Other(kind)),

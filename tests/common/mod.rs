@@ -28,6 +28,7 @@ pub struct Seen {
     pub query: HashMap<String, String>,
     pub form: HashMap<String, String>,
     pub headers: HashMap<String, String>,
+    pub body: String,
 }
 
 /// A canned answer that replaces the server's normal behaviour for one request to `path`.
@@ -87,6 +88,10 @@ pub struct Behaviour {
     pub rotate: bool,
     pub expires_in: u64,
     pub canned: HashMap<String, VecDeque<Canned>>,
+    /// RSA public keys (ring's RSAPublicKey DER) whose JWT assertions the token endpoint accepts.
+    pub service_account_keys: Vec<Vec<u8>>,
+    /// The subject token the STS endpoint accepts.
+    pub subject_token: String,
 }
 
 struct State {
@@ -125,6 +130,8 @@ impl FakeGoogle {
                 rotate: false,
                 expires_in: 3599,
                 canned: HashMap::new(),
+                service_account_keys: vec![],
+                subject_token: "subject-token-123".into(),
             },
         }));
         let (srv, st) = (server.clone(), state.clone());
@@ -243,6 +250,7 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
         path: path.clone(),
         query: parse_pairs(&query),
         form: parse_pairs(&body),
+        body: body.clone(),
         headers: request
             .headers()
             .iter()
@@ -262,6 +270,10 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
         .get_mut(&path)
         .and_then(VecDeque::pop_front)
     {
+        drop(st);
+        return respond(request, canned);
+    }
+    if let Some(canned) = google_extras(&mut st, &seen) {
         drop(st);
         return respond(request, canned);
     }
@@ -429,6 +441,107 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
             drop(st);
             respond(request, Canned::html(404, "not found"))
         }
+    }
+}
+
+/// The endpoints of the other credential types: the JWT-bearer grant, STS token exchange, IAM
+/// Credentials impersonation, the metadata server and a subject token URL. `None` for the rest.
+fn google_extras(st: &mut State, seen: &Seen) -> Option<Canned> {
+    let form = |k: &str| seen.form.get(k).cloned().unwrap_or_default();
+    let bearer = seen
+        .headers
+        .get("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let ok = |st: &mut State, prefix: &str| {
+        st.counter += 1;
+        Canned::json(
+            200,
+            &serde_json::json!({
+                "access_token": format!("ya29.{prefix}-{}", st.counter),
+                "expires_in": st.behaviour.expires_in,
+                "token_type": "Bearer",
+                "issued_token_type": "urn:ietf:params:oauth:token-type:access_token",
+            })
+            .to_string(),
+        )
+    };
+    match seen.path.as_str() {
+        "/token" if form("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
+            let assertion = form("assertion");
+            let parts: Vec<&str> = assertion.split('.').collect();
+            let valid = parts.len() == 3
+                && st.behaviour.service_account_keys.iter().any(|key| {
+                    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .decode(parts[2])
+                        .unwrap_or_default();
+                    ring::signature::UnparsedPublicKey::new(
+                        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                        key,
+                    )
+                    .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+                    .is_ok()
+                });
+            Some(if valid {
+                ok(st, "sa")
+            } else {
+                oauth_error("invalid_grant", "Invalid JWT Signature.")
+            })
+        }
+        "/sts" => {
+            let valid = form("grant_type") == "urn:ietf:params:oauth:grant-type:token-exchange"
+                && form("requested_token_type") == "urn:ietf:params:oauth:token-type:access_token"
+                && form("subject_token") == st.behaviour.subject_token;
+            Some(if valid {
+                ok(st, "sts")
+            } else {
+                oauth_error("invalid_grant", "The subject token is invalid.")
+            })
+        }
+        p if p.starts_with("/v1/projects/-/serviceAccounts/")
+            && p.ends_with(":generateAccessToken") =>
+        {
+            let issued = bearer.is_some_and(|b| b.starts_with("ya29."));
+            if !issued {
+                return Some(Canned::json(
+                    401,
+                    r#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#,
+                ));
+            }
+            st.counter += 1;
+            let expire = std::time::SystemTime::now() + Duration::from_secs(3600);
+            Some(Canned::json(
+                200,
+                &serde_json::json!({
+                    "accessToken": format!("ya29.impersonated-{}", st.counter),
+                    "expireTime": humantime::format_rfc3339_seconds(expire).to_string(),
+                })
+                .to_string(),
+            ))
+        }
+        "/computeMetadata/v1/instance/service-accounts/default/token"
+        | "/computeMetadata/v1/instance/service-accounts/default/email" => {
+            if seen.headers.get("metadata-flavor").map(String::as_str) != Some("Google") {
+                return Some(Canned::html(403, "Missing Metadata-Flavor:Google header."));
+            }
+            if seen.path.ends_with("/email") {
+                let mut c = Canned::html(200, "vm-sa@test-project-1.iam.gserviceaccount.com");
+                c.content_type = "application/text";
+                return Some(c);
+            }
+            Some(ok(st, "metadata"))
+        }
+        "/subject-token" => Some(
+            if seen.headers.get("x-test-header").map(String::as_str) == Some("yes") {
+                Canned::json(
+                    200,
+                    &serde_json::json!({"value": st.behaviour.subject_token}).to_string(),
+                )
+            } else {
+                Canned::html(403, "forbidden")
+            },
+        ),
+        _ => None,
     }
 }
 
