@@ -17,7 +17,7 @@ use crate::credentials::{
     ImpersonatedServiceAccount, ServiceAccount,
 };
 use crate::error::{Error, Result, sanitize};
-use crate::oauth::{self, Http, TokenResponse, describe_body, endpoint_name};
+use crate::oauth::{self, Http, describe_body, endpoint_name};
 use crate::store::{self, CachedToken};
 
 /// The scope used when a caller names none (and for the source of an impersonation).
@@ -222,7 +222,7 @@ impl Credential {
                         .clone()
                         .filter(|new| new.secret() != user.refresh_token.secret());
                     Ok(Minted {
-                        token: cached_from(&response, Vec::new()),
+                        token: response.to_cached(Vec::new()),
                         rotated,
                     })
                 }
@@ -275,20 +275,6 @@ fn hex(bytes: &[u8]) -> String {
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-fn cached_from(response: &TokenResponse, fallback_scopes: Vec<String>) -> CachedToken {
-    let now = store::now();
-    CachedToken {
-        access_token: response.access_token.clone(),
-        token_type: response
-            .token_type
-            .clone()
-            .unwrap_or_else(|| "Bearer".into()),
-        obtained_at: now,
-        expires_at: now + response.lifetime(),
-        scopes: response.granted_scopes().unwrap_or(fallback_scopes),
-    }
 }
 
 /// The service account named in an IAM Credentials URL
@@ -385,7 +371,7 @@ async fn service_account_token(
     ];
     let (status, body) = http.post_form(&token_uri, &form).await?;
     let response = oauth::parse_token_response(&endpoint_name(&token_uri), status, &body)?;
-    Ok(cached_from(&response, scopes.to_vec()))
+    Ok(response.to_cached(scopes.to_vec()))
 }
 
 #[derive(Deserialize)]
@@ -526,7 +512,7 @@ async fn external_account_token(
         })
         .await?;
     let response = oauth::parse_token_response(&endpoint_name(&token_url), status, &body)?;
-    let sts = cached_from(&response, scopes.to_vec());
+    let sts = response.to_cached(scopes.to_vec());
     match &config.service_account_impersonation_url {
         Some(url) => {
             let lifetime = config
@@ -759,7 +745,7 @@ async fn metadata_token(host: &str, scopes: &[String]) -> Result<CachedToken> {
     let (url, status, body) =
         metadata_get(host, "instance/service-accounts/default/token", query).await?;
     let response = oauth::parse_token_response(&endpoint_name(&url), status, &body)?;
-    Ok(cached_from(&response, scopes.to_vec()))
+    Ok(response.to_cached(scopes.to_vec()))
 }
 
 /// The email of the metadata server's default service account (also proves it answers).

@@ -205,6 +205,19 @@ impl TokenResponse {
         }
     }
 
+    /// The token as cached: obtained now, expiring after its lifetime, with the scopes the server
+    /// listed (else `fallback_scopes`).
+    pub fn to_cached(&self, fallback_scopes: Vec<String>) -> crate::store::CachedToken {
+        let now = crate::store::now();
+        crate::store::CachedToken {
+            access_token: self.access_token.clone(),
+            token_type: self.token_type.clone().unwrap_or_else(|| "Bearer".into()),
+            obtained_at: now,
+            expires_at: now + self.lifetime(),
+            scopes: self.granted_scopes().unwrap_or(fallback_scopes),
+        }
+    }
+
     /// Granted scopes, when the server listed them.
     pub fn granted_scopes(&self) -> Option<Vec<String>> {
         self.scope

@@ -8,11 +8,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 use common::*;
 
@@ -88,51 +86,28 @@ impl OidcServer {
         }})
     }
 
-    /// RFC 7662 introspection: is this token active?
-    fn active(&self, token: &str) -> bool {
+    /// POSTs `token` with the client's credentials to one of the server's token endpoints.
+    fn post_token(&self, path: &str, token: &str) -> Page {
         let body = url::form_urlencoded::Serializer::new(String::new())
             .append_pair("token", token)
             .append_pair("client_id", CLIENT_ID)
             .append_pair("client_secret", CLIENT_SECRET)
             .finish();
-        let resp = Browser::default().send(
-            "POST",
-            &format!("{}/token/introspection", self.issuer),
-            Some(&body),
-        );
+        let resp = Browser::default().send("POST", &format!("{}{path}", self.issuer), Some(&body));
         assert_eq!(resp.status, 200, "{}", resp.body);
+        resp
+    }
+
+    /// RFC 7662 introspection: is this token active?
+    fn active(&self, token: &str) -> bool {
+        let resp = self.post_token("/token/introspection", token);
         let v: serde_json::Value = serde_json::from_str(&resp.body).unwrap();
         v["active"].as_bool().unwrap()
     }
 
     /// RFC 7009 revocation, as if done elsewhere (another tool, the account page).
     fn revoke(&self, token: &str) {
-        let body = url::form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", token)
-            .append_pair("client_id", CLIENT_ID)
-            .append_pair("client_secret", CLIENT_SECRET)
-            .finish();
-        let resp = Browser::default().send(
-            "POST",
-            &format!("{}/token/revocation", self.issuer),
-            Some(&body),
-        );
-        assert_eq!(resp.status, 200, "{}", resp.body);
-    }
-}
-
-struct Response {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl Response {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.post_token("/token/revocation", token);
     }
 }
 
@@ -143,7 +118,7 @@ struct Browser {
 }
 
 impl Browser {
-    fn send(&mut self, method: &str, url: &str, form: Option<&str>) -> Response {
+    fn send(&mut self, method: &str, url: &str, form: Option<&str>) -> Page {
         let url = url::Url::parse(url).unwrap();
         let host = url.host_str().unwrap();
         let port = url.port_or_known_default().unwrap();
@@ -160,34 +135,15 @@ impl Browser {
                 .collect();
             request.push_str(&format!("Cookie: {}\r\n", jar.join("; ")));
         }
-        let body = form.unwrap_or_default();
-        if form.is_some() {
+        if let Some(body) = form {
             request.push_str("Content-Type: application/x-www-form-urlencoded\r\n");
             request.push_str(&format!("Content-Length: {}\r\n", body.len()));
         }
         request.push_str("\r\n");
-        request.push_str(body);
-        let mut stream = TcpStream::connect((host, port)).unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_secs(20)))
-            .unwrap();
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut raw = Vec::new();
-        let _ = stream.read_to_end(&mut raw);
-        let text = String::from_utf8_lossy(&raw).into_owned();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let mut lines = head.lines();
-        let status = lines
-            .next()
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|s| s.parse().ok())
-            .unwrap_or(0);
-        let headers: Vec<(String, String)> = lines
-            .filter_map(|l| l.split_once(':'))
-            .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
-            .collect();
-        for (k, v) in &headers {
-            if k.eq_ignore_ascii_case("set-cookie") {
+        request.push_str(form.unwrap_or_default());
+        let page = raw_request(host, port, &request);
+        for (k, v) in &page.header_lines {
+            if k == "set-cookie" {
                 let pair = v.split(';').next().unwrap_or_default();
                 if let Some((name, value)) = pair.split_once('=') {
                     self.cookies.retain(|(n, _)| n != name);
@@ -197,11 +153,7 @@ impl Browser {
                 }
             }
         }
-        Response {
-            status,
-            headers,
-            body: body.to_string(),
-        }
+        page
     }
 
     /// Signs in and answers the consent page (approving or aborting) until the server redirects
@@ -211,7 +163,7 @@ impl Browser {
         for _ in 0..20 {
             let (method, url, form) = next.clone();
             let resp = self.send(&method, &url, form.as_deref());
-            if let Some(location) = resp.header("location") {
+            if let Some(location) = resp.headers.get("location") {
                 let target = url::Url::parse(&url)
                     .unwrap()
                     .join(location)

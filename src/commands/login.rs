@@ -11,7 +11,7 @@ use crate::credentials::{
 use crate::error::{Error, Result};
 use crate::flow::{self, Outcome};
 use crate::oauth::{self, Http, TokenResponse};
-use crate::store::{self, CachedToken, CredentialLock, TokenCache};
+use crate::store::{self, CredentialLock, TokenCache};
 
 pub fn run(args: LoginArgs) -> Result<()> {
     // Everything that can be checked locally is checked before the listener opens.
@@ -93,14 +93,7 @@ fn save(
         let _lock = CredentialLock::acquire(path)?;
         store::write_atomic(path, &user.to_json())?;
     }
-    let now = store::now();
-    TokenCache::for_user(&user).store(&CachedToken {
-        access_token: tokens.access_token.clone(),
-        token_type: tokens.token_type.clone().unwrap_or_else(|| "Bearer".into()),
-        obtained_at: now,
-        expires_at: now + tokens.lifetime(),
-        scopes: granted.clone(),
-    });
+    TokenCache::for_user(&user).store(&tokens.to_cached(granted.clone()));
 
     eprintln!("Credentials saved to {}", path.display());
     if let Some(account) = &account {
@@ -121,14 +114,8 @@ fn save(
     if let Some(project) = &user.quota_project_id {
         eprintln!("Quota project: {project}");
     }
-    if args.credential_file.is_none()
-        && let Some(env) = store::credentials_env()
-    {
-        eprintln!(
-            "warning: {} is set to {}; programs will use that file instead of this login",
-            store::ENV_CREDENTIALS,
-            env.display()
-        );
+    if args.credential_file.is_none() {
+        super::warn_if_shadowed_by_env();
     }
     eprintln!("Print an access token with: gemauth print-access-token");
     Ok(())

@@ -58,5 +58,17 @@ pub(crate) fn effective_quota_project(from_file: Option<&str>) -> Option<String>
         .or_else(|| from_file.map(str::to_string))
 }
 
+/// Warns when `GOOGLE_APPLICATION_CREDENTIALS` will make programs use another file than the ADC
+/// file a command just wrote.
+pub(crate) fn warn_if_shadowed_by_env() {
+    if let Some(env) = crate::store::credentials_env() {
+        eprintln!(
+            "warning: {} is set to {}; programs will use that file instead of this one",
+            crate::store::ENV_CREDENTIALS,
+            env.display()
+        );
+    }
+}
+
 /// Environment variable that overrides the quota project, as in Google's client libraries.
 pub const ENV_QUOTA_PROJECT: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";

@@ -66,14 +66,8 @@ pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
     bytes.push(b'\n');
     store::write_atomic(&path, &bytes)?;
     eprintln!("Quota project set to {project} in {}", path.display());
-    if args.credential_file.is_none()
-        && let Some(env) = store::credentials_env()
-    {
-        eprintln!(
-            "warning: {} is set to {}; programs will use that file instead",
-            store::ENV_CREDENTIALS,
-            env.display()
-        );
+    if args.credential_file.is_none() {
+        super::warn_if_shadowed_by_env();
     }
     Ok(())
 }

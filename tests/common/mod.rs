@@ -548,7 +548,10 @@ fn google_extras(st: &mut State, seen: &Seen) -> Option<Canned> {
 /// A minimal HTTP/1.1 GET over a raw socket, as a browser would send it.
 pub struct Page {
     pub status: u16,
+    /// Header names in lower case; of a repeated header, the last value.
     pub headers: HashMap<String, String>,
+    /// Every header line in order, repeated ones included (Set-Cookie).
+    pub header_lines: Vec<(String, String)>,
     pub body: String,
 }
 
@@ -583,13 +586,14 @@ pub fn raw_request(host: &str, port: u16, request: &str) -> Page {
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
-    let headers = lines
+    let header_lines: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
         .collect();
     Page {
         status,
-        headers,
+        headers: header_lines.iter().cloned().collect(),
+        header_lines,
         body: body.to_string(),
     }
 }
