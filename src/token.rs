@@ -68,6 +68,12 @@ pub fn locate(credential_file: Option<&Path>) -> Result<Target> {
     }
 }
 
+fn warn_if_exposed(target: &Target) {
+    if let Target::File(path, _) = target {
+        store::warn_if_exposed(path);
+    }
+}
+
 /// Loads the credential a target names.
 pub fn load(target: &Target) -> Result<Credential> {
     match target {
@@ -77,7 +83,6 @@ pub fn load(target: &Target) -> Result<Credential> {
                 problem,
             })?;
             let kind = credentials::parse_credential_file(path, &bytes)?;
-            store::warn_if_exposed(path);
             Credential::from_kind(kind, path)
         }
         Target::Metadata(host) => Ok(Credential::Metadata { host: host.clone() }),
@@ -98,6 +103,7 @@ pub fn get(credential_file: Option<&Path>, min_lifetime: Option<u64>) -> Result<
 /// client.
 pub fn get_with(request: &Request) -> Result<Token> {
     let target = locate(request.credential_file.as_deref())?;
+    warn_if_exposed(&target);
     match cached(&target, request)? {
         Some(token) => Ok(token),
         None => crate::commands::block_on(refresh_locked(&target, request))?,
@@ -108,6 +114,7 @@ pub fn get_with(request: &Request) -> Result<Token> {
 /// variants must not be called from inside one).
 pub async fn get_async(request: &Request) -> Result<Token> {
     let target = locate(request.credential_file.as_deref())?;
+    warn_if_exposed(&target);
     match cached(&target, request)? {
         Some(token) => Ok(token),
         None => refresh_locked(&target, request).await,

@@ -347,5 +347,12 @@ fn exposed_credential_file_gets_a_warning() {
             done.stderr
         );
         assert!(done.stdout.starts_with("ya29."));
+        assert_eq!(
+            done.stderr.matches("readable by other users").count(),
+            1,
+            "warned once: {}",
+            done.stderr
+        );
+        assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
     }
 }
