@@ -145,7 +145,36 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .map_err(io("cannot replace", path))?;
     sync_dir(&dir);
     tracing::debug!(path = %path.display(), bytes = bytes.len(), "wrote file atomically");
+    remove_stale_temp_files(&dir);
     Ok(())
+}
+
+/// Temp files older than this were left by a writer that was killed before its rename.
+const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Removes gemauth temp files that a killed writer left behind (never a young one: another
+/// process may be writing it right now).
+fn remove_stale_temp_files(dir: &Path) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if !(name.starts_with(".gemauth-") && name.ends_with(".tmp")) {
+            continue;
+        }
+        let stale = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_TEMP_AGE);
+        if stale {
+            tracing::debug!(file = %entry.path().display(), "removing a stale temp file");
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Creates `dir` (and missing parents) with mode 0700; an existing directory is left as is.
@@ -397,5 +426,33 @@ mod tests {
         }
         let leftovers = fs::read_dir(path.parent().unwrap()).unwrap().count();
         assert_eq!(leftovers, 1);
+    }
+
+    #[test]
+    fn stale_temp_files_of_killed_writers_are_removed_and_young_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let stale = dir.path().join(".gemauth-killed.tmp");
+        let young = dir.path().join(".gemauth-writing.tmp");
+        let other = dir.path().join("unrelated.tmp");
+        for p in [&stale, &young, &other] {
+            fs::write(p, b"partial").unwrap();
+        }
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        File::options()
+            .write(true)
+            .open(&other)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        write_atomic(&dir.path().join("creds.json"), b"{}").unwrap();
+        assert!(!stale.exists());
+        assert!(young.exists());
+        assert!(other.exists());
     }
 }
