@@ -248,6 +248,19 @@ class Sandbox:
             return int(f.read().strip().splitlines()[-1])
 
 
+def curl_post_argv(sb):
+    """A bare curl POST of the refresh request gemauth makes (same form, same Accept header)."""
+    return [
+        tool("curl"), "--silent", "--show-error", "--fail", "--noproxy", "*",
+        "--output", os.devnull, "--header", "Accept: application/json",
+        "--data-urlencode", "grant_type=refresh_token",
+        "--data-urlencode", f"client_id={CLIENT_ID}",
+        "--data-urlencode", f"client_secret={CLIENT_SECRET}",
+        "--data-urlencode", f"refresh_token={REFRESH_TOKEN}",
+        sb.token_uri,
+    ]  # fmt: skip
+
+
 def interleave(rounds, commands, rng, every=None, progress=None):
     """Runs `rounds` rounds; in each, every command (a name -> callable returning ms) runs once,
     in a shuffled order. Commands listed in `every` (name -> k) run only every k-th round.
@@ -289,7 +302,6 @@ def run_main(args):
 
 def main_body(args, sb, rng, scale):
     gemauth = os.path.abspath(args.gemauth)
-    curl = tool("curl")
     cat = tool("cat")
     true = tool("true")
     load_before = os.getloadavg()[0]
@@ -297,15 +309,7 @@ def main_body(args, sb, rng, scale):
     log(f"token endpoint: {sb.token_uri}; sandbox: {sb.tmp}")
 
     pat = [gemauth, "print-access-token", "--credential-file", sb.cred]
-    curl_post = [
-        curl, "--silent", "--show-error", "--fail", "--noproxy", "*", "--output", os.devnull,
-        "--header", "Accept: application/json",
-        "--data-urlencode", "grant_type=refresh_token",
-        "--data-urlencode", f"client_id={CLIENT_ID}",
-        "--data-urlencode", f"client_secret={CLIENT_SECRET}",
-        "--data-urlencode", f"refresh_token={REFRESH_TOKEN}",
-        sb.token_uri,
-    ]  # fmt: skip
+    curl_post = curl_post_argv(sb)
 
     # A first call refreshes (empty cache) and fills the cache; then check every command's output.
     token = sb.output(pat).strip()
@@ -549,14 +553,19 @@ def analyze(sb, pat, cat_argv, symbols_bin):
         r = strace_summary(sb, strace, pat)
         certs = [p for p in r["opened"] if is_cert_path(p)]
         print(f"- for contrast, a forced refresh: {r['total']} system calls; threads started: "
-              f"{r['threads']}; sockets: {r['sockets']}; epoll/eventfd: {r['epoll']}; "
-              f"certificate files read: {len(certs)} (for an http:// token endpoint)")
+              f"{r['threads']}; sockets: {r['sockets']}; epoll/eventfd: {r['epoll']}; fsync: "
+              f"{r['fsync']}; certificate files read: {len(certs)} (for an http:// token endpoint)")
     else:
         print("- strace not found: system-call summary skipped")
     perf = shutil.which("perf")
     if perf:
-        for label, argv in (("gemauth (cached)", pat), ("cat", cat_argv)):
-            stats = perf_stat(sb, perf, argv)
+        for label, argv, pre in (
+            ("gemauth (cached)", pat, None),
+            ("cat", cat_argv, None),
+            ("gemauth (forced refresh)", pat, f"rm -rf {sb.tokens_dir}"),
+            ("curl POST", curl_post_argv(sb), None),
+        ):
+            stats = perf_stat(sb, perf, argv, pre)
             if stats:
                 print(f"- perf stat, {label}: " + ", ".join(f"{k} {v}" for k, v in stats.items()))
     valgrind = shutil.which("valgrind")
@@ -576,10 +585,11 @@ def analyze(sb, pat, cat_argv, symbols_bin):
                 if prepare:
                     prepare()
                 total, top = callgrind_functions(sb, valgrind, argv)
-                print(f"- callgrind with symbols, {label}: {total:,} instructions; "
-                      "top functions by self cost:")
+                net = sum(ir for ir, fn in top if NETWORK_CRATES.search(fn))
+                print(f"- callgrind with symbols, {label}: {total:,} instructions, of which "
+                      f"{net:,} in tokio/reqwest/hyper/rustls/webpki code; top functions by self cost:")
                 for ir, fn in top[:10]:
-                    print(f"  - {ir / total:5.1%} {fn}")
+                    print(f"  - {ir / total:5.1%} {fn[:110]}")
     else:
         print("- valgrind not found: instruction counts skipped")
 
@@ -612,13 +622,17 @@ def strace_summary(sb, strace, argv):
         "sockets": count("socket", "connect"),
         "epoll": count("epoll_create", "epoll_create1", "eventfd2"),
         "mmap": count("mmap", "mprotect", "munmap"),
+        "fsync": count("fsync", "fdatasync"),
         "opened": opened,
     }
 
 
-def perf_stat(sb, perf, argv):
+def perf_stat(sb, perf, argv, pre=None):
+    """CPU time (task-clock), page faults and context switches, averaged over 30 runs; `pre` is
+    a shell command perf runs before each run (not measured)."""
     r = subprocess.run(
-        [perf, "stat", "-x", ",", "-r", "50", "-e", "task-clock,page-faults,context-switches"] + argv,
+        [perf, "stat", "-x", ",", "-r", "30", "-e", "task-clock,page-faults,context-switches"]
+        + (["--pre", pre] if pre else []) + argv,
         env=sb.env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         text=True,
     )
@@ -666,13 +680,18 @@ def callgrind(sb, valgrind, argv):
     return total, sorted(by_obj.items(), key=lambda kv: -kv[1])
 
 
+# Code that only the network path should run.
+NETWORK_CRATES = re.compile(r"\b(tokio|reqwest|hyper|hyper_util|rustls|rustls_pki_types|webpki|"
+                            r"rustls_native_certs|rustls_platform_verifier|ring|mio)::")
+
+
 def callgrind_functions(sb, valgrind, argv):
     """Total instructions and the functions with the most self cost (needs callgrind_annotate)."""
     out = os.path.join(sb.tmp, "callgrind-sym.out")
     subprocess.run([valgrind, "--tool=callgrind", f"--callgrind-out-file={out}"] + argv,
                    env=sb.env, check=True, stdin=subprocess.DEVNULL,
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    r = subprocess.run(["callgrind_annotate", "--threshold=99", out], capture_output=True, text=True)
+    r = subprocess.run(["callgrind_annotate", "--threshold=100", out], capture_output=True, text=True)
     os.remove(out)
     total = 0
     top = []
@@ -685,7 +704,7 @@ def callgrind_functions(sb, valgrind, argv):
         if "PROGRAM TOTALS" in what:
             total = ir
         elif what and total:
-            top.append((ir, re.sub(r"\s+\[.*\]$", "", what)[:110]))
+            top.append((ir, re.sub(r"\s+\[.*\]$", "", what)))
     return total or 1, top
 
 
@@ -717,24 +736,43 @@ def run_profiles(args):
         for name, _ in variants:
             commands[name] = (lambda argv: lambda: sb.timed(argv))(pats[name])
         samples = interleave(rounds, commands, rng, progress=log)
+        # The refresh path is CPU-bound in places (see the analysis), so time it per variant too.
+        rrounds = 60 // scale
+        log(f"profile variants: {rrounds} interleaved rounds of a forced refresh")
+
+        def refresh(argv):
+            def run():
+                sb.empty_cache()
+                return sb.timed(argv)
+            return run
+
+        curl_post = curl_post_argv(sb)
+        rcommands = {"curl": lambda: sb.timed(curl_post)}
+        rcommands.update({n: refresh(pats[n]) for n, _ in variants})
+        rsamples = interleave(rrounds, rcommands, rng)
         rss = interleave(8 // (2 if args.quick else 1),
                          {n: (lambda argv: lambda: sb.max_rss_kib(argv))(pats[n]) for n, _ in variants},
                          rng)
         cat_med = statistics.median(samples["cat"])
+        curl_med = statistics.median(rsamples["curl"])
         base = statistics.median(samples[first])
         print()
-        print(f"### Release-profile variants (cached path, {rounds} interleaved runs each)")
+        print(f"### Release-profile variants ({rounds} interleaved runs of the cached path, "
+              f"{rrounds} of a forced refresh)")
         print()
-        print("| variant | size as built | stripped | cached median | × cat | "
-              f"× {first} | max RSS |")
-        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+        print(f"| variant | size as built | stripped | cached | × cat | × {first} "
+              "| forced refresh | × curl POST | max RSS (cached) |")
+        print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for name, binary in variants:
             m = statistics.median(samples[name])
+            r = statistics.median(rsamples[name])
             stripped = stripped_size(binary, sb.tmp)
             print(f"| {name} | {os.path.getsize(binary) / 1024:.0f} KiB | "
                   f"{(stripped or 0) / 1024:.0f} KiB | {fmt_ms(m)} | {m / cat_med:.2f} | "
-                  f"{m / base:.2f} | {max(rss[name]) / 1024:.1f} MiB |")
-        print(f"| (`cat`, for scale) | | | {fmt_ms(cat_med)} | 1.00 | {cat_med / base:.2f} | |")
+                  f"{m / base:.2f} | {fmt_ms(r)} | {r / curl_med:.2f} | "
+                  f"{max(rss[name]) / 1024:.1f} MiB |")
+        print(f"| `cat` / `curl` POST, for scale | | | {fmt_ms(cat_med)} | 1.00 | "
+              f"{cat_med / base:.2f} | {fmt_ms(curl_med)} | 1.00 | |")
     finally:
         sb.close()
     return 0
