@@ -5,7 +5,10 @@ run once each, in a shuffled order, so that a noisy neighbour or a frequency cha
 them alike. We report medians and ratios, never absolute numbers from different runs.
 
   python harness.py main     --gemauth BIN --python VENV_PYTHON [--quick] [--strict]
+                             [--no-analyze] [--symbols UNSTRIPPED_GEMAUTH]
   python harness.py profiles --python VENV_PYTHON NAME=BIN [NAME=BIN ...] [--quick]
+
+VENV_PYTHON must have google-auth, google-auth-oauthlib and requests (bench/py_token.py).
 
 Only the standard library is used here. Processes are started with os.posix_spawn (vfork +
 exec, the cheapest way Python has) and timed from just before the spawn to the end of

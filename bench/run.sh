@@ -9,7 +9,7 @@
 #                                  and show what the cached path does (strace, perf, callgrind)
 #   bash bench/run.sh --profiles   also build 3 other release-profile variants (one target dir
 #                                  each under /tmp; ~5 minutes each on 2 cores the first time)
-#                                  and compare their size and cached-path time
+#                                  and compare their size, cached-path and refresh times
 #   options: --quick (a quarter of the rounds), --strict (exit 1 when a target fails)
 #
 # Everything runs against a token endpoint on 127.0.0.1 (bench/token_server.py) in a temporary
@@ -124,12 +124,31 @@ if [ $profiles = 1 ]; then
 fi
 
 # --- measurements ------------------------------------------------------------------------------
+# The harness runs as a child we wait for, so that INT or TERM sent to this script reaches it:
+# it then stops its token server and child processes and removes its temporary directory.
+child=
+stop() {
+  if [ -n "$child" ]; then
+    kill -TERM "$child" 2>/dev/null || true
+    wait "$child" || true
+  fi
+  exit 130
+}
+trap stop INT TERM
+harness() {
+  "$py" bench/harness.py "$@" &
+  child=$!
+  local rc=0
+  wait "$child" || rc=$?
+  child=
+  return $rc
+}
+
 status=0
-"$py" bench/harness.py main --gemauth "$gemauth" --python "$py" "${symbols[@]}" "${harness_args[@]}" ||
-  status=$?
+harness main --gemauth "$gemauth" --python "$py" "${symbols[@]}" "${harness_args[@]}" || status=$?
 if [ $profiles = 1 ] && [ $status -ne 130 ]; then
   quick=()
   for a in "${harness_args[@]}"; do [ "$a" = --quick ] && quick=(--quick); done
-  "$py" bench/harness.py profiles --python "$py" "${quick[@]}" "${variants[@]}" || status=$?
+  harness profiles --python "$py" "${quick[@]}" "${variants[@]}" || status=$?
 fi
 exit $status
