@@ -142,11 +142,7 @@ impl Credential {
             (Credential::User(user), Some(requested)) => {
                 let granted = user.scopes.as_ref().map(|s| s.to_vec());
                 if let Some(granted) = granted {
-                    let missing: Vec<&str> = requested
-                        .iter()
-                        .filter(|s| !credentials::scope_granted(s, &granted))
-                        .map(String::as_str)
-                        .collect();
+                    let missing = credentials::missing_scopes(requested, &granted);
                     if !missing.is_empty() {
                         return Err(Error::ScopesNotGranted {
                             missing: missing.join(" "),

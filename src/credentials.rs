@@ -213,6 +213,15 @@ pub fn scope_granted(requested: &str, granted: &[String]) -> bool {
     granted.iter().any(|g| canon(g) == want)
 }
 
+/// The requested scopes that `granted` does not cover.
+pub fn missing_scopes<'a>(requested: &'a [String], granted: &[String]) -> Vec<&'a str> {
+    requested
+        .iter()
+        .filter(|s| !scope_granted(s, granted))
+        .map(String::as_str)
+        .collect()
+}
+
 /// Scopes as stored: a JSON list (gemauth) or a space-separated string (some older tools).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]

@@ -68,6 +68,17 @@ fn print_token(env: &TestEnv, file: &std::path::Path, extra: &[&str]) -> Finishe
     env.run(&args)
 }
 
+fn status_json(env: &TestEnv, file: &std::path::Path) -> Value {
+    let done = env.run(&[
+        "status",
+        "--format",
+        "json",
+        "--credential-file",
+        file.to_str().unwrap(),
+    ]);
+    serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr))
+}
+
 fn decode_segment(segment: &str) -> Value {
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(segment)
@@ -129,14 +140,7 @@ fn service_account_key_signs_a_jwt_the_server_verifies() {
         format!("https://www.googleapis.com/auth/generative-language.retriever {CLOUD_PLATFORM}")
     );
 
-    let status = env.run(&[
-        "status",
-        "--format",
-        "json",
-        "--credential-file",
-        file.to_str().unwrap(),
-    ]);
-    let report: Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = status_json(&env, &file);
     assert_eq!(report["type"], "service_account");
     assert_eq!(report["client_email"], SA_EMAIL);
     assert_eq!(report["account"], SA_EMAIL);
@@ -275,14 +279,7 @@ fn impersonated_service_account_uses_its_source_then_iam_credentials() {
         body["delegates"],
         json!(["projects/-/serviceAccounts/middle@test-project-1.iam.gserviceaccount.com"])
     );
-    let status = env.run(&[
-        "status",
-        "--format",
-        "json",
-        "--credential-file",
-        file.to_str().unwrap(),
-    ]);
-    let report: Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = status_json(&env, &file);
     assert_eq!(report["type"], "impersonated_service_account");
     assert_eq!(
         report["account"],
@@ -443,14 +440,7 @@ fn external_account_url_source_with_headers_and_impersonation() {
     assert_eq!(call.headers["authorization"], "Bearer ya29.sts-1");
     let body: Value = serde_json::from_str(&call.body).unwrap();
     assert_eq!(body["lifetime"], "1800s");
-    let status = env.run(&[
-        "status",
-        "--format",
-        "json",
-        "--credential-file",
-        file.to_str().unwrap(),
-    ]);
-    let report: Value = serde_json::from_str(&status.stdout).unwrap();
+    let report = status_json(&env, &file);
     assert_eq!(report["type"], "external_account");
     assert_eq!(
         report["account"],

@@ -100,11 +100,7 @@ fn save(
         eprintln!("Account: {account}");
     }
     eprintln!("Scopes granted: {}", granted.join(" "));
-    let missing: Vec<&str> = requested
-        .iter()
-        .filter(|s| !credentials::scope_granted(s, &granted))
-        .map(String::as_str)
-        .collect();
+    let missing = credentials::missing_scopes(requested, &granted);
     if !missing.is_empty() {
         eprintln!(
             "warning: these requested scopes were not granted: {}",
