@@ -72,7 +72,7 @@ impl Credential {
                 path: path.to_path_buf(),
             },
             CredentialKind::Impersonated(file) => {
-                let bytes = serde_json::to_vec(&file.source_credentials).unwrap_or_default();
+                let bytes = serde_json::to_vec(&file.source_credentials.0).unwrap_or_default();
                 let source = credentials::parse_credential_file(path, &bytes)?;
                 Credential::Impersonated {
                     source: Box::new(Credential::from_kind(source, path)?),
@@ -178,15 +178,10 @@ impl Credential {
                 file.delegates.join(","),
                 source.cache_key(&[CLOUD_PLATFORM.to_string()]),
             ],
-            Credential::External { config, path } => vec![
+            // Everything in the file decides the token (its source, audience, pools, client).
+            Credential::External { config, .. } => vec![
                 "external_account".into(),
-                path.display().to_string(),
-                config.audience.clone(),
-                config.token_url.clone(),
-                config
-                    .service_account_impersonation_url
-                    .clone()
-                    .unwrap_or_default(),
+                serde_json::to_string(config).unwrap_or_default(),
             ],
             Credential::Metadata { host } => vec!["metadata".into(), host.clone()],
         };
@@ -231,19 +226,20 @@ impl Credential {
                 }
                 Credential::Impersonated { file, source } => {
                     let source_scopes = [CLOUD_PLATFORM.to_string()];
-                    let source_token = source.mint(http, &source_scopes).await?.token;
+                    let source_minted = source.mint(http, &source_scopes).await?;
                     let token = impersonate(
                         http,
                         &file.service_account_impersonation_url,
-                        &source_token.access_token,
+                        &source_minted.token.access_token,
                         &file.delegates,
                         scopes,
                         3600,
                     )
                     .await?;
+                    // A source user's rotated refresh token must be saved too.
                     Ok(Minted {
                         token,
-                        rotated: None,
+                        rotated: source_minted.rotated,
                     })
                 }
                 Credential::External { config, path } => {
@@ -408,10 +404,21 @@ async fn impersonate(
         status,
         detail: describe_body(&bytes, "has no accessToken and expireTime"),
     })?;
+    if !oauth::plausible_access_token(generated.access_token.secret()) {
+        return Err(Error::Server {
+            endpoint,
+            status,
+            detail: "the accessToken is empty or holds spaces or control characters".into(),
+        });
+    }
+    let now = store::now();
     let expires_at = humantime::parse_rfc3339(&generated.expire_time)
         .ok()
         .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_secs())
+        .map(|d| {
+            d.as_secs()
+                .min(now.saturating_add(oauth::MAX_LIFETIME_SECS))
+        })
         .ok_or_else(|| Error::Server {
             endpoint: endpoint.clone(),
             status,
@@ -420,7 +427,7 @@ async fn impersonate(
     Ok(CachedToken {
         access_token: generated.access_token,
         token_type: "Bearer".into(),
-        obtained_at: store::now(),
+        obtained_at: now,
         expires_at,
         scopes: scopes.to_vec(),
     })
@@ -537,7 +544,7 @@ async fn subject_token(http: &Http, config: &ExternalAccount, path: &Path) -> Re
         String::from_utf8_lossy(&bytes).into_owned()
     } else if let Some(url) = &source.url {
         let url = Url::parse(url).map_err(|e| bad(format!("url is not a valid URL ({e})")))?;
-        let headers = source.headers.clone().unwrap_or_default();
+        let headers = source.headers.clone().map(|h| h.0).unwrap_or_default();
         let (status, body) = http
             .execute(&url, |c| {
                 headers
@@ -599,8 +606,14 @@ async fn executable_token(
         return Err(Error::ExecutablesNotAllowed);
     }
     // A still-valid answer saved by an earlier run is used as is.
+    // (as in google-auth, a saved answer counts only with an expiration_time still ahead).
     if let Some(output_file) = &executable.output_file
         && let Ok(saved) = std::fs::read(output_file)
+        && serde_json::from_slice::<Value>(&saved).is_ok_and(|v| {
+            v["expiration_time"]
+                .as_u64()
+                .is_some_and(|t| t > store::now())
+        })
         && let Ok(token) = parse_executable_output(&saved, config)
     {
         return Ok(token);
@@ -761,6 +774,28 @@ pub async fn metadata_email(host: &str) -> Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_of_every_credential_type_is_redacted() {
+        let files = [
+            serde_json::json!({"type": "impersonated_service_account",
+                "service_account_impersonation_url": "https://iam.example.com/x:generateAccessToken",
+                "source_credentials": {"type": "authorized_user", "client_id": "id",
+                    "client_secret": "planted-secret", "refresh_token": "planted-refresh"}}),
+            serde_json::json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+                "token_url": "https://sts.example.com/", "client_id": "c", "client_secret": "planted-secret",
+                "credential_source": {"url": "https://x/", "headers": {"Authorization": "Bearer planted-header"}}}),
+            serde_json::json!({"type": "service_account", "client_email": "e@x", "private_key": "planted-key"}),
+        ];
+        for file in files {
+            let path = Path::new("c.json");
+            let bytes = serde_json::to_vec(&file).unwrap();
+            let kind = credentials::parse_credential_file(path, &bytes).unwrap();
+            let credential = Credential::from_kind(kind, path).unwrap();
+            let text = format!("{credential:?}");
+            assert!(!text.contains("planted"), "{text}");
+        }
+    }
 
     #[test]
     fn impersonated_email_is_read_from_the_url() {

@@ -128,9 +128,19 @@ pub(crate) fn read_regular_file(path: &Path) -> std::result::Result<Vec<u8>, Str
 
 /// Checks that an endpoint is https, or plain http on a loopback host (emulators and tests).
 pub fn endpoint(name: &'static str, raw: &str) -> Result<Url> {
+    // The URL is shown in the error without any user name or password it carries.
+    let shown = match Url::parse(raw) {
+        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
+            let _ = u.set_username("");
+            let _ = u.set_password(None);
+            u.to_string()
+        }
+        Ok(u) => u.to_string(),
+        Err(_) => crate::error::sanitize(raw),
+    };
     let bad = |reason: &str| Error::Endpoint {
         name,
-        url: raw.to_string(),
+        url: shown.clone(),
         reason: reason.to_string(),
     };
     let url = Url::parse(raw).map_err(|e| bad(&format!("not a valid URL ({e})")))?;
@@ -222,6 +232,25 @@ pub fn missing_scopes<'a>(requested: &'a [String], granted: &[String]) -> Vec<&'
         .collect()
 }
 
+/// Checks a project ID: lowercase letters, digits and hyphens (and the `domain.com:` prefix of
+/// older projects), 6 to 63 characters in all, starting with a letter.
+pub fn validate_project_id(project: &str) -> Result<()> {
+    let id = project.rsplit(':').next().unwrap_or_default();
+    let valid = (6..=63).contains(&project.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && !id.ends_with('-')
+        && project
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'));
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Usage(format!(
+            "{project:?} is not a Google Cloud project ID (lowercase letters, digits and hyphens, starting with a letter)"
+        )))
+    }
+}
+
 /// Scopes as stored: a JSON list (gemauth) or a space-separated string (some older tools).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
@@ -306,6 +335,17 @@ impl std::fmt::Debug for PrivateKeyPem {
     }
 }
 
+/// A value whose `Debug` is redacted (it may hold secrets: embedded credentials, headers).
+#[derive(Clone, Default, Deserialize, Serialize)]
+#[serde(transparent)]
+pub struct Redacted<T>(pub T);
+
+impl<T> std::fmt::Debug for Redacted<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
 /// A `service_account` key file.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServiceAccount {
@@ -327,7 +367,7 @@ pub struct ServiceAccount {
 #[derive(Debug, Clone, Deserialize)]
 pub struct ImpersonatedServiceAccount {
     pub service_account_impersonation_url: String,
-    pub source_credentials: Value,
+    pub source_credentials: Redacted<Value>,
     #[serde(default)]
     pub delegates: Vec<String>,
     #[serde(default)]
@@ -335,14 +375,14 @@ pub struct ImpersonatedServiceAccount {
 }
 
 /// Where an `external_account` file reads its subject token.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 pub struct CredentialSource {
     #[serde(default)]
     pub file: Option<String>,
     #[serde(default)]
     pub url: Option<String>,
     #[serde(default)]
-    pub headers: Option<std::collections::BTreeMap<String, String>>,
+    pub headers: Option<Redacted<std::collections::BTreeMap<String, String>>>,
     #[serde(default)]
     pub executable: Option<ExecutableSource>,
     #[serde(default)]
@@ -351,7 +391,7 @@ pub struct CredentialSource {
     pub environment_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ExecutableSource {
     pub command: String,
     #[serde(default)]
@@ -360,7 +400,7 @@ pub struct ExecutableSource {
     pub output_file: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SubjectTokenFormat {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
@@ -369,7 +409,7 @@ pub struct SubjectTokenFormat {
 }
 
 /// An `external_account` (workload or workforce identity federation) file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ExternalAccount {
     pub audience: String,
     pub subject_token_type: String,
@@ -391,7 +431,7 @@ pub struct ExternalAccount {
     pub universe_domain: Option<String>,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ImpersonationOptions {
     #[serde(default)]
     pub token_lifetime_seconds: Option<u64>,
@@ -435,6 +475,16 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
         None if value.is_object() => return Err(problem("has no \"type\" field".into())),
         None => return Err(problem("is not a JSON object".into())),
     };
+    // The quota project ends up in an HTTP header: it must be a project ID.
+    if let Some(Value::String(project)) = value.get("quota_project_id")
+        && !project.is_empty()
+        && validate_project_id(project).is_err()
+    {
+        return Err(problem(format!(
+            "quota_project_id {:?} is not a Google Cloud project ID",
+            crate::error::sanitize(project)
+        )));
+    }
     fn typed<T: serde::de::DeserializeOwned>(
         value: Value,
         problem: impl Fn(String) -> Error,
@@ -470,7 +520,7 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
                 &imp.service_account_impersonation_url,
             )?;
             // The source must itself be a credential this parser accepts.
-            let source = serde_json::to_vec(&imp.source_credentials).unwrap_or_default();
+            let source = serde_json::to_vec(&imp.source_credentials.0).unwrap_or_default();
             match parse_credential_file(path, &source).map_err(|e| match e {
                 Error::CredentialFile { problem: p, .. } => {
                     problem(format!("source_credentials: {p}"))
@@ -503,6 +553,8 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
         _ => return Ok(CredentialKind::Other(kind)),
     }
     let user: AuthorizedUser = typed(value, problem)?;
+    user.token_endpoint()?;
+    user.revoke_endpoint()?;
     for (name, v) in [
         ("client_id", user.client_id.as_str()),
         ("client_secret", user.client_secret.secret().as_str()),
@@ -560,7 +612,28 @@ mod tests {
         assert!(endpoint("token_uri", "http://evil.example/token").is_err());
         assert!(endpoint("token_uri", "http://127.0.0.1.evil.example/token").is_err());
         assert!(endpoint("token_uri", "ftp://127.0.0.1/token").is_err());
-        assert!(endpoint("token_uri", "https://u:p@example.com/").is_err());
+        let e = endpoint("token_uri", "https://user:TOPSECRET@example.com/").unwrap_err();
+        assert!(!e.to_string().contains("TOPSECRET"), "{e}");
+        assert!(!e.to_string().contains("user:"), "{e}");
+    }
+
+    #[test]
+    fn project_ids_are_checked() {
+        for ok in ["my-project-123", "abcdef", "example.com:my-project"] {
+            assert!(validate_project_id(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "short",
+            "My-Project",
+            "1project",
+            "project-",
+            "has space x",
+            "a;rm -rf",
+            "bad\nX-Evil: 1",
+        ] {
+            assert!(validate_project_id(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

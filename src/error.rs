@@ -65,6 +65,13 @@ pub enum Error {
         description: Option<String>,
     },
 
+    #[error("{endpoint} refused the OAuth client or the code: {error}{}", describe(.description))]
+    ExchangeRejected {
+        endpoint: String,
+        error: String,
+        description: Option<String>,
+    },
+
     #[error(
         "{endpoint} requires you to sign in again (Google Cloud session control, {subtype}){}",
         describe(.description)
@@ -140,7 +147,8 @@ impl Error {
             | Error::CredentialFile { .. }
             | Error::Rejected { .. }
             | Error::ReauthRequired { .. } => EXIT_CREDENTIALS,
-            Error::RevokeFailed { source } => source.exit_code(),
+            // The documented table for revoke: 1 whenever the file was kept.
+            Error::RevokeFailed { .. } => EXIT_ERROR,
             _ => EXIT_ERROR,
         }
     }
@@ -159,9 +167,11 @@ impl Error {
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
             Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
             Error::NoCredentials { .. } => "run `gemauth login --client-id-file client_secret.json` to sign in".into(),
-            Error::CredentialFile { .. } | Error::Rejected { .. } => login.into(),
+            Error::Rejected { .. } => login.into(),
+            Error::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),
+            Error::ExchangeRejected { .. } => "download the OAuth client's JSON again from the Google Cloud console (the client may have been deleted or its secret reset), then run `gemauth login` again".into(),
             Error::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
-            Error::UnsupportedCredentialType { .. } => "point --credential-file or GOOGLE_APPLICATION_CREDENTIALS at an \"authorized_user\" file, or run `gemauth login`".into(),
+            Error::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user only); for a user login run `gemauth login`".into(),
             Error::Server { .. } => "the server may be down or misconfigured: try again later, and check the endpoint named above (token_uri / revoke_uri in the credential file)".into(),
             Error::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
             Error::RevokeFailed { .. } => "try again later, or run `gemauth revoke --force` to remove the local credential without revoking it".into(),

@@ -420,7 +420,7 @@ pub fn parse_paste(
                 "the pasted address is not the http://127.0.0.1 address this login printed",
             );
         }
-        if url.port() != Some(port) {
+        if url.port_or_known_default() != Some(port) {
             return Err(
                 "the pasted address is for another port than the one this login printed; paste the address from the sign-in started here",
             );

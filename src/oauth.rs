@@ -10,6 +10,15 @@ use url::Url;
 
 use crate::error::{Error, Result, sanitize};
 
+/// Longest lifetime gemauth believes of any access token (a week); Google's last an hour.
+pub const MAX_LIFETIME_SECS: u64 = 7 * 24 * 3600;
+
+/// True for a usable access token: non-empty visible ASCII without spaces (RFC 6750's
+/// b64token and the tokens real servers issue), so that it cannot break a header or a line.
+pub fn plausible_access_token(token: &str) -> bool {
+    !token.is_empty() && token.len() <= 64 * 1024 && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
 /// Largest response body gemauth reads from any endpoint.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 /// Environment variable: connect timeout in seconds (default 10).
@@ -92,7 +101,8 @@ impl Http {
             let body = read_capped(response, &endpoint, status).await?;
             if attempt < MAX_ATTEMPTS && is_transient(status, &body) {
                 let backoff = retry_after.unwrap_or(Duration::from_millis(500 * (1 << attempt)));
-                if Instant::now() + backoff < deadline {
+                // A Retry-After past the deadline (or absurdly large) ends the retries.
+                if backoff < deadline.saturating_duration_since(Instant::now()) {
                     tracing::debug!(%endpoint, status, ?backoff, "transient failure; retrying");
                     tokio::time::sleep(backoff).await;
                     attempt += 1;
@@ -196,13 +206,14 @@ impl std::fmt::Debug for IdToken {
 
 impl TokenResponse {
     /// Lifetime in seconds (`expires_in` may be a number or a numeric string); one hour when
-    /// the server does not say.
+    /// the server does not say, and never more than [`MAX_LIFETIME_SECS`].
     pub fn lifetime(&self) -> u64 {
-        match &self.expires_in {
+        let secs = match &self.expires_in {
             Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(3600),
             Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(3600),
             _ => 3600,
-        }
+        };
+        secs.min(MAX_LIFETIME_SECS)
     }
 
     /// The token as cached: obtained now, expiring after its lifetime, with the scopes the server
@@ -213,7 +224,7 @@ impl TokenResponse {
             access_token: self.access_token.clone(),
             token_type: self.token_type.clone().unwrap_or_else(|| "Bearer".into()),
             obtained_at: now,
-            expires_at: now + self.lifetime(),
+            expires_at: now.saturating_add(self.lifetime()),
             scopes: self.granted_scopes().unwrap_or(fallback_scopes),
         }
     }
@@ -277,11 +288,24 @@ pub(crate) fn parse_token_response(
     body: &[u8],
 ) -> Result<TokenResponse> {
     if (200..300).contains(&status) {
-        return serde_json::from_slice::<TokenResponse>(body).map_err(|_| Error::Server {
-            endpoint: endpoint.to_string(),
-            status,
-            detail: describe_body(body, "is not a token response (no access_token)"),
-        });
+        let mut response =
+            serde_json::from_slice::<TokenResponse>(body).map_err(|_| Error::Server {
+                endpoint: endpoint.to_string(),
+                status,
+                detail: describe_body(body, "is not a token response (no access_token)"),
+            })?;
+        if !plausible_access_token(response.access_token.secret()) {
+            return Err(Error::Server {
+                endpoint: endpoint.to_string(),
+                status,
+                detail: "the access_token is empty or holds spaces or control characters".into(),
+            });
+        }
+        // An empty refresh token is no refresh token.
+        response.refresh_token = response
+            .refresh_token
+            .filter(|t| !t.secret().trim().is_empty());
+        return Ok(response);
     }
     Err(oauth_error(endpoint, status, body))
 }

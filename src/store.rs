@@ -232,6 +232,13 @@ pub fn now() -> u64 {
         .unwrap_or(0)
 }
 
+/// A Unix time as RFC 3339 (UTC, seconds); times past the year 9999 are shown as its end.
+pub fn rfc3339(unix: u64) -> String {
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let at = UNIX_EPOCH + std::time::Duration::from_secs(unix.min(MAX));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
 /// gemauth's cache directory: `$XDG_CACHE_HOME/gemauth` (or the platform's cache directory).
 pub fn cache_dir() -> Option<PathBuf> {
     dirs::cache_dir().map(|d| d.join("gemauth"))
@@ -321,6 +328,19 @@ impl TokenCache {
     }
 }
 
+/// The lock key of a credential file path.
+pub fn lock_key(credential_path: &Path) -> String {
+    let parent = credential_path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let canonical = fs::canonicalize(parent)
+        .or_else(|_| std::path::absolute(parent))
+        .unwrap_or_else(|_| parent.to_path_buf())
+        .join(credential_path.file_name().unwrap_or_default());
+    hex_digest(&[&canonical.to_string_lossy()])
+}
+
 /// An exclusive lock serializing refreshes and rewrites of one credential file across
 /// processes. The OS releases it when the holder exits, even after a crash.
 pub struct CredentialLock {
@@ -328,15 +348,10 @@ pub struct CredentialLock {
 }
 
 impl CredentialLock {
-    /// The lock of a credential file (keyed by its canonical path).
+    /// The lock of a credential file, keyed by its canonical directory and its name, so that
+    /// every spelling of the path (relative, `./`, absolute, through a linked directory) shares it.
     pub fn acquire(credential_path: &Path) -> Result<Self> {
-        let canonical = credential_path
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .and_then(|p| fs::canonicalize(p).ok())
-            .map(|p| p.join(credential_path.file_name().unwrap_or_default()))
-            .unwrap_or_else(|| credential_path.to_path_buf());
-        Self::acquire_key(&hex_digest(&[&canonical.to_string_lossy()]))
+        Self::acquire_key(&lock_key(credential_path))
     }
 
     /// The lock named by `key` (credentials without a file: the metadata server).
@@ -387,6 +402,28 @@ mod tests {
             expires_at,
             scopes: vec![],
         }
+    }
+
+    #[test]
+    fn every_spelling_of_a_path_shares_one_lock() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("creds.json");
+        fs::write(&file, b"{}").unwrap();
+        let cwd = std::env::current_dir().unwrap();
+        std::env::set_current_dir(dir.path()).unwrap();
+        let relative = lock_key(Path::new("creds.json"));
+        let dotted = lock_key(Path::new("./creds.json"));
+        std::env::set_current_dir(cwd).unwrap();
+        assert_eq!(relative, lock_key(&file));
+        assert_eq!(dotted, lock_key(&file));
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(lock_key(&other.path().join("creds.json")), lock_key(&file));
+    }
+
+    #[test]
+    fn far_future_times_format_without_panicking() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
     }
 
     #[test]

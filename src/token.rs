@@ -171,18 +171,50 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
         kind = credential.type_name(),
         "obtained a new access token"
     );
-    match (minted.rotated, &credential, target) {
+    let field: &[&str] = match &credential {
+        Credential::User(_) => &["refresh_token"],
+        Credential::Impersonated { .. } => &["source_credentials", "refresh_token"],
+        _ => &[],
+    };
+    match (minted.rotated, target) {
         // A rotated refresh token must be on disk before the lock is released.
-        (Some(new), Credential::User(user), Target::File(path, _)) => {
-            let mut user = user.as_ref().clone();
-            user.refresh_token = new;
-            store::write_atomic(path, &user.to_json())?;
-            TokenCache::for_user(&user).store(&minted.token);
+        (Some(new), Target::File(path, _)) if !field.is_empty() => {
+            rewrite_field(path, field, new.secret())?;
+            let credential = load(target)?;
+            TokenCache::new(&credential.cache_key(&scopes)).store(&minted.token);
             let _ = cache.remove();
+            Ok(token_of(minted.token, &credential, target, &scopes))
         }
-        _ => cache.store(&minted.token),
+        _ => {
+            cache.store(&minted.token);
+            Ok(token_of(minted.token, &credential, target, &scopes))
+        }
     }
-    Ok(token_of(minted.token, &credential, target, &scopes))
+}
+
+/// Sets one string field (by its path of keys) in a credential file, keeping everything else,
+/// and writes the file atomically.
+fn rewrite_field(path: &Path, field: &[&str], value: &str) -> Result<()> {
+    let bytes = read_regular_file(path).map_err(|problem| Error::CredentialFile {
+        path: path.to_path_buf(),
+        problem,
+    })?;
+    let mut root: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| Error::CredentialFile {
+            path: path.to_path_buf(),
+            problem: format!("is not valid JSON ({e})"),
+        })?;
+    let mut slot = &mut root;
+    for key in field {
+        slot = slot
+            .get_mut(*key)
+            .ok_or_else(|| Error::Internal(format!("{} has no {key}", path.display())))?;
+    }
+    *slot = serde_json::Value::String(value.to_string());
+    let mut out = serde_json::to_vec_pretty(&root)
+        .map_err(|e| Error::Internal(format!("cannot serialize: {e}")))?;
+    out.push(b'\n');
+    store::write_atomic(path, &out)
 }
 
 fn token_of(

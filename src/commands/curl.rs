@@ -13,7 +13,7 @@ pub const ENV_CURL: &str = "GEMAUTH_CURL";
 pub fn run(args: CurlArgs) -> Result<u8> {
     let token = token::get(args.credential_file.as_deref(), None)?;
     let mut headers = format!("Authorization: Bearer {}\n", token.access_token.secret());
-    if let Some(project) = super::effective_quota_project(token.quota_project_id.as_deref()) {
+    if let Some(project) = super::effective_quota_project(token.quota_project_id.as_deref())? {
         headers.push_str(&format!("x-goog-user-project: {project}\n"));
     }
     // The token goes to curl in a private file (`-H @file`), never on its command line where

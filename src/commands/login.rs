@@ -17,6 +17,9 @@ pub fn run(args: LoginArgs) -> Result<()> {
     // Everything that can be checked locally is checked before the listener opens.
     let client = credentials::load_client_config(&args.client_id_file)?;
     let scopes = credentials::resolve_scopes(args.scopes.as_deref())?;
+    if let Some(project) = &args.quota_project {
+        credentials::validate_project_id(project)?;
+    }
     let path = match &args.credential_file {
         Some(p) => p.clone(),
         None => store::well_known_path()?,
@@ -57,6 +60,19 @@ pub fn run(args: LoginArgs) -> Result<()> {
             &request.redirect_uri,
         )
         .await
+        .map_err(|e| match e {
+            // At login a refusal is about the client or the code, not a stored credential.
+            Error::Rejected {
+                endpoint,
+                error,
+                description,
+            } => Error::ExchangeRejected {
+                endpoint,
+                error,
+                description,
+            },
+            other => other,
+        })
     })??;
 
     save(&args, &client, &scopes, &path, tokens)
@@ -80,7 +96,10 @@ fn save(
         client_id: client.client_id.clone(),
         client_secret: client.client_secret.clone(),
         refresh_token,
-        quota_project_id: args.quota_project.clone().or(client.project_id.clone()),
+        quota_project_id: args.quota_project.clone().or(client
+            .project_id
+            .clone()
+            .filter(|p| credentials::validate_project_id(p).is_ok())),
         universe_domain: Some(DEFAULT_UNIVERSE.to_string()),
         account: account.clone(),
         scopes: Some(Scopes::List(granted.clone())),

@@ -50,12 +50,21 @@ pub(crate) fn print_stdout(text: &str) -> Result<()> {
 }
 
 /// The quota project in effect: `GOOGLE_CLOUD_QUOTA_PROJECT` (as Google's libraries honour it),
-/// else the credential file's `quota_project_id`.
-pub(crate) fn effective_quota_project(from_file: Option<&str>) -> Option<String> {
-    std::env::var(ENV_QUOTA_PROJECT)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .or_else(|| from_file.map(str::to_string))
+/// else the credential file's `quota_project_id` (checked when the file was loaded). Both end up
+/// in an HTTP header, so the variable must hold a project ID too.
+pub(crate) fn effective_quota_project(from_file: Option<&str>) -> Result<Option<String>> {
+    match std::env::var(ENV_QUOTA_PROJECT) {
+        Ok(v) if !v.trim().is_empty() => {
+            crate::credentials::validate_project_id(v.trim()).map_err(|_| {
+                Error::Usage(format!(
+                    "{ENV_QUOTA_PROJECT}={:?} is not a Google Cloud project ID",
+                    crate::error::sanitize(&v)
+                ))
+            })?;
+            Ok(Some(v.trim().to_string()))
+        }
+        _ => Ok(from_file.filter(|p| !p.is_empty()).map(str::to_string)),
+    }
 }
 
 /// Warns when `GOOGLE_APPLICATION_CREDENTIALS` will make programs use another file than the ADC

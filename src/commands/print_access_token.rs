@@ -20,14 +20,12 @@ pub fn run(args: PrintAccessTokenArgs) -> Result<()> {
         TokenFormat::Token => super::print_stdout(secret),
         TokenFormat::Header => super::print_stdout(&format!("Authorization: Bearer {secret}")),
         TokenFormat::Json => {
-            let expires_at =
-                std::time::UNIX_EPOCH + std::time::Duration::from_secs(token.expires_at);
             let value = serde_json::json!({
                 "access_token": secret,
-                "expires_at": humantime::format_rfc3339_seconds(expires_at).to_string(),
+                "expires_at": crate::store::rfc3339(token.expires_at),
                 "token_type": token.token_type,
                 "scopes": token.scopes,
-                "quota_project_id": super::effective_quota_project(token.quota_project_id.as_deref()),
+                "quota_project_id": super::effective_quota_project(token.quota_project_id.as_deref())?,
             });
             super::print_stdout(&value.to_string())
         }

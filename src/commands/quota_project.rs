@@ -6,28 +6,9 @@ use std::path::Path;
 use serde_json::Value;
 
 use crate::cli::{CredentialFileArgs, SetQuotaProjectArgs};
-use crate::credentials::{self, read_regular_file};
+use crate::credentials::{self, read_regular_file, validate_project_id};
 use crate::error::{Error, Result};
 use crate::store::{self, CredentialLock};
-
-/// Checks a project ID: lowercase letters, digits and hyphens (and the `domain.com:` prefix of
-/// older projects), 6 to 63 characters in all, starting with a letter.
-pub fn validate_project_id(project: &str) -> Result<()> {
-    let id = project.rsplit(':').next().unwrap_or_default();
-    let valid = (6..=63).contains(&project.len())
-        && id.starts_with(|c: char| c.is_ascii_lowercase())
-        && !id.ends_with('-')
-        && project
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | ':'));
-    if valid {
-        Ok(())
-    } else {
-        Err(Error::Usage(format!(
-            "{project:?} is not a Google Cloud project ID (lowercase letters, digits and hyphens, starting with a letter)"
-        )))
-    }
-}
 
 fn load_value(path: &Path) -> Result<serde_json::Map<String, Value>> {
     let bytes = read_regular_file(path).map_err(|problem| Error::CredentialFile {
@@ -76,31 +57,8 @@ pub fn print(args: CredentialFileArgs) -> Result<()> {
     let (path, _source) = store::discover(args.credential_file.as_deref())?;
     let map = load_value(&path)?;
     let from_file = map.get("quota_project_id").and_then(Value::as_str);
-    match super::effective_quota_project(from_file) {
+    match super::effective_quota_project(from_file)? {
         Some(project) => super::print_stdout(&project),
         None => Err(Error::NoQuotaProject { path }),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn project_ids_are_checked() {
-        for ok in ["my-project-123", "abcdef", "example.com:my-project"] {
-            assert!(validate_project_id(ok).is_ok(), "{ok}");
-        }
-        for bad in [
-            "",
-            "short",
-            "My-Project",
-            "1project",
-            "project-",
-            "has space x",
-            "a;rm -rf",
-        ] {
-            assert!(validate_project_id(bad).is_err(), "{bad}");
-        }
     }
 }

@@ -34,9 +34,9 @@ pub fn run(args: StatusArgs) -> Result<()> {
         "source": source,
         "type": credential.type_name(),
         "account": credential.identity().or(metadata_account),
-        "quota_project_id": super::effective_quota_project(credential.quota_project().as_deref()),
+        "quota_project_id": super::effective_quota_project(credential.quota_project().as_deref())?,
         "cached_token": cached.as_ref().map(|t| json!({
-            "expires_at": rfc3339(t.expires_at),
+            "expires_at": store::rfc3339(t.expires_at),
             "expires_in": t.expires_at.saturating_sub(now),
             "fresh": t.is_fresh(now, None),
         })),
@@ -54,7 +54,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             ..Default::default()
         }) {
             Ok(t) => {
-                report["check"] = json!({"ok": true, "expires_at": rfc3339(t.expires_at)});
+                report["check"] = json!({"ok": true, "expires_at": store::rfc3339(t.expires_at)});
             }
             Err(e) => {
                 report["check"] = json!({"ok": false});
@@ -128,11 +128,6 @@ fn source_name(source: Source) -> &'static str {
         }
         Source::WellKnown => "default location",
     }
-}
-
-fn rfc3339(unix: u64) -> String {
-    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix);
-    humantime::format_rfc3339_seconds(at).to_string()
 }
 
 fn file_mode(path: &Path) -> Option<String> {
