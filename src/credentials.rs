@@ -567,12 +567,31 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
     Ok(CredentialKind::AuthorizedUser(Box::new(user)))
 }
 
-/// Loads an `authorized_user` file, refusing other credential types.
-pub fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
-    let bytes = read_regular_file(path).map_err(|problem| Error::CredentialFile {
+/// Reads a credential file's bytes, with errors that name the file.
+pub fn read_credential_file(path: &Path) -> Result<Vec<u8>> {
+    read_regular_file(path).map_err(|problem| Error::CredentialFile {
         path: path.to_path_buf(),
         problem,
-    })?;
+    })
+}
+
+/// Reads a credential file as a JSON object, after checking it like every loader does, so that
+/// a rewrite keeps every field, known or not.
+pub fn load_json_object(path: &Path) -> Result<Map<String, Value>> {
+    let bytes = read_credential_file(path)?;
+    parse_credential_file(path, &bytes)?;
+    match serde_json::from_slice(&bytes) {
+        Ok(Value::Object(map)) => Ok(map),
+        _ => Err(Error::CredentialFile {
+            path: path.to_path_buf(),
+            problem: "is not a JSON object".into(),
+        }),
+    }
+}
+
+/// Loads an `authorized_user` file, refusing other credential types.
+pub fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
+    let bytes = read_credential_file(path)?;
     match parse_credential_file(path, &bytes)? {
         CredentialKind::AuthorizedUser(user) => Ok(*user),
         other => Err(Error::UnsupportedCredentialType {

@@ -149,6 +149,21 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Rewrites a credential file in place: loads it as a JSON object (checked like every loader
+/// does), lets `edit` change it, and writes it back atomically, pretty-printed. The caller holds
+/// the credential lock.
+pub fn update_credential_json(
+    path: &Path,
+    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<()>,
+) -> Result<()> {
+    let mut map = crate::credentials::load_json_object(path)?;
+    edit(&mut map)?;
+    let mut bytes = serde_json::to_vec_pretty(&serde_json::Value::Object(map))
+        .map_err(|e| Error::Internal(format!("cannot serialize: {e}")))?;
+    bytes.push(b'\n');
+    write_atomic(path, &bytes)
+}
+
 /// Temp files older than this were left by a writer that was killed before its rename.
 const STALE_TEMP_AGE: std::time::Duration = std::time::Duration::from_secs(600);
 

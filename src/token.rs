@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use oauth2::AccessToken;
 
 use crate::adc::{self, Credential};
-use crate::credentials::{self, read_regular_file};
+use crate::credentials;
 use crate::error::{Error, Result};
 use crate::oauth::Http;
 use crate::store::{self, CachedToken, CredentialLock, TokenCache};
@@ -78,10 +78,7 @@ fn warn_if_exposed(target: &Target) {
 pub fn load(target: &Target) -> Result<Credential> {
     match target {
         Target::File(path, _) => {
-            let bytes = read_regular_file(path).map_err(|problem| Error::CredentialFile {
-                path: path.clone(),
-                problem,
-            })?;
+            let bytes = credentials::read_credential_file(path)?;
             let kind = credentials::parse_credential_file(path, &bytes)?;
             Credential::from_kind(kind, path)
         }
@@ -192,29 +189,25 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
     }
 }
 
-/// Sets one string field (by its path of keys) in a credential file, keeping everything else,
-/// and writes the file atomically.
+/// Sets one string field (by its path of keys) in a credential file, keeping everything else.
 fn rewrite_field(path: &Path, field: &[&str], value: &str) -> Result<()> {
-    let bytes = read_regular_file(path).map_err(|problem| Error::CredentialFile {
-        path: path.to_path_buf(),
-        problem,
-    })?;
-    let mut root: serde_json::Value =
-        serde_json::from_slice(&bytes).map_err(|e| Error::CredentialFile {
-            path: path.to_path_buf(),
-            problem: format!("is not valid JSON ({e})"),
-        })?;
-    let mut slot = &mut root;
-    for key in field {
-        slot = slot
-            .get_mut(*key)
-            .ok_or_else(|| Error::Internal(format!("{} has no {key}", path.display())))?;
-    }
-    *slot = serde_json::Value::String(value.to_string());
-    let mut out = serde_json::to_vec_pretty(&root)
-        .map_err(|e| Error::Internal(format!("cannot serialize: {e}")))?;
-    out.push(b'\n');
-    store::write_atomic(path, &out)
+    store::update_credential_json(path, |map| {
+        let (last, parents) = field
+            .split_last()
+            .ok_or_else(|| Error::Internal("no field to rewrite".into()))?;
+        let mut object = map;
+        for key in parents {
+            object = object
+                .get_mut(*key)
+                .and_then(serde_json::Value::as_object_mut)
+                .ok_or_else(|| Error::Internal(format!("{} has no {key}", path.display())))?;
+        }
+        object.insert(
+            (*last).to_string(),
+            serde_json::Value::String(value.to_string()),
+        );
+        Ok(())
+    })
 }
 
 fn token_of(

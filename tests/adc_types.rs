@@ -3,6 +3,7 @@
 
 mod common;
 
+use std::ffi::OsStr;
 use std::path::PathBuf;
 
 use base64::Engine as _;
@@ -47,17 +48,6 @@ fn service_account_json(env: &TestEnv, key: &str) -> Value {
     })
 }
 
-fn write(env: &TestEnv, name: &str, value: &Value) -> PathBuf {
-    let path = env.path(name);
-    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path
-}
-
 fn print_token(env: &TestEnv, file: &std::path::Path, extra: &[&str]) -> Finished {
     let mut args = vec![
         "print-access-token",
@@ -90,8 +80,7 @@ fn decode_segment(segment: &str) -> Value {
 fn service_account_key_signs_a_jwt_the_server_verifies() {
     let env = TestEnv::new();
     register_test_key(&env);
-    let file = write(
-        &env,
+    let file = env.write_json(
         "sa.json",
         &service_account_json(&env, &fixture("test-sa-key.pem")),
     );
@@ -150,8 +139,7 @@ fn service_account_key_signs_a_jwt_the_server_verifies() {
 fn pkcs1_keys_work_and_bad_keys_are_clear_errors() {
     let env = TestEnv::new();
     register_test_key(&env);
-    let pkcs1 = write(
-        &env,
+    let pkcs1 = env.write_json(
         "sa1.json",
         &service_account_json(&env, &fixture("test-sa-key-pkcs1.pem")),
     );
@@ -172,7 +160,7 @@ fn pkcs1_keys_work_and_bad_keys_are_clear_errors() {
     ];
     let requests = env.google.seen("/token").len();
     for (key, expected) in cases {
-        let file = write(&env, "bad-sa.json", &service_account_json(&env, &key));
+        let file = env.write_json("bad-sa.json", &service_account_json(&env, &key));
         let done = print_token(&env, &file, &[]);
         assert_eq!(done.code(), 3, "{expected}: {}", done.stderr);
         assert!(
@@ -191,7 +179,7 @@ fn pkcs1_keys_work_and_bad_keys_are_clear_errors() {
 
     let mut missing = service_account_json(&env, &fixture("test-sa-key.pem"));
     missing.as_object_mut().unwrap().remove("client_email");
-    let file = write(&env, "missing.json", &missing);
+    let file = env.write_json("missing.json", &missing);
     let done = print_token(&env, &file, &[]);
     assert_eq!(done.code(), 3);
     assert!(done.stderr.contains("client_email"), "{}", done.stderr);
@@ -201,20 +189,17 @@ fn pkcs1_keys_work_and_bad_keys_are_clear_errors() {
 fn service_account_refresh_is_single_flight() {
     let env = TestEnv::new();
     register_test_key(&env);
-    let file = write(
-        &env,
+    let file = env.write_json(
         "sa.json",
         &service_account_json(&env, &fixture("test-sa-key.pem")),
     );
     let children: Vec<_> = (0..20)
         .map(|_| {
-            env.cmd()
-                .args(["print-access-token", "--credential-file"])
-                .arg(&file)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            env.spawn_piped(&[
+                OsStr::new("print-access-token"),
+                OsStr::new("--credential-file"),
+                file.as_os_str(),
+            ])
         })
         .collect();
     for child in children {
@@ -240,8 +225,7 @@ fn impersonation_url(env: &TestEnv) -> String {
 fn impersonated_service_account_uses_its_source_then_iam_credentials() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
-    let file = write(
-        &env,
+    let file = env.write_json(
         "impersonated.json",
         &json!({
             "type": "impersonated_service_account",
@@ -297,8 +281,7 @@ fn impersonation_refused_by_iam_exits_3() {
         url.trim_start_matches(&env.google.base),
         Canned::json(403, r#"{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getAccessToken' denied","status":"PERMISSION_DENIED"}}"#),
     );
-    let file = write(
-        &env,
+    let file = env.write_json(
         "impersonated.json",
         &json!({
             "type": "impersonated_service_account",
@@ -334,8 +317,7 @@ fn external_account_file_sources_are_exchanged_at_sts() {
         r#"{"id_token":"subject-token-123"}"#,
     )
     .unwrap();
-    let text = write(
-        &env,
+    let text = env.write_json(
         "ext-text.json",
         &external_account(&env, json!({"file": env.path("oidc-token.txt")})),
     );
@@ -370,8 +352,7 @@ fn external_account_file_sources_are_exchanged_at_sts() {
     );
     assert!(!sts.form.contains_key("options"));
 
-    let json_source = write(
-        &env,
+    let json_source = env.write_json(
         "ext-json.json",
         &external_account(
             &env,
@@ -383,8 +364,7 @@ fn external_account_file_sources_are_exchanged_at_sts() {
     );
     assert_eq!(print_token(&env, &json_source, &[]).stdout, "ya29.sts-2\n");
 
-    let wrong_field = write(
-        &env,
+    let wrong_field = env.write_json(
         "ext-bad.json",
         &external_account(
             &env,
@@ -402,8 +382,7 @@ fn external_account_file_sources_are_exchanged_at_sts() {
         done.stderr
     );
 
-    let missing = write(
-        &env,
+    let missing = env.write_json(
         "ext-missing.json",
         &external_account(&env, json!({"file": env.path("nope.txt")})),
     );
@@ -429,7 +408,7 @@ fn external_account_url_source_with_headers_and_impersonation() {
     );
     config["service_account_impersonation_url"] = json!(impersonation_url(&env));
     config["service_account_impersonation"] = json!({"token_lifetime_seconds": 1800});
-    let file = write(&env, "ext-url.json", &config);
+    let file = env.write_json("ext-url.json", &config);
     let done = print_token(&env, &file, &[]);
     assert_eq!(done.code(), 0, "{}", done.stderr);
     assert_eq!(done.stdout, "ya29.impersonated-2\n");
@@ -456,7 +435,7 @@ fn workforce_pools_send_the_user_project() {
     config["audience"] =
         json!("//iam.googleapis.com/locations/global/workforcePools/pool/providers/idp");
     config["workforce_pool_user_project"] = json!("workforce-project");
-    let file = write(&env, "workforce.json", &config);
+    let file = env.write_json("workforce.json", &config);
     let done = print_token(&env, &file, &[]);
     assert_eq!(done.code(), 0, "{}", done.stderr);
     let options: Value = serde_json::from_str(&env.google.seen("/sts")[0].form["options"]).unwrap();
@@ -478,8 +457,7 @@ fn executable_sources_run_only_when_allowed() {
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     }
-    let file = write(
-        &env,
+    let file = env.write_json(
         "exec.json",
         &external_account(
             &env,
@@ -657,7 +635,7 @@ fn malformed_files_of_each_type_are_refused() {
         ),
     ];
     for (value, expected) in cases {
-        let file = write(&env, "bad.json", &value);
+        let file = env.write_json("bad.json", &value);
         let before = std::fs::read(&file).unwrap();
         let done = print_token(&env, &file, &[]);
         assert_ne!(done.code(), 0, "{value}");

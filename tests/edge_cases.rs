@@ -7,17 +7,6 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 
-fn write(env: &TestEnv, name: &str, value: &Value) -> std::path::PathBuf {
-    let path = env.path(name);
-    std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
-    }
-    path
-}
-
 fn run_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Finished {
     let mut cmd = env.cmd();
     cmd.args(args);
@@ -41,14 +30,14 @@ fn a_changed_federation_source_is_a_different_cache_entry() {
             "credential_source": {"file": env.path(source)},
         })
     };
-    let file = write(&env, "ext.json", &config("alice.tok"));
+    let file = env.write_json("ext.json", &config("alice.tok"));
     let args = [
         "print-access-token",
         "--credential-file",
         file.to_str().unwrap(),
     ];
     assert_eq!(env.run(&args).stdout, "ya29.sts-1\n");
-    write(&env, "ext.json", &config("bob.tok"));
+    env.write_json("ext.json", &config("bob.tok"));
     assert_eq!(
         env.run(&args).stdout,
         "ya29.sts-2\n",
@@ -62,8 +51,7 @@ fn a_rotated_source_refresh_token_of_an_impersonation_is_saved() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
     env.google.with(|b| b.rotate = true);
-    let file = write(
-        &env,
+    let file = env.write_json(
         "imp.json",
         &json!({
             "type": "impersonated_service_account",

@@ -4,18 +4,13 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
 
 fn spawn_print(env: &TestEnv) -> std::process::Child {
-    env.cmd()
-        .arg("print-access-token")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    env.spawn_piped(&["print-access-token"])
 }
 
 #[test]

@@ -760,13 +760,25 @@ impl TestEnv {
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
         }
-        std::fs::write(path, &bytes).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        write_private(path, &bytes);
         bytes
+    }
+
+    /// Writes a JSON credential file (mode 0600) in the test directory.
+    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> PathBuf {
+        let path = self.path(name);
+        write_private(&path, &serde_json::to_vec_pretty(value).unwrap());
+        path
+    }
+
+    /// Starts gemauth with ARGS, its output piped (for many concurrent processes).
+    pub fn spawn_piped<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Child {
+        self.cmd()
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     }
 
     /// Cached token files.
@@ -793,6 +805,16 @@ impl TestEnv {
         let mut cmd = self.cmd();
         cmd.args(args);
         Running::spawn(cmd, self.path("browser-args")).finish()
+    }
+}
+
+/// Writes a file readable by its owner only, as credential files should be.
+pub fn write_private(path: &Path, bytes: &[u8]) {
+    std::fs::write(path, bytes).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
     }
 }
 
