@@ -6,6 +6,7 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
@@ -152,15 +153,22 @@ fn https_credentials(env: &TestEnv, tls_port: u16) -> std::path::PathBuf {
     path
 }
 
+/// The fake server behind `https://localhost:PORT` with a certificate from a new test CA: the
+/// port, a credential file whose token endpoint is there, and the CA's PEM bundle (not trusted
+/// until a test points `SSL_CERT_FILE` at it).
+fn https_token_endpoint(env: &TestEnv) -> (u16, PathBuf, PathBuf) {
+    let ca = test_ca();
+    let upstream = env.google.base.rsplit(':').next().unwrap().parse().unwrap();
+    let tls_port = tls_front(&ca, upstream);
+    let bundle = env.path("ca.pem");
+    std::fs::write(&bundle, &ca.ca_pem).unwrap();
+    (tls_port, https_credentials(env, tls_port), bundle)
+}
+
 #[test]
 fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
     let env = TestEnv::new();
-    let ca = test_ca();
-    let tls_port = tls_front(
-        &ca,
-        env.google.base.rsplit(':').next().unwrap().parse().unwrap(),
-    );
-    let creds = https_credentials(&env, tls_port);
+    let (tls_port, creds, bundle) = https_token_endpoint(&env);
     let before = std::fs::read(&creds).unwrap();
 
     let mut cmd = env.cmd();
@@ -181,8 +189,6 @@ fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
     assert_eq!(std::fs::read(&creds).unwrap(), before);
     assert!(env.google.seen("/token").is_empty());
 
-    let bundle = env.path("ca.pem");
-    std::fs::write(&bundle, &ca.ca_pem).unwrap();
     let mut cmd = env.cmd();
     cmd.args(["print-access-token", "--credential-file"])
         .arg(&creds)
@@ -195,14 +201,7 @@ fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
 #[test]
 fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     let env = TestEnv::new();
-    let ca = test_ca();
-    let tls_port = tls_front(
-        &ca,
-        env.google.base.rsplit(':').next().unwrap().parse().unwrap(),
-    );
-    let creds = https_credentials(&env, tls_port);
-    let bundle = env.path("ca.pem");
-    std::fs::write(&bundle, &ca.ca_pem).unwrap();
+    let (tls_port, creds, bundle) = https_token_endpoint(&env);
     let (proxy_port, seen) = connect_proxy();
 
     let mut cmd = env.cmd();
