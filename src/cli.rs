@@ -3,7 +3,9 @@
 use std::ffi::OsString;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{
+    ArgMatches, Args, Command as ClapCommand, FromArgMatches, Parser, Subcommand, ValueEnum,
+};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -32,42 +34,42 @@ pub enum Command {
         "Examples:\n  gemauth login --client-id-file client_secret.json\n  gemauth login --client-id-file client_secret.json --scopes cloud-platform,generative-language.retriever\n  gemauth login --client-id-file client_secret.json --no-browser --port 8085   # over SSH\n\n",
         "Exit codes:\n  0  success\n  1  error (login not completed, network, server, file system)\n  2  usage error"
     ))]
-    Login(LoginArgs),
+    Login(Deferred<LoginArgs>),
 
     /// Print a valid access token on stdout (cached, or refreshed when needed)
     #[command(after_help = concat!(
         "Examples:\n  curl -H \"Authorization: Bearer $(gemauth print-access-token)\" \\\n       -H \"x-goog-user-project: MY_PROJECT\" https://generativelanguage.googleapis.com/v1/models\n  gemauth print-access-token --format json\n  curl -H \"$(gemauth print-access-token --format header)\" https://generativelanguage.googleapis.com/v1/models\n\n",
         "Exit codes:\n  0  success\n  1  error (network, server, file system)\n  2  usage error\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
     ))]
-    PrintAccessToken(PrintAccessTokenArgs),
+    PrintAccessToken(Deferred<PrintAccessTokenArgs>),
 
     /// Revoke the grant at the server and remove the local credential
     #[command(after_help = concat!(
         "Examples:\n  gemauth revoke\n  gemauth revoke --force   # remove the local file even if the server cannot be reached\n\n",
         "Exit codes:\n  0  success, or nothing stored\n  1  error (the credential file was kept)\n  2  usage error\n  3  the credential file is unreadable"
     ))]
-    Revoke(RevokeArgs),
+    Revoke(Deferred<RevokeArgs>),
 
     /// Show which credentials are in effect, and why (no network unless --check)
     #[command(after_help = concat!(
         "Examples:\n  gemauth status\n  gemauth status --format json --check\n\n",
         "Exit codes:\n  0  usable credentials found (and, with --check, accepted by the server)\n  1  error (network, server)\n  2  usage error\n  3  no usable credentials, or the server rejected them"
     ))]
-    Status(StatusArgs),
+    Status(Deferred<StatusArgs>),
 
     /// Set the project billed for API quota (quota_project_id) in the credential file
     #[command(after_help = concat!(
         "Example:\n  gemauth set-quota-project my-project-123\n\n",
         "Exit codes:\n  0  success\n  1  error\n  2  usage error (not a project ID)\n  3  no usable credential file: run `gemauth login`"
     ))]
-    SetQuotaProject(SetQuotaProjectArgs),
+    SetQuotaProject(Deferred<SetQuotaProjectArgs>),
 
     /// Print the project billed for API quota (quota_project_id) on stdout
     #[command(after_help = concat!(
         "Example:\n  curl -H \"x-goog-user-project: $(gemauth print-quota-project)\" …\n\n",
         "Exit codes:\n  0  success\n  1  no quota project set\n  2  usage error\n  3  no usable credential file: run `gemauth login`"
     ))]
-    PrintQuotaProject(CredentialFileArgs),
+    PrintQuotaProject(Deferred<CredentialFileArgs>),
 
     /// Run curl with the Authorization header (and x-goog-user-project) added
     #[command(after_help = concat!(
@@ -76,13 +78,13 @@ pub enum Command {
         "temporary file, never on the command line. curl's exit code is passed through; gemauth's own\n",
         "failures use its codes (1 error, 3 credentials missing or rejected)."
     ))]
-    Curl(CurlArgs),
+    Curl(Deferred<CurlArgs>),
 
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  gemauth completions bash > ~/.local/share/bash-completion/completions/gemauth\n  gemauth completions zsh > \"${fpath[1]}/_gemauth\"\n  gemauth completions fish > ~/.config/fish/completions/gemauth.fish"
     )]
-    Completions(CompletionsArgs),
+    Completions(Deferred<CompletionsArgs>),
 
     /// Print the man page (roff)
     #[command(after_help = "Example:\n  gemauth man > ~/.local/share/man/man1/gemauth.1")]
@@ -226,4 +228,42 @@ pub struct CompletionsArgs {
     /// Shell to generate completions for
     #[arg(value_enum)]
     pub shell: clap_complete::Shell,
+}
+
+/// A subcommand's arguments, built by clap only when that subcommand is the one being parsed
+/// (`Command::defer`): `gemauth print-access-token` builds none of `login`'s options. The
+/// subcommand names, their one-line help and the global options are built as before.
+#[derive(Debug)]
+pub struct Deferred<T>(pub T);
+
+impl<T: FromArgMatches> FromArgMatches for Deferred<T> {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches(matches).map(Self)
+    }
+
+    fn from_arg_matches_mut(matches: &mut ArgMatches) -> Result<Self, clap::Error> {
+        T::from_arg_matches_mut(matches).map(Self)
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches(matches)
+    }
+
+    fn update_from_arg_matches_mut(&mut self, matches: &mut ArgMatches) -> Result<(), clap::Error> {
+        self.0.update_from_arg_matches_mut(matches)
+    }
+}
+
+impl<T: Args> Args for Deferred<T> {
+    fn group_id() -> Option<clap::Id> {
+        T::group_id()
+    }
+
+    fn augment_args(cmd: ClapCommand) -> ClapCommand {
+        cmd.defer(T::augment_args)
+    }
+
+    fn augment_args_for_update(cmd: ClapCommand) -> ClapCommand {
+        cmd.defer(T::augment_args_for_update)
+    }
 }

@@ -1,13 +1,81 @@
 //! The `gemauth` binary: parse the command line, run it, map the outcome to an exit code.
+//!
+//! On Unix the entry point is C's `main` (`#![no_main]`), so Rust's runtime start-up is skipped.
+//! Most of it costs nothing, but finding the main thread's stack guard reads and parses
+//! `/proc/self/maps`: about a sixth of a cached `print-access-token`, which runs before every
+//! curl call of a script. What that start-up does and gemauth needs is done here instead:
+//! file descriptors 0–2 are made sure to be open, and SIGPIPE is ignored. The only loss is the
+//! "has overflowed its stack" message, and gemauth has no deep recursion (serde_json limits its
+//! nesting).
 
-use std::process::ExitCode;
+#![cfg_attr(unix, no_main)]
 
 use clap::Parser;
 
-fn main() -> ExitCode {
-    let cli = gemauth::cli::Cli::parse();
+#[cfg(unix)]
+#[unsafe(no_mangle)]
+extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+    start::standard_fds_open();
+    start::ignore_sigpipe();
+    // SAFETY: these are the argc and argv the C runtime passes to `main`.
+    let args = unsafe { start::args(argc, argv) };
+    std::ffi::c_int::from(run(gemauth::cli::Cli::parse_from(args)))
+}
+
+#[cfg(not(unix))]
+fn main() -> std::process::ExitCode {
+    std::process::ExitCode::from(run(gemauth::cli::Cli::parse()))
+}
+
+fn run(cli: gemauth::cli::Cli) -> u8 {
     match gemauth::commands::run(cli) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => ExitCode::from(gemauth::error::report(&err)),
+        Ok(code) => code,
+        Err(err) => gemauth::error::report(&err),
+    }
+}
+
+#[cfg(unix)]
+mod start {
+    use std::ffi::{CStr, OsStr, OsString, c_char, c_int};
+    use std::fs::File;
+    use std::os::fd::{AsRawFd, IntoRawFd};
+    use std::os::unix::ffi::OsStrExt;
+
+    /// Opens /dev/null on whichever of file descriptors 0, 1 and 2 are closed, as Rust's runtime
+    /// does: otherwise a file gemauth opens (a lock, a credential) could become its stdout, and
+    /// the token or an error would be written into it.
+    pub fn standard_fds_open() {
+        // open() returns the lowest free descriptor: keep it while it fills a gap below 3.
+        while let Ok(file) = File::options().read(true).write(true).open("/dev/null") {
+            if file.as_raw_fd() > 2 {
+                break;
+            }
+            let _stays_open = file.into_raw_fd();
+        }
+    }
+
+    /// Writes to a closed pipe or socket fail with EPIPE instead of killing the process, as
+    /// under Rust's runtime: a reader that went away gets a clean error, and HTTP code sees
+    /// a connection error.
+    pub fn ignore_sigpipe() {
+        // SAFETY: sets a signal disposition; no handler code runs, no other thread exists yet.
+        unsafe {
+            libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        }
+    }
+
+    /// The command line as `OsString`s, from C's `argc`/`argv`.
+    ///
+    /// # Safety
+    /// `argv` must point to `argc` valid NUL-terminated strings, as C's `main` receives them.
+    pub unsafe fn args(argc: c_int, argv: *const *const c_char) -> Vec<OsString> {
+        let count = usize::try_from(argc).unwrap_or(0);
+        (0..count)
+            // SAFETY: i < argc, so argv[i] is readable (the caller's contract).
+            .map(|i| unsafe { *argv.add(i) })
+            .filter(|arg| !arg.is_null())
+            // SAFETY: a non-null argv entry is a NUL-terminated string (the caller's contract).
+            .map(|arg| OsStr::from_bytes(unsafe { CStr::from_ptr(arg) }.to_bytes()).to_os_string())
+            .collect()
     }
 }

@@ -308,6 +308,16 @@ fn completions_parse_in_their_shells_and_the_man_page_renders() {
         assert_eq!(done.code(), 0, "{shell}: {}", done.stderr);
         assert!(done.stdout.len() > 500, "{shell}: {}", done.stdout);
         assert!(done.stdout.contains("print-access-token"), "{shell}");
+        // Every subcommand's own options are there (clap builds them only on demand).
+        for option in [
+            "client-id-file",
+            "min-lifetime",
+            "force",
+            "check",
+            "no-browser",
+        ] {
+            assert!(done.stdout.contains(option), "{shell}: {option}");
+        }
         let script = env.path(&format!("completion.{shell}"));
         std::fs::write(&script, &done.stdout).unwrap();
         let check: Option<Vec<&str>> = match shell {
@@ -429,10 +439,7 @@ fn shell_example_lists_models_with_curl() {
     );
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
-    let bin_dir = PathBuf::from(env!("CARGO_BIN_EXE_gemauth"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
+    let bin_dir = gemauth_binary().parent().unwrap().to_path_buf();
     let path = format!(
         "{}:{}",
         bin_dir.display(),

@@ -71,7 +71,7 @@ fn files_are_private_under_umask_022() {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg("umask 022; exec \"$0\" \"$@\"")
-        .arg(env!("CARGO_BIN_EXE_gemauth"))
+        .arg(gemauth_binary())
         .args(["login", "--client-id-file"])
         .arg(&client);
     for (k, v) in env.cmd().get_envs() {

@@ -19,14 +19,14 @@ use crate::error::{Error, Result};
 pub fn run(cli: Cli) -> Result<u8> {
     crate::logging::init(cli.verbose);
     match cli.command {
-        Command::Login(args) => login::run(args),
-        Command::PrintAccessToken(args) => print_access_token::run(args),
-        Command::Revoke(args) => revoke::run(args),
-        Command::Status(args) => status::run(args),
-        Command::SetQuotaProject(args) => quota_project::set(args),
-        Command::PrintQuotaProject(args) => quota_project::print(args),
-        Command::Curl(args) => return curl::run(args),
-        Command::Completions(args) => docs::completions(args),
+        Command::Login(args) => login::run(args.0),
+        Command::PrintAccessToken(args) => print_access_token::run(args.0),
+        Command::Revoke(args) => revoke::run(args.0),
+        Command::Status(args) => status::run(args.0),
+        Command::SetQuotaProject(args) => quota_project::set(args.0),
+        Command::PrintQuotaProject(args) => quota_project::print(args.0),
+        Command::Curl(args) => return curl::run(args.0),
+        Command::Completions(args) => docs::completions(args.0),
         Command::Man => docs::man(),
     }
     .map(|()| 0)

@@ -652,7 +652,7 @@ impl TestEnv {
 
     /// The gemauth binary with an environment that reaches nothing outside the test.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gemauth"));
+        let mut cmd = Command::new(gemauth_binary());
         for var in [
             "GOOGLE_APPLICATION_CREDENTIALS",
             "HTTP_PROXY",
@@ -805,6 +805,15 @@ impl TestEnv {
         let mut cmd = self.cmd();
         cmd.args(args);
         Running::spawn(cmd, self.path("browser-args")).finish()
+    }
+}
+
+/// The binary under test: the one `cargo test` built, or `GEMAUTH_TEST_BINARY` (.ci/run points
+/// it at the static release build, to run the tests against the binary that is shipped).
+pub fn gemauth_binary() -> PathBuf {
+    match std::env::var_os("GEMAUTH_TEST_BINARY") {
+        Some(path) if !path.is_empty() => PathBuf::from(path),
+        _ => PathBuf::from(env!("CARGO_BIN_EXE_gemauth")),
     }
 }
 
