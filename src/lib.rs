@@ -8,6 +8,7 @@ pub mod credentials;
 pub mod error;
 pub mod flow;
 pub mod logging;
+pub mod names;
 pub mod oauth;
 pub mod store;
 pub mod token;

@@ -10,22 +10,19 @@
 
 #![cfg_attr(unix, no_main)]
 
-use clap::Parser;
-
 #[cfg(unix)]
 #[unsafe(no_mangle)]
 extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
     start::standard_fds_open();
     start::ignore_sigpipe();
-    #[cfg(all(target_os = "linux", target_env = "gnu", target_feature = "crt-static"))]
-    start::builtin_name_services();
     // SAFETY: these are the argc and argv the C runtime passes to `main`.
     let args = unsafe { start::args(argc, argv) };
-    std::ffi::c_int::from(run(gemauth::cli::Cli::parse_from(args)))
+    std::ffi::c_int::from(run(start::parse(args)))
 }
 
 #[cfg(not(unix))]
 fn main() -> std::process::ExitCode {
+    use clap::Parser;
     std::process::ExitCode::from(run(gemauth::cli::Cli::parse()))
 }
 
@@ -66,22 +63,17 @@ mod start {
         }
     }
 
-    /// In the statically linked release build (README, "Install"), host and user lookups use
-    /// only the name services built into it: /etc/hosts and DNS (resolv.conf), and /etc/passwd.
-    /// Other NSS modules named in /etc/nsswitch.conf (mdns, resolve, sss…) are shared libraries
-    /// built against the system's glibc, which a static binary must not load: glibc warns that
-    /// they need the exact glibc version the binary was linked with.
-    #[cfg(all(target_os = "linux", target_env = "gnu", target_feature = "crt-static"))]
-    pub fn builtin_name_services() {
-        unsafe extern "C" {
-            /// glibc, <nss.h>: replaces the nsswitch.conf line of one database.
-            fn __nss_configure_lookup(dbname: *const c_char, service_line: *const c_char) -> c_int;
-        }
-        // SAFETY: two NUL-terminated static strings; called before any lookup or thread.
-        unsafe {
-            __nss_configure_lookup(c"hosts".as_ptr(), c"files dns".as_ptr());
-            __nss_configure_lookup(c"passwd".as_ptr(), c"files".as_ptr());
-        }
+    /// `Cli::parse_from`, except that clap's command tree is left for the process's end to free
+    /// (a twelfth of a cached `print-access-token` went to dropping it).
+    pub fn parse(args: Vec<OsString>) -> gemauth::cli::Cli {
+        use clap::{CommandFactory, FromArgMatches};
+        let mut command = gemauth::cli::Cli::command();
+        let parsed = command
+            .try_get_matches_from_mut(args)
+            .and_then(|mut matches| gemauth::cli::Cli::from_arg_matches_mut(&mut matches))
+            .map_err(|e| e.format(&mut command));
+        std::mem::forget(command);
+        parsed.unwrap_or_else(|e| e.exit())
     }
 
     /// The command line as `OsString`s, from C's `argc`/`argv`.

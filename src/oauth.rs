@@ -49,6 +49,7 @@ impl Http {
 
     /// A client with its own connect timeout (the metadata server must answer fast or not at all).
     pub fn with_connect_timeout(connect_timeout: Duration) -> Result<Self> {
+        crate::names::before_lookups();
         // One crypto provider for rustls; installing it twice is harmless.
         let _ = rustls::crypto::ring::default_provider().install_default();
         let timeout = env_secs(ENV_TIMEOUT, 30);

@@ -40,11 +40,24 @@ pub fn gcloud_config_dir() -> Result<PathBuf> {
     {
         return Ok(appdata.join("gcloud"));
     }
-    dirs::home_dir()
+    home_dir()
         .map(|h| h.join(".config").join("gcloud"))
         .ok_or_else(|| {
             Error::Usage("cannot find the home directory; pass --credential-file PATH".into())
         })
+}
+
+/// The home directory: `$HOME`, else the user's entry in the password database.
+fn home_dir() -> Option<PathBuf> {
+    before_home_lookup();
+    dirs::home_dir()
+}
+
+/// Without `$HOME`, finding the home directory is a password-database lookup.
+fn before_home_lookup() {
+    if env_path("HOME").is_none() {
+        crate::names::before_lookups();
+    }
 }
 
 /// The well-known Application Default Credentials file that `login` writes by default.
@@ -256,6 +269,7 @@ pub fn rfc3339(unix: u64) -> String {
 
 /// gemauth's cache directory: `$XDG_CACHE_HOME/gemauth` (or the platform's cache directory).
 pub fn cache_dir() -> Option<PathBuf> {
+    before_home_lookup();
     dirs::cache_dir().map(|d| d.join("gemauth"))
 }
 
