@@ -445,20 +445,13 @@ fn shell_example_lists_models_with_curl() {
         bin_dir.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let mut cmd = env.cmd();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/examples/gemini-curl.sh");
     let mut shell = Command::new("bash");
-    shell.arg(script).arg("my-billing-project");
-    for (k, v) in cmd
+    env.isolate(&mut shell)
+        .arg(script)
+        .arg("my-billing-project")
         .env("PATH", path)
-        .env("GEMINI_API_BASE", &env.google.base)
-        .get_envs()
-    {
-        match v {
-            Some(v) => shell.env(k, v),
-            None => shell.env_remove(k),
-        };
-    }
+        .env("GEMINI_API_BASE", &env.google.base);
     let out = shell.output().unwrap();
     assert!(
         out.status.success(),

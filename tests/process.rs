@@ -34,12 +34,7 @@ fn run_with_closed_output(env: &TestEnv, args: &[&str]) -> std::process::ExitSta
         .arg(gemauth_binary())
         .args(args)
         .stdin(Stdio::null());
-    for (k, v) in env.cmd().get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    env.isolate(&mut cmd);
     cmd.status().unwrap()
 }
 
@@ -210,12 +205,7 @@ fn the_static_build_resolves_names_without_loading_nss_modules() {
         .arg(&binary)
         .arg(&cred)
         .stdin(Stdio::null());
-    for (k, v) in env.cmd().get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    env.isolate(&mut cmd);
     let output = cmd.output().unwrap();
     assert_eq!(
         (output.status.code(), output.status.signal()),

@@ -74,12 +74,7 @@ fn files_are_private_under_umask_022() {
         .arg(gemauth_binary())
         .args(["login", "--client-id-file"])
         .arg(&client);
-    for (k, v) in env.cmd().get_envs() {
-        match v {
-            Some(v) => cmd.env(k, v),
-            None => cmd.env_remove(k),
-        };
-    }
+    env.isolate(&mut cmd);
     let run = Running::spawn(cmd, env.path("browser-args"));
     follow_authorization(&run.browser_url());
     assert_eq!(run.finish().code(), 0);

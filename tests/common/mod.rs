@@ -685,6 +685,18 @@ impl TestEnv {
         cmd
     }
 
+    /// Gives another command (a wrapper such as `sh -c` that then runs gemauth) the environment
+    /// of [`TestEnv::cmd`].
+    pub fn isolate<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+        for (k, v) in self.cmd().get_envs() {
+            match v {
+                Some(v) => cmd.env(k, v),
+                None => cmd.env_remove(k),
+            };
+        }
+        cmd
+    }
+
     pub fn client_json(&self) -> serde_json::Value {
         serde_json::json!({"installed": {
             "client_id": CLIENT_ID,
