@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # gemauth benchmark (issue 7). From the repository root:
 #
-#   bash bench/run.sh              build the release binary, then measure side by side:
+#   bash bench/run.sh              build the release binary (static, as shipped), then measure
+#                                  side by side:
 #                                  1. cached `print-access-token` vs Python google-auth vs `cat`
-#                                  2. forced refresh vs a bare `curl` POST of the same request
+#                                  2. forced refresh vs a bare `curl` POST of the same request,
+#                                     over https (as Google serves tokens) and over plain http
 #                                  3. 50 concurrent calls on an expired cache (wall, token requests)
 #                                  4. peak memory (GNU time) and binary size
 #                                  and show what the cached path does (strace, perf, callgrind)
-#   bash bench/run.sh --profiles   also build 3 other release-profile variants (one target dir
-#                                  each under /tmp; ~5 minutes each on 2 cores the first time)
-#                                  and compare their size, cached-path and refresh times
+#   bash bench/run.sh --profiles   also build 5 variants (dynamically linked as `cargo install`
+#                                  makes it, static but not position-independent, Cargo's
+#                                  default profile, unwinding, opt-level s; one
+#                                  target dir each under /tmp, ~5 minutes each on 2 cores the
+#                                  first time) and compare their size, cached path, refresh and
+#                                  50 concurrent calls
 #   options: --quick (a quarter of the rounds), --strict (exit 1 when a target fails)
 #
-# Everything runs against a token endpoint on 127.0.0.1 (bench/token_server.py) in a temporary
-# HOME/XDG_CACHE_HOME/CLOUDSDK_CONFIG; nothing else is contacted. The timed comparisons are
+# Everything runs against token endpoints on 127.0.0.1 (bench/token_server.py; the https one with
+# a certificate from a CA made for the run) in temporary HOME/XDG_CACHE_HOME/CLOUDSDK_CONFIG
+# directories; nothing else is contacted. The timed comparisons are
 # interleaved rounds in one run (bench/harness.py), reported as medians and ratios.
 #
 # Environment: CARGO_TARGET_DIR is honoured for the main build; GEMAUTH_BENCH_VENV (default
@@ -55,6 +61,7 @@ apt_install() {
 command -v cargo >/dev/null || die "missing: cargo (install a Rust toolchain, e.g. with rustup)"
 needed=()
 command -v curl >/dev/null || needed+=(curl)
+command -v openssl >/dev/null || needed+=(openssl)  # the https token endpoint's certificates
 [ -x /usr/bin/time ] || needed+=(time)        # GNU time, for peak memory (%M)
 command -v strip >/dev/null || needed+=(binutils)
 command -v python3 >/dev/null || needed+=(python3)
@@ -79,11 +86,25 @@ if ! "$venv/bin/python" -c 'import google.oauth2.credentials, google_auth_oauthl
 fi
 py=$venv/bin/python
 
-# --- builds ------------------------------------------------------------------------------------
+# --- builds ---------------------------------------------------------------------------------------
 # Builds the gemauth binary (with whatever CARGO_* variables the caller sets) and prints its path.
 # --locked: measure the dependency set in Cargo.lock, and never rewrite it.
-build() {
-  cargo build --release --locked --bin gemauth --message-format=json-render-diagnostics |
+#
+# `build static` is the release binary as README's "Install" section builds it: on Linux with glibc,
+# statically linked. `-C target-feature=+crt-static` goes to the binary crate only, hence `cargo
+# rustc` (through RUSTFLAGS it would also reach the proc-macro crates, which cannot be static).
+# `build dynamic` is what `cargo build --release` and `cargo install` make.
+host=$(rustc -vV | sed -n 's/^host: //p')
+# `build static-nopie` is the static binary without position independence (no ASLR for its code),
+# measured for what position independence costs at start-up.
+build() { # static|static-nopie|dynamic
+  local cmd=(cargo build --release --locked --bin gemauth --message-format=json-render-diagnostics)
+  if [ "$1" != dynamic ] && [[ $host == *-linux-gnu ]]; then
+    cmd=(cargo rustc --release --locked --bin gemauth --message-format=json-render-diagnostics
+      -- -C target-feature=+crt-static)
+    [ "$1" = static-nopie ] && cmd+=(-C relocation-model=static)
+  fi
+  "${cmd[@]}" |
     "$py" -c '
 import json, sys
 exe = None
@@ -97,30 +118,36 @@ if not exe:
 print(exe)'
 }
 
-say "cargo build --release (target dir: ${CARGO_TARGET_DIR:-cargo default})"
-gemauth=$(build) || die "the release build failed"
+say "release build (target dir: ${CARGO_TARGET_DIR:-cargo default})"
+gemauth=$(build static) || die "the release build failed"
 
 # Release-profile variants, each in its own target dir (they share no artifacts anyway).
-# "current" is the main build, i.e. Cargo.toml's [profile.release] (lto, 1 codegen unit, strip).
+# "current" is the main build: Cargo.toml's [profile.release] (lto, 1 codegen unit, strip, abort),
+# statically linked as shipped.
 variants=("current=$gemauth")
 symbols=()
 if [ $profiles = 1 ]; then
   pdir=${GEMAUTH_BENCH_PROFILE_DIR:-/tmp/gemauth-bench-profiles}
-  build_variant() { # NAME VAR=VALUE...
-    local name=$1
-    shift
-    say "building profile variant '$name': $*"
+  build_variant() { # NAME static|dynamic VAR=VALUE...
+    local name=$1 how=$2
+    shift 2
+    say "building profile variant '$name' ($how): $*"
     local exe
-    exe=$(export CARGO_TARGET_DIR="$pdir/$name" "$@" && build) || die "the build of variant $name failed"
+    exe=$(export CARGO_TARGET_DIR="$pdir/$name" "$@" && build "$how") ||
+      die "the build of variant $name failed"
     variants+=("$name=$exe")
   }
-  # Cargo's defaults for release: thin-local LTO, 16 codegen units, debug info stripped but
-  # symbols kept (so this one also gives callgrind its function names).
-  build_variant default CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
-    CARGO_PROFILE_RELEASE_STRIP=debuginfo
-  build_variant abort CARGO_PROFILE_RELEASE_PANIC=abort
-  build_variant abort-opt-s CARGO_PROFILE_RELEASE_PANIC=abort CARGO_PROFILE_RELEASE_OPT_LEVEL=s
-  symbols=(--symbols "${variants[1]#*=}")
+  # What `cargo install` makes: the same profile, dynamically linked.
+  build_variant dynamic dynamic
+  # The same static binary, but not position-independent.
+  build_variant static-nopie static-nopie
+  # Cargo's defaults for release: thin-local LTO, 16 codegen units, unwinding, debug info
+  # stripped but symbols kept (so this one also gives callgrind its function names).
+  build_variant default static CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 \
+    CARGO_PROFILE_RELEASE_STRIP=debuginfo CARGO_PROFILE_RELEASE_PANIC=unwind
+  build_variant unwind static CARGO_PROFILE_RELEASE_PANIC=unwind
+  build_variant opt-s static CARGO_PROFILE_RELEASE_OPT_LEVEL=s
+  symbols=(--symbols "${variants[3]#*=}")
 fi
 
 # --- measurements ------------------------------------------------------------------------------

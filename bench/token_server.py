@@ -11,11 +11,13 @@ until it is terminated.
   POST /reset   sets the count to zero.
 
 The expected credentials come from the environment: BENCH_CLIENT_ID, BENCH_CLIENT_SECRET,
-BENCH_REFRESH_TOKEN.
+BENCH_REFRESH_TOKEN. With BENCH_TLS_CERT and BENCH_TLS_KEY (PEM files) it serves HTTPS, as
+Google's token endpoint does; otherwise plain HTTP.
 """
 
 import json
 import os
+import ssl
 import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,6 +40,17 @@ class Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args):  # keep stderr quiet
         pass
+
+    def setup(self):
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.do_handshake()
+        super().setup()
+
+    def handle(self):
+        try:
+            super().handle()
+        except (ssl.SSLError, ConnectionError):
+            pass  # a client that gave up mid-handshake or mid-request
 
     def _reply(self, status, obj):
         body = json.dumps(obj).encode()
@@ -86,6 +99,13 @@ class Server(ThreadingHTTPServer):
 
 def main():
     server = Server(("127.0.0.1", 0), Handler)
+    cert, key = os.environ.get("BENCH_TLS_CERT"), os.environ.get("BENCH_TLS_KEY")
+    if cert and key:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert, key)
+        # The handshake runs in each request's thread (Handler.setup), not in accept().
+        server.socket = context.wrap_socket(server.socket, server_side=True,
+                                            do_handshake_on_connect=False)
     print(server.server_address[1], flush=True)
     try:
         server.serve_forever(poll_interval=0.05)
