@@ -267,3 +267,43 @@ impl<T: Args> Args for Deferred<T> {
         cmd.defer(T::augment_args_for_update)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn the_definition_is_consistent_with_every_subcommand_built() {
+        // debug_assert builds every subcommand, deferred options included.
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn a_deferred_subcommand_parses_its_options_and_the_global_ones() {
+        let cli = Cli::try_parse_from([
+            "gemauth",
+            "print-access-token",
+            "-v",
+            "--format",
+            "json",
+            "--min-lifetime",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(cli.verbose, 1);
+        let Command::PrintAccessToken(Deferred(args)) = cli.command else {
+            panic!("parsed as {:?}", cli.command);
+        };
+        assert_eq!(args.format, TokenFormat::Json);
+        assert_eq!(args.min_lifetime, Some(60));
+        assert_eq!(args.credential_file, None);
+
+        let err = Cli::try_parse_from(["gemauth", "print-access-token", "--client-id-file", "x"])
+            .unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
+        let err = Cli::try_parse_from(["gemauth", "login"]).unwrap_err();
+        assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+}
