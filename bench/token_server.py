@@ -41,15 +41,12 @@ class Handler(BaseHTTPRequestHandler):
     def log_message(self, *args):  # keep stderr quiet
         pass
 
-    def setup(self):
-        if isinstance(self.request, ssl.SSLSocket):
-            self.request.do_handshake()
-        super().setup()
-
     def handle(self):
         try:
+            if isinstance(self.request, ssl.SSLSocket):
+                self.request.do_handshake()
             super().handle()
-        except (ssl.SSLError, ConnectionError):
+        except (ssl.SSLError, ConnectionError, OSError):
             pass  # a client that gave up mid-handshake or mid-request
 
     def _reply(self, status, obj):
@@ -103,7 +100,7 @@ def main():
     if cert and key:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
-        # The handshake runs in each request's thread (Handler.setup), not in accept().
+        # The handshake runs in each request's thread (Handler.handle), not in accept().
         server.socket = context.wrap_socket(server.socket, server_side=True,
                                             do_handshake_on_connect=False)
     print(server.server_address[1], flush=True)

@@ -10,14 +10,26 @@
 
 #![cfg_attr(unix, no_main)]
 
+/// # Safety
+/// Called by the C runtime, with `argv` holding `argc` NUL-terminated strings.
 #[cfg(unix)]
 #[unsafe(no_mangle)]
-extern "C" fn main(argc: std::ffi::c_int, argv: *const *const std::ffi::c_char) -> std::ffi::c_int {
+unsafe extern "C" fn main(
+    argc: std::ffi::c_int,
+    argv: *const *const std::ffi::c_char,
+) -> std::ffi::c_int {
     start::standard_fds_open();
     start::ignore_sigpipe();
+    // The release binary is statically linked (README, "Install"): see gemauth::names.
+    if cfg!(target_feature = "crt-static") {
+        gemauth::names::static_build();
+    }
     // SAFETY: these are the argc and argv the C runtime passes to `main`.
     let args = unsafe { start::args(argc, argv) };
-    std::ffi::c_int::from(run(start::parse(args)))
+    // A panic (in builds that unwind) exits with 101 as under Rust's runtime, instead of
+    // aborting at this C boundary. process::exit, unlike returning to C, flushes stdout.
+    let code = std::panic::catch_unwind(|| run(start::parse(args))).unwrap_or(101);
+    std::process::exit(i32::from(code))
 }
 
 #[cfg(not(unix))]
@@ -36,20 +48,25 @@ fn run(cli: gemauth::cli::Cli) -> u8 {
 #[cfg(unix)]
 mod start {
     use std::ffi::{CStr, OsStr, OsString, c_char, c_int};
-    use std::fs::File;
-    use std::os::fd::{AsRawFd, IntoRawFd};
     use std::os::unix::ffi::OsStrExt;
 
     /// Opens /dev/null on whichever of file descriptors 0, 1 and 2 are closed, as Rust's runtime
     /// does: otherwise a file gemauth opens (a lock, a credential) could become its stdout, and
-    /// the token or an error would be written into it.
+    /// the token or an error would be written into it. The descriptors are inheritable (no
+    /// O_CLOEXEC), so that the programs gemauth runs (curl, a credential executable) get them
+    /// too. Like Rust's runtime, gemauth aborts when one is closed and /dev/null cannot be opened.
     pub fn standard_fds_open() {
-        // open() returns the lowest free descriptor: keep it while it fills a gap below 3.
-        while let Ok(file) = File::options().read(true).write(true).open("/dev/null") {
-            if file.as_raw_fd() > 2 {
-                break;
+        for fd in 0..=2 {
+            // SAFETY: fcntl(F_GETFD) only queries a descriptor number.
+            if unsafe { libc::fcntl(fd, libc::F_GETFD) } != -1 {
+                continue;
             }
-            let _stays_open = file.into_raw_fd();
+            // SAFETY: a NUL-terminated path. The lowest free descriptor is returned, so while
+            // `fd` is closed the result is at most `fd`.
+            let opened = unsafe { libc::open(c"/dev/null".as_ptr(), libc::O_RDWR) };
+            if opened != fd {
+                std::process::abort();
+            }
         }
     }
 

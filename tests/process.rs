@@ -6,6 +6,7 @@
 mod common;
 
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -26,25 +27,38 @@ fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
-/// `sh -c 'exec gemauth ARGS >&- 2>&-'` with the test's environment: stdout and stderr closed.
-fn run_with_closed_output(env: &TestEnv, args: &[&str]) -> std::process::ExitStatus {
+/// `sh -c 'exec gemauth ARGS <&- >&- 2>&-'` with the test's environment: stdin, stdout and
+/// stderr closed.
+fn run_with_closed_fds(env: &TestEnv, args: &[&str]) -> std::process::ExitStatus {
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
-        .arg("exec \"$0\" \"$@\" >&- 2>&-")
+        .arg("exec \"$0\" \"$@\" <&- >&- 2>&-")
         .arg(gemauth_binary())
-        .args(args)
-        .stdin(Stdio::null());
+        .args(args);
     env.isolate(&mut cmd);
     cmd.status().unwrap()
 }
 
+/// Every file under `dir` with its contents.
+fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = files_under(dir);
+    files.sort();
+    files
+        .into_iter()
+        .map(|path| {
+            let bytes = std::fs::read(&path).unwrap();
+            (path, bytes)
+        })
+        .collect()
+}
+
 #[test]
-fn closed_stdout_and_stderr_never_send_output_into_files_gemauth_opens() {
+fn closed_standard_fds_never_send_output_into_files_gemauth_opens() {
     let env = TestEnv::new();
     let cred = env.write_credentials(&env.adc_path(), "1//closed");
     // A refresh opens the credential file, the lock, temporary files, the cache and a socket:
     // were one of them given descriptor 1 or 2, the token or a log line (-vv) would go into it.
-    let status = run_with_closed_output(&env, &["-vv", "print-access-token"]);
+    let status = run_with_closed_fds(&env, &["-vv", "print-access-token"]);
     assert_eq!(status.code(), Some(0));
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
     assert_eq!(
@@ -75,13 +89,51 @@ fn closed_stdout_and_stderr_never_send_output_into_files_gemauth_opens() {
     assert_eq!(env.run(&["print-access-token"]).stdout, "ya29.access-1\n");
 
     // An error with stderr closed: exit code 3 still, nothing written anywhere.
-    let before: Vec<_> = files_under(env.dir.path());
-    let status = run_with_closed_output(
+    let before = snapshot(env.dir.path());
+    let status = run_with_closed_fds(
         &env,
         &["print-access-token", "--credential-file", "/nonexistent"],
     );
     assert_eq!(status.code(), Some(3));
-    assert_eq!(files_under(env.dir.path()), before);
+    assert_eq!(snapshot(env.dir.path()), before);
+}
+
+#[test]
+fn programs_gemauth_runs_get_dev_null_for_closed_fds_and_the_default_sigpipe() {
+    let env = TestEnv::new();
+    env.write_credentials(&env.adc_path(), "1//child");
+    let report = env.path("child-report");
+    let script = env.path("fake-curl.sh");
+    std::fs::write(
+        &script,
+        // Reads its own descriptors first: a redirection would change what it sees.
+        "#!/bin/sh\nr=''\nfor fd in 0 1 2; do\n  l=$(readlink \"/proc/$$/fd/$fd\" 2>/dev/null) || l=closed\n  r=\"$r$l\n\"\ndone\ns=$(grep '^SigIgn:' \"/proc/$$/status\")\nprintf '%s%s\\n' \"$r\" \"$s\" > \"$REPORT\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg("exec \"$0\" \"$@\" <&- >&- 2>&-")
+        .arg(gemauth_binary())
+        .args(["curl", "https://example.invalid/"]);
+    env.isolate(&mut cmd)
+        .env("GEMAUTH_CURL", &script)
+        .env("REPORT", &report);
+    assert_eq!(cmd.status().unwrap().code(), Some(0));
+    let text = std::fs::read_to_string(&report).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[..3],
+        ["/dev/null", "/dev/null", "/dev/null"],
+        "{text}"
+    );
+    let ignored = u64::from_str_radix(lines[3].trim_start_matches("SigIgn:").trim(), 16).unwrap();
+    const SIGPIPE: u32 = 13; // on Linux; bit N-1 of SigIgn is signal N
+    assert_eq!(
+        ignored & (1 << (SIGPIPE - 1)),
+        0,
+        "SIGPIPE ignored in the child: {text}"
+    );
 }
 
 #[test]
@@ -142,15 +194,66 @@ fn is_static_elf(path: &Path) -> bool {
     })
 }
 
-/// The statically linked release build (README, "Install") must not load NSS modules: built
-/// against the system's glibc, they crash a static binary (a segfault, seen with
-/// libnss_myhostname even on the very glibc it was linked with). With an nsswitch.conf that
-/// names only `myhostname` for hosts, it still resolves `localhost` (from /etc/hosts) and gets
-/// a token. Runs as root with `unshare` (a private mount namespace for the nsswitch.conf) and
+/// Runs the binary under test in a private mount namespace where `nsswitch` (and, when given,
+/// `passwd`) replace /etc/nsswitch.conf (and /etc/passwd).
+fn run_in_namespace(
+    env: &TestEnv,
+    nsswitch: &str,
+    passwd: Option<&str>,
+    args: &[&str],
+    unset: &[&str],
+) -> std::process::Output {
+    let nsswitch_file = env.path("nsswitch.conf");
+    std::fs::write(&nsswitch_file, nsswitch).unwrap();
+    let passwd_file = env.path("passwd");
+    std::fs::write(&passwd_file, passwd.unwrap_or("")).unwrap();
+    let mut cmd = Command::new("unshare");
+    cmd.args(["-m", "sh", "-c"])
+        .arg(
+            "mount --bind \"$1\" /etc/nsswitch.conf && \
+             { [ \"$2\" = no ] || mount --bind \"$3\" /etc/passwd; } && shift 3 && exec \"$@\"",
+        )
+        .arg("sh")
+        .arg(&nsswitch_file)
+        .arg(if passwd.is_some() { "yes" } else { "no" })
+        .arg(&passwd_file)
+        .arg(gemauth_binary())
+        .args(args)
+        .stdin(Stdio::null());
+    env.isolate(&mut cmd);
+    for var in unset {
+        cmd.env_remove(var);
+    }
+    cmd.output().unwrap()
+}
+
+fn assert_token(output: &std::process::Output, token: &str) {
+    assert_eq!(
+        (output.status.code(), output.status.signal()),
+        (Some(0), None),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        format!("{token}\n")
+    );
+}
+
+/// The statically linked release build (README, "Install") looks names up with glibc's built-in
+/// services only (`src/names.rs`), whatever /etc/nsswitch.conf says:
+/// - `hosts: myhostname`: that module, built against the system's glibc, crashes a static
+///   binary that loads it (a segfault, seen on the very glibc it was linked with); gemauth must
+///   resolve `localhost` from /etc/hosts instead.
+/// - `hosts: nosuchmodule` and `passwd: nosuchmodule`, with HOME unset: a lookup through the
+///   configured services would fail; gemauth must resolve `localhost` and find the home
+///   directory (and the ADC file in it) in /etc/passwd.
+///
+/// Runs as root with `unshare` (a private mount namespace for those files) and
 /// libnss-myhostname installed, on the binary in GEMAUTH_TEST_BINARY: `.ci/run` provides all
 /// that and sets GEMAUTH_REQUIRE_STATIC=1 so that a missing piece fails instead of skipping.
 #[test]
-fn the_static_build_resolves_names_without_loading_nss_modules() {
+fn the_static_build_looks_names_up_with_built_in_services_only() {
     let required = std::env::var("GEMAUTH_REQUIRE_STATIC").as_deref() == Ok("1");
     let binary = gemauth_binary();
     let module = ["x86_64-linux-gnu", "aarch64-linux-gnu"]
@@ -182,36 +285,47 @@ fn the_static_build_resolves_names_without_loading_nss_modules() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//nss");
     let port = env.google.base.rsplit(':').next().unwrap().to_string();
-    let cred = env.write_json(
-        "cred.json",
-        &serde_json::json!({
-            "type": "authorized_user",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "refresh_token": "1//nss",
-            "token_uri": format!("http://localhost:{port}/token"),
-        }),
-    );
-    let nsswitch = env.path("nsswitch.conf");
-    std::fs::write(
-        &nsswitch,
+    let credential = serde_json::json!({
+        "type": "authorized_user",
+        "client_id": CLIENT_ID,
+        "client_secret": CLIENT_SECRET,
+        "refresh_token": "1//nss",
+        "token_uri": format!("http://localhost:{port}/token"),
+    });
+    let cred = env.write_json("cred.json", &credential);
+
+    let output = run_in_namespace(
+        &env,
         "passwd: files\ngroup: files\nhosts: myhostname\n",
-    )
-    .unwrap();
-    let mut cmd = Command::new("unshare");
-    cmd.args(["-m", "sh", "-c"])
-        .arg("mount --bind \"$0\" /etc/nsswitch.conf && exec \"$1\" print-access-token --credential-file \"$2\"")
-        .arg(&nsswitch)
-        .arg(&binary)
-        .arg(&cred)
-        .stdin(Stdio::null());
-    env.isolate(&mut cmd);
-    let output = cmd.output().unwrap();
-    assert_eq!(
-        (output.status.code(), output.status.signal()),
-        (Some(0), None),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+        None,
+        &[
+            "print-access-token",
+            "--credential-file",
+            cred.to_str().unwrap(),
+        ],
+        &[],
     );
-    assert_eq!(output.stdout, b"ya29.access-1\n");
+    assert_token(&output, "ya29.access-1");
+
+    let home = env.path("passwd-home");
+    let adc = home.join(".config/gcloud/application_default_credentials.json");
+    std::fs::create_dir_all(adc.parent().unwrap()).unwrap();
+    write_private(&adc, credential.to_string().as_bytes());
+    let output = run_in_namespace(
+        &env,
+        "passwd: nosuchmodule\ngroup: nosuchmodule\nhosts: nosuchmodule\n",
+        Some(&format!("root:x:0:0:root:{}:/bin/sh\n", home.display())),
+        &["print-access-token"],
+        &[
+            "HOME",
+            "XDG_CONFIG_HOME",
+            "XDG_CACHE_HOME",
+            "CLOUDSDK_CONFIG",
+        ],
+    );
+    assert_token(&output, "ya29.access-2");
+    assert!(
+        home.join(".cache/gemauth/tokens").is_dir(),
+        "the cache went under the home directory from /etc/passwd"
+    );
 }
