@@ -4,9 +4,9 @@
 //! Most of it costs nothing, but finding the main thread's stack guard reads and parses
 //! `/proc/self/maps`: about a sixth of a cached `print-access-token`, which runs before every
 //! curl call of a script. What that start-up does and gemauth needs is done here instead:
-//! file descriptors 0–2 are made sure to be open, and SIGPIPE is ignored. The only loss is the
-//! "has overflowed its stack" message, and gemauth has no deep recursion (serde_json limits its
-//! nesting).
+//! file descriptors 0–2 are made sure to be open, SIGPIPE is ignored, the exit flushes stdout and
+//! a panic exits with 101. What is lost: the "has overflowed its stack" message (gemauth has no
+//! deep recursion; serde_json limits its nesting) and the main thread's name in panic messages.
 
 #![cfg_attr(unix, no_main)]
 

@@ -23,10 +23,12 @@ pub fn static_build() {
 
 /// Call before anything that may resolve a host name or look up a user.
 pub(crate) fn before_lookups() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if STATIC_BUILD.load(Ordering::Relaxed) {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(builtin_services_only);
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        {
+            static ONCE: std::sync::Once = std::sync::Once::new();
+            ONCE.call_once(builtin_services_only);
+        }
     }
 }
 
