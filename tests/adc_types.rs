@@ -202,15 +202,7 @@ fn service_account_refresh_is_single_flight() {
             ])
         })
         .collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.stdout, b"ya29.sa-1\n");
-    }
+    assert_each_prints(children, "ya29.sa-1");
     assert_eq!(env.google.seen("/token").len(), 1);
 }
 

@@ -38,15 +38,7 @@ fn fifty_concurrent_calls_make_one_refresh_even_with_rotation() {
     // Expire again: another single refresh, with the rotated token.
     env.expire_cache();
     let children: Vec<_> = (0..20).map(|_| spawn_print(&env)).collect();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        assert_eq!(out.stdout, b"ya29.access-2\n");
-    }
+    assert_each_prints(children, "ya29.access-2");
     let refreshes = env.google.seen_grants("refresh_token");
     assert_eq!(refreshes.len(), 2);
     assert_eq!(refreshes[1].form["refresh_token"], "1//refresh-1");

@@ -829,6 +829,20 @@ pub fn gemauth_binary() -> PathBuf {
     }
 }
 
+/// Waits for each of `children` (from [`TestEnv::spawn_piped`]) and checks that it succeeded and
+/// printed `token`.
+pub fn assert_each_prints(children: Vec<Child>, token: &str) {
+    for child in children {
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("{token}\n"));
+    }
+}
+
 /// Writes a file readable by its owner only, as credential files should be.
 pub fn write_private(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
