@@ -23,13 +23,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let token = gemauth::token::get_async(&gemauth::token::Request::default()).await?;
+    let token = gemauth::get_async(&gemauth::Request::default()).await?;
     let base = std::env::var("GEMINI_API_BASE")
         .unwrap_or_else(|_| "https://generativelanguage.googleapis.com".into());
     let _ = rustls::crypto::ring::default_provider().install_default();
     let mut request = reqwest::Client::new()
         .get(format!("{}/v1/models", base.trim_end_matches('/')))
-        .bearer_auth(token.access_token.secret());
+        .bearer_auth(token.access_token.expose());
     let project = std::env::var("GOOGLE_CLOUD_QUOTA_PROJECT")
         .ok()
         .or(token.quota_project_id);

@@ -230,6 +230,55 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// Parses the command line. On a usage error prints clap's message and a `hint:` line naming the
+/// next command, and exits with 2; `--help` and `--version` print on stdout and exit with 0.
+pub fn parse(args: impl IntoIterator<Item = OsString>) -> Cli {
+    use clap::CommandFactory;
+    let args: Vec<OsString> = args.into_iter().collect();
+    let mut command = Cli::command();
+    let parsed = command
+        .try_get_matches_from_mut(&args)
+        .and_then(|mut matches| Cli::from_arg_matches_mut(&mut matches))
+        .map_err(|e| e.format(&mut command));
+    let subcommand = args.iter().skip(1).find_map(|arg| {
+        let arg = arg.to_str()?;
+        command
+            .find_subcommand(arg)
+            .map(|s| s.get_name().to_string())
+    });
+    // Dropping clap's command tree costs a twelfth of a cached `print-access-token`, and the
+    // process ends right after: leave it to the exit.
+    std::mem::forget(command);
+    match parsed {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => e.exit(),
+        Err(e) => {
+            let text = e.to_string();
+            let text = text.trim_end();
+            let text = text
+                .strip_suffix("For more information, try '--help'.")
+                .unwrap_or(text)
+                .trim_end();
+            eprintln!("{text}");
+            eprintln!("hint: {}", usage_hint(subcommand.as_deref(), e.kind()));
+            std::process::exit(i32::from(crate::error::EXIT_USAGE))
+        }
+    }
+}
+
+/// The `hint:` after a usage error.
+fn usage_hint(subcommand: Option<&str>, kind: clap::error::ErrorKind) -> String {
+    use clap::error::ErrorKind;
+    match (subcommand, kind) {
+        (Some("login"), ErrorKind::MissingRequiredArgument) => "download your Desktop OAuth \
+            client's JSON from the Google Cloud console (APIs & Services > Credentials), then run \
+            `gemauth login --client-id-file client_secret.json`"
+            .into(),
+        (Some(sub), _) => format!("run `gemauth {sub} --help` for its options"),
+        (None, _) => "run `gemauth --help` for the list of commands".into(),
+    }
+}
+
 /// A subcommand's arguments, built by clap only when that subcommand is the one being parsed
 /// (`Command::defer`): `gemauth print-access-token` builds none of `login`'s options. The
 /// subcommand names, their one-line help and the global options are built as before.

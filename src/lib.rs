@@ -1,14 +1,54 @@
-//! gemauth: OAuth 2.0 credentials for Google APIs from the command line. The binary is a thin
-//! wrapper around [`commands::run`]; the modules below read top to bottom as the data flows.
+//! gemauth: OAuth 2.0 access tokens for Google APIs from Application Default Credentials, for
+//! the `gemauth` command and for Rust programs.
+//!
+//! The library's API is the token functions, their request and result types, the error type and
+//! [`Secret`]:
+//!
+//! ```no_run
+//! // The same token `gemauth print-access-token` prints: cached, or refreshed once.
+//! let token = gemauth::get(None, None)?;
+//! println!("Authorization: Bearer {}", token.access_token.expose());
+//! # Ok::<(), gemauth::Error>(())
+//! ```
+//!
+//! Modules, top to bottom as the data flows: `cli` (clap structures) → `commands` (one per
+//! subcommand) → `token` (discovery, cache, single-flight refresh) → `flow` (the authorization
+//! code flow), `adc` (every credential type), `oauth` (HTTP to the token server) → `store`
+//! (paths, private files, the token cache and its locks), `credentials` (file formats), `error`.
 
-pub mod adc;
-pub mod cli;
-pub mod commands;
-pub mod credentials;
-pub mod error;
-pub mod flow;
-pub mod logging;
-pub mod names;
-pub mod oauth;
-pub mod store;
-pub mod token;
+#![forbid(unsafe_code)]
+
+mod adc;
+mod cli;
+mod commands;
+mod credentials;
+mod error;
+mod flow;
+mod logging;
+mod oauth;
+mod secret;
+mod store;
+mod token;
+
+#[cfg(test)]
+mod properties;
+
+pub use error::{Error, Result};
+pub use secret::Secret;
+pub use token::{Request, Token, get, get_async, get_with};
+
+/// The `gemauth` command line, for the binary (`src/main.rs`) only: not part of the API.
+#[doc(hidden)]
+pub mod binary {
+    pub use crate::cli::{Cli, parse};
+    pub use crate::commands::run;
+}
+
+/// Parsers of untrusted input, for the fuzz targets and property tests only (feature
+/// `fuzzing`): not part of the API.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use crate::credentials::{parse_client_config, parse_credential_file};
+    pub use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
+}

@@ -36,6 +36,16 @@ fn env_secs(name: &str, default: u64) -> Duration {
     secs.unwrap_or(Duration::from_secs(default))
 }
 
+/// Runs network work on a single-threaded runtime, built only when a command or a blocking
+/// library call needs the network.
+pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    Ok(runtime.block_on(future))
+}
+
 /// The HTTP client used for every OAuth call.
 pub struct Http {
     client: reqwest::Client,
@@ -49,15 +59,13 @@ impl Http {
 
     /// A client with its own connect timeout (the metadata server must answer fast or not at all).
     pub fn with_connect_timeout(connect_timeout: Duration) -> Result<Self> {
-        crate::names::before_lookups();
-        // One crypto provider for rustls; installing it twice is harmless.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let timeout = env_secs(ENV_TIMEOUT, 30);
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect_timeout)
             .timeout(timeout)
             .user_agent(concat!("gemauth/", env!("CARGO_PKG_VERSION")))
+            .tls_backend_preconfigured(tls_config()?)
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http { client, timeout })
@@ -113,6 +121,23 @@ impl Http {
             return Ok((status, body));
         }
     }
+}
+
+/// TLS as reqwest would set it up, with gemauth's own crypto provider (ring) passed in rather
+/// than installed process-wide, so that a program using the library keeps its own choice. Server
+/// certificates are checked against the platform's roots (on Linux the system bundle, or
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`).
+fn tls_config() -> Result<rustls::ClientConfig> {
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
+        .map_err(|e| Error::Internal(format!("cannot load the TLS root certificates: {e}")))?;
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| Error::Internal(format!("cannot configure TLS: {e}")))?
+        .dangerous()
+        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+        .with_no_client_auth();
+    Ok(config)
 }
 
 fn is_transient(status: u16, body: &[u8]) -> bool {

@@ -49,15 +49,7 @@ pub fn gcloud_config_dir() -> Result<PathBuf> {
 
 /// The home directory: `$HOME`, else the user's entry in the password database.
 fn home_dir() -> Option<PathBuf> {
-    before_home_lookup();
     dirs::home_dir()
-}
-
-/// Without `$HOME`, finding the home directory is a password-database lookup.
-fn before_home_lookup() {
-    if env_path("HOME").is_none() {
-        crate::names::before_lookups();
-    }
 }
 
 /// The well-known Application Default Credentials file that `login` writes by default.
@@ -103,24 +95,25 @@ pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
     Ok((path, source))
 }
 
-/// Warns on stderr when a credential file can be read by other users.
-pub fn warn_if_exposed(path: &Path) {
+/// A warning when a credential file can be read by other users (Unix permissions).
+pub fn exposed_warning(path: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        if let Ok(meta) = fs::metadata(path) {
-            let mode = meta.permissions().mode() & 0o777;
-            if mode & 0o077 != 0 {
-                eprintln!(
-                    "warning: {} is readable by other users (mode {mode:03o}); run `chmod 600 {}`",
-                    path.display(),
-                    path.display()
-                );
-            }
-        }
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is readable by other users (mode {mode:03o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )
+        })
     }
     #[cfg(not(unix))]
-    let _ = path;
+    {
+        let _ = path;
+        None
+    }
 }
 
 /// Writes `bytes` to `path` atomically: a 0600 temp file in the same directory, written and
@@ -269,7 +262,6 @@ pub fn rfc3339(unix: u64) -> String {
 
 /// gemauth's cache directory: `$XDG_CACHE_HOME/gemauth` (or the platform's cache directory).
 pub fn cache_dir() -> Option<PathBuf> {
-    before_home_lookup();
     dirs::cache_dir().map(|d| d.join("gemauth"))
 }
 
@@ -338,15 +330,16 @@ impl TokenCache {
         serde_json::from_slice(&bytes).ok()
     }
 
-    /// Stores a token. Failing to cache is not fatal: the caller still has its token.
-    pub fn store(&self, token: &CachedToken) {
-        let Some(path) = &self.path else { return };
-        let Ok(bytes) = serde_json::to_vec(token) else {
-            return;
-        };
-        if let Err(e) = write_atomic(path, &bytes) {
-            eprintln!("warning: could not cache the access token: {e}");
-        }
+    /// Stores a token. Failing to cache is not fatal (the caller still has its token), so the
+    /// failure comes back as a warning for the caller to show.
+    pub fn store(&self, token: &CachedToken) -> Option<String> {
+        let path = self.path.as_ref()?;
+        let written = serde_json::to_vec(token)
+            .map_err(|e| Error::Internal(e.to_string()))
+            .and_then(|bytes| write_atomic(path, &bytes));
+        written
+            .err()
+            .map(|e| format!("could not cache the access token: {e}"))
     }
 
     pub fn remove(&self) -> Result<()> {
@@ -385,38 +378,75 @@ impl CredentialLock {
 
     /// The lock named by `key` (credentials without a file: the metadata server).
     pub fn acquire_key(key: &str) -> Result<Self> {
-        let Some(dir) = cache_dir().map(|d| d.join("locks")) else {
+        let Some((file, path)) = open_lock_file(key)? else {
             return Ok(CredentialLock { _file: None });
         };
-        create_private_dir(&dir)?;
-        let path = dir.join(format!("{key}.lock"));
-        let io = |action: &'static str| {
-            let path = path.clone();
-            move |source| Error::Io {
-                action,
-                path,
-                source,
-            }
-        };
-        let mut options = fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            options.mode(0o600);
-        }
-        let file = options.open(&path).map_err(io("cannot open lock file"))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(fs::TryLockError::WouldBlock) => {
                 tracing::debug!(lock = %path.display(), "another gemauth holds the lock; waiting");
-                file.lock().map_err(io("cannot lock"))?;
+                file.lock().map_err(lock_error(&path))?;
             }
-            Err(fs::TryLockError::Error(e)) => return Err(io("cannot lock")(e)),
+            Err(fs::TryLockError::Error(e)) => return Err(lock_error(&path)(e)),
         }
         tracing::debug!(lock = %path.display(), "lock acquired");
         Ok(CredentialLock { _file: Some(file) })
     }
+
+    /// [`CredentialLock::acquire_key`] for async callers: while another process holds the lock,
+    /// the wait happens on the runtime's blocking pool, never on the caller's executor thread.
+    pub async fn acquire_key_async(key: &str) -> Result<Self> {
+        let Some((file, path)) = open_lock_file(key)? else {
+            return Ok(CredentialLock { _file: None });
+        };
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                tracing::debug!(lock = %path.display(), "another gemauth holds the lock; waiting");
+                let waited = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+                    .await
+                    .map_err(|e| Error::Internal(format!("the lock wait failed: {e}")))?;
+                let file = waited.map_err(lock_error(&path))?;
+                tracing::debug!(lock = %path.display(), "lock acquired");
+                return Ok(CredentialLock { _file: Some(file) });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(lock_error(&path)(e)),
+        }
+        tracing::debug!(lock = %path.display(), "lock acquired");
+        Ok(CredentialLock { _file: Some(file) })
+    }
+}
+
+fn lock_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_path_buf();
+    move |source| Error::Io {
+        action: "cannot lock",
+        path,
+        source,
+    }
+}
+
+/// Opens (creating it, private) the lock file named by `key` in the cache directory; `None`
+/// when there is no cache directory.
+fn open_lock_file(key: &str) -> Result<Option<(File, PathBuf)>> {
+    let Some(dir) = cache_dir().map(|d| d.join("locks")) else {
+        return Ok(None);
+    };
+    create_private_dir(&dir)?;
+    let path = dir.join(format!("{key}.lock"));
+    let mut options = fs::OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let file = options.open(&path).map_err(|source| Error::Io {
+        action: "cannot open lock file",
+        path: path.clone(),
+        source,
+    })?;
+    Ok(Some((file, path)))
 }
 
 #[cfg(test)]

@@ -2,27 +2,20 @@
 //! alike: discovery, the cache, the single-flight refresh under the credential lock, and the
 //! write-back of rotated refresh tokens.
 //!
-//! ```no_run
-//! // The same token `gemauth print-access-token` prints: cached, or refreshed once.
-//! let token = gemauth::token::get(None, None)?;
-//! println!("Authorization: Bearer {}", token.access_token.secret());
-//! # Ok::<(), gemauth::error::Error>(())
-//! ```
-
 use std::path::{Path, PathBuf};
-
-use oauth2::AccessToken;
 
 use crate::adc::{self, Credential};
 use crate::credentials;
 use crate::error::{Error, Result};
 use crate::oauth::Http;
+use crate::secret::Secret;
 use crate::store::{self, CachedToken, CredentialLock, TokenCache};
 
 /// An access token and what goes with it.
 #[derive(Debug, Clone)]
 pub struct Token {
-    pub access_token: AccessToken,
+    /// The bearer token for the `Authorization` header.
+    pub access_token: Secret<String>,
     pub token_type: String,
     /// Unix time at which the token expires.
     pub expires_at: u64,
@@ -33,6 +26,9 @@ pub struct Token {
     pub credential_file: Option<PathBuf>,
     /// The credential's `type` (`authorized_user`, `service_account`, …, `metadata_server`).
     pub credential_type: &'static str,
+    /// Things the caller should tell the user (a credential file others can read, a cache that
+    /// could not be written); the library itself never prints.
+    pub warnings: Vec<String>,
 }
 
 /// What a token is asked for.
@@ -50,14 +46,14 @@ pub struct Request {
 
 /// Where the credential comes from.
 #[derive(Debug, Clone)]
-pub enum Target {
+pub(crate) enum Target {
     File(PathBuf, store::Source),
     Metadata(String),
 }
 
 /// Finds the credential like `google.auth.default()`: the flag, `GOOGLE_APPLICATION_CREDENTIALS`,
 /// the ADC file, then the metadata server (`GCE_METADATA_HOST`, or when on Google Cloud).
-pub fn locate(credential_file: Option<&Path>) -> Result<Target> {
+pub(crate) fn locate(credential_file: Option<&Path>) -> Result<Target> {
     match store::discover(credential_file) {
         Ok((path, source)) => Ok(Target::File(path, source)),
         Err(Error::NoCredentials { searched }) => match adc::metadata_host() {
@@ -68,14 +64,16 @@ pub fn locate(credential_file: Option<&Path>) -> Result<Target> {
     }
 }
 
-fn warn_if_exposed(target: &Target) {
-    if let Target::File(path, _) = target {
-        store::warn_if_exposed(path);
+/// The warning about a credential file that other users can read.
+fn exposed_warning(target: &Target) -> Option<String> {
+    match target {
+        Target::File(path, _) => store::exposed_warning(path),
+        Target::Metadata(_) => None,
     }
 }
 
 /// Loads the credential a target names.
-pub fn load(target: &Target) -> Result<Credential> {
+pub(crate) fn load(target: &Target) -> Result<Credential> {
     match target {
         Target::File(path, _) => {
             let bytes = credentials::read_credential_file(path)?;
@@ -100,22 +98,26 @@ pub fn get(credential_file: Option<&Path>, min_lifetime: Option<u64>) -> Result<
 /// client.
 pub fn get_with(request: &Request) -> Result<Token> {
     let target = locate(request.credential_file.as_deref())?;
-    warn_if_exposed(&target);
-    match cached(&target, request)? {
-        Some(token) => Ok(token),
-        None => crate::commands::block_on(refresh_locked(&target, request))?,
-    }
+    let mut token = match cached(&target, request)? {
+        Some(token) => token,
+        None => crate::oauth::block_on(refresh_locked(&target, request))??,
+    };
+    token.warnings.extend(exposed_warning(&target));
+    Ok(token)
 }
 
 /// The async form of [`get_with`], for programs that already run a Tokio runtime (the blocking
-/// variants must not be called from inside one).
+/// variants must not be called from inside one). While another process refreshes the same
+/// credential, the wait for its lock runs on the runtime's blocking pool, not on the caller's
+/// thread.
 pub async fn get_async(request: &Request) -> Result<Token> {
     let target = locate(request.credential_file.as_deref())?;
-    warn_if_exposed(&target);
-    match cached(&target, request)? {
-        Some(token) => Ok(token),
-        None => refresh_locked(&target, request).await,
-    }
+    let mut token = match cached(&target, request)? {
+        Some(token) => token,
+        None => refresh_locked(&target, request).await?,
+    };
+    token.warnings.extend(exposed_warning(&target));
+    Ok(token)
 }
 
 /// The cached token, when it is fresh enough.
@@ -138,19 +140,18 @@ fn cached(target: &Target, request: &Request) -> Result<Option<Token>> {
     }
 }
 
-fn lock(target: &Target) -> Result<CredentialLock> {
-    match target {
-        Target::File(path, _) => CredentialLock::acquire(path),
-        Target::Metadata(host) => {
-            CredentialLock::acquire_key(&store::hex_digest(&["metadata", host]))
-        }
-    }
+async fn lock(target: &Target) -> Result<CredentialLock> {
+    let key = match target {
+        Target::File(path, _) => store::lock_key(path),
+        Target::Metadata(host) => store::hex_digest(&["metadata", host]),
+    };
+    CredentialLock::acquire_key_async(&key).await
 }
 
 /// Takes the credential lock, re-reads the file and the cache (a process that waited for the lock
 /// uses the token its predecessor obtained), and obtains a new token only if still needed.
 async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
-    let _lock = lock(target)?;
+    let _lock = lock(target).await?;
     let credential = load(target)?;
     let scopes = credential.scopes(request.scopes.as_deref())?;
     let cache = TokenCache::new(&credential.cache_key(&scopes));
@@ -178,13 +179,17 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
         (Some(new), Target::File(path, _)) if !field.is_empty() => {
             rewrite_field(path, field, new.secret())?;
             let credential = load(target)?;
-            TokenCache::new(&credential.cache_key(&scopes)).store(&minted.token);
+            let warning = TokenCache::new(&credential.cache_key(&scopes)).store(&minted.token);
             let _ = cache.remove();
-            Ok(token_of(minted.token, &credential, target, &scopes))
+            let mut token = token_of(minted.token, &credential, target, &scopes);
+            token.warnings.extend(warning);
+            Ok(token)
         }
         _ => {
-            cache.store(&minted.token);
-            Ok(token_of(minted.token, &credential, target, &scopes))
+            let warning = cache.store(&minted.token);
+            let mut token = token_of(minted.token, &credential, target, &scopes);
+            token.warnings.extend(warning);
+            Ok(token)
         }
     }
 }
@@ -224,7 +229,7 @@ fn token_of(
         (true, _) => scopes.to_vec(),
     };
     Token {
-        access_token: cached.access_token,
+        access_token: Secret::new(cached.access_token.into_secret()),
         token_type: cached.token_type,
         expires_at: cached.expires_at,
         scopes,
@@ -234,5 +239,6 @@ fn token_of(
             Target::Metadata(_) => None,
         },
         credential_type: credential.type_name(),
+        warnings: Vec::new(),
     }
 }

@@ -4,7 +4,7 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(target) = gemauth::flow::parse_request(data) {
-        let _ = gemauth::flow::parse_callback(&target, "expected-state");
+    if let Ok(target) = gemauth::fuzzing::parse_request(data) {
+        let _ = gemauth::fuzzing::parse_callback(&target, "expected-state");
     }
 });

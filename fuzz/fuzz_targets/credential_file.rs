@@ -4,5 +4,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let _ = gemauth::credentials::parse_credential_file(std::path::Path::new("fuzz.json"), data);
+    let _ = gemauth::fuzzing::parse_credential_file(std::path::Path::new("fuzz.json"), data);
 });

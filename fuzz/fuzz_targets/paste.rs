@@ -5,6 +5,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = gemauth::flow::parse_paste(text, "expected-state", 8085);
+        let _ = gemauth::fuzzing::parse_paste(text, "expected-state", 8085);
     }
 });

@@ -12,7 +12,8 @@ pub const ENV_CURL: &str = "GEMAUTH_CURL";
 
 pub fn run(args: CurlArgs) -> Result<u8> {
     let token = token::get(args.credential_file.as_deref(), None)?;
-    let mut headers = format!("Authorization: Bearer {}\n", token.access_token.secret());
+    super::print_warnings(&token.warnings);
+    let mut headers = format!("Authorization: Bearer {}\n", token.access_token.expose());
     if let Some(project) = super::effective_quota_project(token.quota_project_id.as_deref())? {
         headers.push_str(&format!("x-goog-user-project: {project}\n"));
     }

@@ -42,7 +42,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
         timeout: Duration::from_secs(args.timeout),
         no_browser: args.no_browser,
     };
-    let tokens = super::block_on(async {
+    let tokens = crate::oauth::block_on(async {
         let code = match flow::authorize(listener, &request, options).await? {
             Outcome::Code(code) => code,
             Outcome::Denied { error, description } => {
@@ -112,7 +112,9 @@ fn save(
         let _lock = CredentialLock::acquire(path)?;
         store::write_atomic(path, &user.to_json())?;
     }
-    TokenCache::for_user(&user).store(&tokens.to_cached(granted.clone()));
+    if let Some(warning) = TokenCache::for_user(&user).store(&tokens.to_cached(granted.clone())) {
+        eprintln!("warning: {warning}");
+    }
 
     eprintln!("Credentials saved to {}", path.display());
     if let Some(account) = &account {

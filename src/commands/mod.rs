@@ -8,15 +8,20 @@ pub mod quota_project;
 pub mod revoke;
 pub mod status;
 
-use std::future::Future;
 use std::io::Write;
 
 use crate::cli::{Cli, Command};
 use crate::error::{Error, Result};
 
-/// Runs one parsed command line; returns the exit code (non-zero only when a command passes
-/// another program's code through, as `curl` does).
-pub fn run(cli: Cli) -> Result<u8> {
+/// Runs one parsed command line and returns the process's exit code: an error is reported on
+/// stderr (`error:` and `hint:` lines) and mapped to its documented code.
+pub fn run(cli: Cli) -> u8 {
+    dispatch(cli).unwrap_or_else(|err| crate::error::report(&err))
+}
+
+/// Runs one command; the exit code is non-zero only when a command passes another program's
+/// code through, as `curl` does.
+fn dispatch(cli: Cli) -> Result<u8> {
     crate::logging::init(cli.verbose);
     match cli.command {
         Command::Login(args) => login::run(args.0),
@@ -29,16 +34,7 @@ pub fn run(cli: Cli) -> Result<u8> {
         Command::Completions(args) => docs::completions(args.0),
         Command::Man => docs::man(),
     }
-    .map(|()| 0)
-}
-
-/// Runs network work on a single-threaded runtime, built only by the commands that need one.
-pub(crate) fn block_on<F: Future>(future: F) -> Result<F::Output> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    Ok(runtime.block_on(future))
+    .map(|()| crate::error::EXIT_OK)
 }
 
 /// Writes the requested value, and a newline, on stdout.
@@ -64,6 +60,13 @@ pub(crate) fn effective_quota_project(from_file: Option<&str>) -> Result<Option<
             Ok(Some(v.trim().to_string()))
         }
         _ => Ok(from_file.filter(|p| !p.is_empty()).map(str::to_string)),
+    }
+}
+
+/// Prints the library's warnings on stderr.
+pub(crate) fn print_warnings(warnings: &[String]) {
+    for warning in warnings {
+        eprintln!("warning: {warning}");
     }
 }
 

@@ -15,7 +15,8 @@ pub fn run(args: PrintAccessTokenArgs) -> Result<()> {
         min_lifetime: args.min_lifetime,
         scopes,
     })?;
-    let secret = token.access_token.secret();
+    super::print_warnings(&token.warnings);
+    let secret = token.access_token.expose();
     match args.format {
         TokenFormat::Token => super::print_stdout(secret),
         TokenFormat::Header => super::print_stdout(&format!("Authorization: Bearer {secret}")),

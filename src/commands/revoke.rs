@@ -42,7 +42,7 @@ pub fn run(args: RevokeArgs) -> Result<()> {
         Err(e) => return Err(e),
     };
     let revoke_uri = user.revoke_endpoint()?;
-    let outcome = super::block_on(async {
+    let outcome = crate::oauth::block_on(async {
         let http = Http::new()?;
         oauth::revoke(
             &http,

@@ -17,9 +17,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
     let credential = token::load(&target)?;
     // Only a metadata server that answers is a credential (this is its one cheap, local call).
     let metadata_account = match &target {
-        Target::Metadata(host) => Some(crate::commands::block_on(crate::adc::metadata_email(
-            host,
-        ))??),
+        Target::Metadata(host) => Some(crate::oauth::block_on(crate::adc::metadata_email(host))??),
         Target::File(..) => None,
     };
     let now = store::now();

@@ -3,10 +3,10 @@
 
 use std::path::Path;
 
-use gemauth::credentials::{
+use crate::credentials::{
     AuthorizedUser, CredentialKind, Scopes, parse_client_config, parse_credential_file,
 };
-use gemauth::flow::{Callback, parse_callback, parse_paste, parse_request};
+use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 use oauth2::{ClientSecret, RefreshToken};
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
