@@ -9,7 +9,7 @@ use crate::credentials::{
     self, AUTHORIZED_USER, AuthorizedUser, ClientConfig, DEFAULT_UNIVERSE, Scopes,
 };
 use crate::error::{Error, Result};
-use crate::flow::{self, Outcome};
+use crate::flow::{self, Notice, Outcome};
 use crate::oauth::{self, Http, TokenResponse};
 use crate::store::{self, CredentialLock, TokenCache};
 
@@ -43,7 +43,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
         no_browser: args.no_browser,
     };
     let tokens = crate::oauth::block_on(async {
-        let code = match flow::authorize(listener, &request, options).await? {
+        let code = match flow::authorize(listener, &request, options, &mut tell).await? {
             Outcome::Code(code) => code,
             Outcome::Denied { error, description } => {
                 return Err(Error::AuthorizationDenied { error, description });
@@ -136,4 +136,53 @@ fn save(
     }
     eprintln!("Print an access token with: gemauth print-access-token");
     Ok(())
+}
+
+/// Words what the flow reports while it waits, on stderr.
+fn tell(notice: Notice) {
+    use std::io::Write;
+    match notice {
+        Notice::Url {
+            url,
+            browser: false,
+        } => eprintln!("To sign in, open this URL in a browser on any device:\n\n    {url}\n"),
+        Notice::Url { url, browser: true } => eprintln!(
+            "Sign in to Google in your browser. If it does not open, visit this URL:\n\n    {url}\n"
+        ),
+        Notice::Waiting { timeout } => eprintln!(
+            "Waiting for the browser to finish the sign-in (up to {} s)…",
+            timeout.as_secs()
+        ),
+        Notice::BrowserFailed {
+            reason,
+            started: false,
+        } => eprintln!("note: could not open a browser ({reason}); switching to paste mode."),
+        Notice::BrowserFailed {
+            reason,
+            started: true,
+        } => eprintln!("note: the browser did not start ({reason}); switching to paste mode."),
+        Notice::PasteInstructions { port } => {
+            eprintln!(
+                "After you approve, the browser is sent to http://127.0.0.1:{port}/?state=…&code=…"
+            );
+            eprintln!(
+                "On another device that page will not load: copy the whole address from the browser's address bar and paste it here."
+            );
+            eprintln!("Or forward the port before approving, and the sign-in finishes by itself:");
+            eprintln!("    ssh -L {port}:127.0.0.1:{port} <this-host>");
+        }
+        Notice::Prompt => {
+            eprint!("Paste the address (or the code): ");
+            let _ = std::io::stderr().flush();
+        }
+        Notice::PastedFromPipe | Notice::RedirectWhilePrompting => eprintln!(),
+        Notice::BadPaste {
+            reason,
+            attempt,
+            max,
+        } => eprintln!("That did not work: {reason} (attempt {attempt} of {max})."),
+        Notice::StdinClosed { port } => eprintln!(
+            "\nnote: standard input is closed; still waiting for the browser to reach http://127.0.0.1:{port}/"
+        ),
+    }
 }

@@ -1,0 +1,360 @@
+//! One authorization attempt: the URL with PKCE (S256), a fresh `state`, offline access and
+//! forced consent; the answer it expects; and the wait for whichever answer comes first.
+
+use std::collections::HashMap;
+use std::net::TcpListener as StdListener;
+
+use oauth2::basic::BasicClient;
+use oauth2::{
+    AuthUrl, AuthorizationCode, ClientId, CsrfToken, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope,
+};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use url::Url;
+
+use super::{MAX_PASTE_ATTEMPTS, Notice, Options, Outcome, browser, listener, paste};
+use crate::credentials::ClientConfig;
+use crate::error::{Error, Result, sanitize};
+
+/// The redirect URI for a listener's port: exactly `http://127.0.0.1:PORT/`.
+pub fn redirect_uri(port: u16) -> String {
+    format!("http://127.0.0.1:{port}/")
+}
+
+/// One authorization attempt: the URL to open and the secrets to check the answer against.
+pub struct AuthorizationRequest {
+    pub url: Url,
+    pub state: CsrfToken,
+    pub verifier: PkceCodeVerifier,
+    pub redirect_uri: String,
+}
+
+/// Builds the authorization URL: code flow, PKCE S256, a fresh 256-bit `state`, offline access
+/// and forced consent so that a refresh token is issued.
+pub fn authorization_request(
+    client: &ClientConfig,
+    scopes: &[String],
+    redirect_uri: String,
+) -> Result<AuthorizationRequest> {
+    let redirect = RedirectUrl::new(redirect_uri.clone())
+        .map_err(|e| Error::Internal(format!("bad redirect URI: {e}")))?;
+    let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
+        .set_auth_uri(AuthUrl::from_url(client.auth_uri.clone()))
+        .set_redirect_uri(redirect);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let (url, state) = oauth
+        .authorize_url(|| CsrfToken::new_random_len(32))
+        .add_scopes(scopes.iter().cloned().map(Scope::new))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("access_type", "offline")
+        .add_extra_param("prompt", "consent")
+        .url();
+    Ok(AuthorizationRequest {
+        url,
+        state,
+        verifier,
+        redirect_uri,
+    })
+}
+
+/// What one request to the loopback listener means.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Callback {
+    /// The redirect carrying the authorization code.
+    Code(String),
+    /// The redirect carrying an error (e.g. the user denied access).
+    Denied {
+        error: String,
+        description: Option<String>,
+    },
+    /// Anything else: the listener answers with an error and keeps waiting.
+    Ignored { status: u16, reason: &'static str },
+}
+
+/// Interprets a request target (`/?code=…&state=…`) against the expected `state`. Only the
+/// callback path `/` with exactly one matching `state` can end the login.
+pub fn parse_callback(target: &str, expected_state: &str) -> Callback {
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    if path != "/" {
+        return Callback::Ignored {
+            status: 404,
+            reason: "This address is not part of the sign-in.",
+        };
+    }
+    let mut params: HashMap<String, Vec<String>> = HashMap::new();
+    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
+        params
+            .entry(k.into_owned())
+            .or_default()
+            .push(v.into_owned());
+    }
+    let single = |name: &str| -> std::result::Result<Option<&str>, ()> {
+        match params.get(name).map(Vec::as_slice) {
+            None => Ok(None),
+            Some([one]) => Ok(Some(one.as_str())),
+            Some(_) => Err(()),
+        }
+    };
+    let stale = Callback::Ignored {
+        status: 400,
+        reason: "This sign-in response does not belong to the login that is waiting (missing or wrong state). Return to the terminal.",
+    };
+    match single("state") {
+        Ok(Some(s)) if constant_time_eq(s.as_bytes(), expected_state.as_bytes()) => {}
+        _ => return stale,
+    }
+    match (single("code"), single("error")) {
+        (Err(()), _) | (_, Err(())) => Callback::Ignored {
+            status: 400,
+            reason: "The sign-in response repeats a parameter.",
+        },
+        (_, Ok(Some(error))) => Callback::Denied {
+            error: sanitize(error),
+            description: single("error_description")
+                .ok()
+                .flatten()
+                .map(sanitize)
+                .filter(|d| !d.is_empty()),
+        },
+        (Ok(Some(code)), Ok(None)) if !code.is_empty() => Callback::Code(code.to_string()),
+        _ => Callback::Ignored {
+            status: 400,
+            reason: "The sign-in response carries no authorization code.",
+        },
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Something that happened while the login waits.
+pub(super) enum Event {
+    Redirect(Outcome),
+    BrowserFailed(String),
+    Line { text: String, from_pipe: bool },
+    StdinClosed,
+}
+
+/// Shows the authorization URL (through `notify`), opens the browser (or not), and waits for
+/// whichever comes first: the browser's redirect to the loopback listener, or the redirect
+/// address pasted on standard input (paste mode: `--no-browser`, or when no browser can be
+/// opened).
+pub async fn authorize(
+    listener: StdListener,
+    request: &AuthorizationRequest,
+    options: Options,
+    notify: &mut dyn FnMut(Notice),
+) -> Result<Outcome> {
+    let port = listener
+        .local_addr()
+        .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
+        .port();
+    let listener = TcpListener::from_std(listener)
+        .map_err(|e| Error::Internal(format!("cannot use the listener: {e}")))?;
+    let (tx, events) = mpsc::unbounded_channel::<Event>();
+    tokio::spawn(listener::listen(
+        listener,
+        request.state.secret().clone(),
+        tx.clone(),
+    ));
+    let paste_mode = start(request.url.as_str(), port, &options, &tx, notify);
+    let mut wait = Wait {
+        port,
+        state: request.state.secret(),
+        tx,
+        paste_mode,
+        stdin_closed: false,
+        bad_pastes: 0,
+    };
+    wait.run(events, options.timeout, notify).await
+}
+
+/// Shows the URL and starts the browser, or paste mode; returns whether paste mode is on.
+fn start(
+    url: &str,
+    port: u16,
+    options: &Options,
+    tx: &mpsc::UnboundedSender<Event>,
+    notify: &mut dyn FnMut(Notice),
+) -> bool {
+    notify(Notice::Url {
+        url,
+        browser: !options.no_browser,
+    });
+    if options.no_browser {
+        paste::start(port, tx, notify);
+        return true;
+    }
+    let failed = tx.clone();
+    let started = if browser::available() {
+        browser::open(url, move |reason| {
+            let _ = failed.send(Event::BrowserFailed(reason));
+        })
+    } else {
+        Err("no display (DISPLAY/WAYLAND_DISPLAY) and no $BROWSER".into())
+    };
+    match started {
+        Ok(()) => {
+            notify(Notice::Waiting {
+                timeout: options.timeout,
+            });
+            false
+        }
+        Err(reason) => {
+            notify(Notice::BrowserFailed {
+                reason: &reason,
+                started: false,
+            });
+            paste::start(port, tx, notify);
+            true
+        }
+    }
+}
+
+/// The state of the wait for an answer.
+struct Wait<'a> {
+    port: u16,
+    state: &'a str,
+    tx: mpsc::UnboundedSender<Event>,
+    paste_mode: bool,
+    stdin_closed: bool,
+    bad_pastes: u32,
+}
+
+impl Wait<'_> {
+    async fn run(
+        &mut self,
+        mut events: mpsc::UnboundedReceiver<Event>,
+        timeout: std::time::Duration,
+        notify: &mut dyn FnMut(Notice),
+    ) -> Result<Outcome> {
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        loop {
+            let event = tokio::select! {
+                Some(event) = events.recv() => event,
+                () = &mut deadline => {
+                    return Err(Error::LoginTimeout {
+                        secs: timeout.as_secs(),
+                        stdin_closed: self.stdin_closed,
+                    });
+                }
+            };
+            if let Some(outcome) = self.handle(event, notify)? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    /// Handles one event; `Some` ends the wait.
+    fn handle(&mut self, event: Event, notify: &mut dyn FnMut(Notice)) -> Result<Option<Outcome>> {
+        match event {
+            Event::Redirect(outcome) => {
+                if self.paste_mode && !self.stdin_closed {
+                    notify(Notice::RedirectWhilePrompting);
+                }
+                return Ok(Some(outcome));
+            }
+            Event::BrowserFailed(reason) if !self.paste_mode => {
+                notify(Notice::BrowserFailed {
+                    reason: &reason,
+                    started: true,
+                });
+                paste::start(self.port, &self.tx, notify);
+                self.paste_mode = true;
+            }
+            Event::BrowserFailed(_) => {}
+            Event::Line { text, from_pipe } => {
+                if from_pipe {
+                    notify(Notice::PastedFromPipe);
+                }
+                return self.pasted(&text, notify);
+            }
+            Event::StdinClosed => {
+                self.stdin_closed = true;
+                notify(Notice::StdinClosed { port: self.port });
+            }
+        }
+        Ok(None)
+    }
+
+    /// A pasted line: the answer, or another prompt (up to [`MAX_PASTE_ATTEMPTS`] bad ones).
+    fn pasted(&mut self, line: &str, notify: &mut dyn FnMut(Notice)) -> Result<Option<Outcome>> {
+        if line.trim().is_empty() {
+            notify(Notice::Prompt);
+            return Ok(None);
+        }
+        let reason = match paste::parse_paste(line, self.state, self.port) {
+            Ok(Callback::Code(code)) => {
+                return Ok(Some(Outcome::Code(AuthorizationCode::new(code))));
+            }
+            Ok(Callback::Denied { error, description }) => {
+                return Ok(Some(Outcome::Denied { error, description }));
+            }
+            Ok(Callback::Ignored { reason, .. }) | Err(reason) => reason,
+        };
+        self.bad_pastes += 1;
+        if self.bad_pastes >= MAX_PASTE_ATTEMPTS {
+            return Err(Error::BadPaste {
+                reason: reason.to_string(),
+                attempts: self.bad_pastes,
+            });
+        }
+        notify(Notice::BadPaste {
+            reason,
+            attempt: self.bad_pastes,
+            max: MAX_PASTE_ATTEMPTS,
+        });
+        notify(Notice::Prompt);
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_right_state_on_the_callback_path_counts() {
+        assert_eq!(
+            parse_callback("/?state=s1&code=4%2F0Ab&iss=https://x", "s1"),
+            Callback::Code("4/0Ab".into())
+        );
+        assert!(matches!(
+            parse_callback("/?state=s2&code=c", "s1"),
+            Callback::Ignored { status: 400, .. }
+        ));
+        assert!(matches!(
+            parse_callback("/?code=c", "s1"),
+            Callback::Ignored { status: 400, .. }
+        ));
+        assert!(matches!(
+            parse_callback("/favicon.ico", "s1"),
+            Callback::Ignored { status: 404, .. }
+        ));
+        assert!(matches!(
+            parse_callback("/?state=s1&state=s1&code=c", "s1"),
+            Callback::Ignored { status: 400, .. }
+        ));
+        assert!(matches!(
+            parse_callback("/?state=s1&code=c&code=d", "s1"),
+            Callback::Ignored { status: 400, .. }
+        ));
+        assert!(matches!(
+            parse_callback("/?state=s1&code=", "s1"),
+            Callback::Ignored { status: 400, .. }
+        ));
+        assert_eq!(
+            parse_callback(
+                "/?state=s1&error=access_denied&error_description=no%0A",
+                "s1"
+            ),
+            Callback::Denied {
+                error: "access_denied".into(),
+                description: Some("no".into())
+            }
+        );
+    }
+}
