@@ -1,0 +1,42 @@
+//! Where credentials and tokens live on disk: the Application Default Credentials path and
+//! credential discovery (`paths`), private atomic files (`files`), and the access-token cache
+//! with the cross-process lock that serializes refreshes (`cache`).
+
+mod cache;
+mod files;
+mod paths;
+
+pub use cache::{CachedToken, CredentialLock, TokenCache, hex_digest, lock_key};
+pub use files::{create_private_dir, remove_file, update_credential_json, write_atomic};
+pub use paths::{
+    ENV_CLOUDSDK_CONFIG, ENV_CREDENTIALS, Source, cache_dir, credentials_env, discover,
+    exposed_warning, well_known_path,
+};
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Seconds since the Unix epoch.
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// A Unix time as RFC 3339 (UTC, seconds); times past the year 9999 are shown as its end.
+pub fn rfc3339(unix: u64) -> String {
+    const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let at = UNIX_EPOCH + std::time::Duration::from_secs(unix.min(MAX));
+    humantime::format_rfc3339_seconds(at).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn far_future_times_format_without_panicking() {
+        assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339(u64::MAX), "9999-12-31T23:59:59Z");
+    }
+}

@@ -1,0 +1,111 @@
+//! Where credentials are: gcloud's config directory, the well-known ADC file, discovery in the
+//! order of `google.auth.default()`, gemauth's cache directory, and exposure warnings.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// File name of the Application Default Credentials file inside gcloud's config directory.
+pub const ADC_FILE_NAME: &str = "application_default_credentials.json";
+/// Environment variable that points client libraries at a credential file.
+pub const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+/// Environment variable that relocates gcloud's config directory.
+pub const ENV_CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
+fn env_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os(name)
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+}
+
+/// gcloud's configuration directory: `$CLOUDSDK_CONFIG`, else `~/.config/gcloud`
+/// (`%APPDATA%\gcloud` on Windows).
+pub fn gcloud_config_dir() -> Result<PathBuf> {
+    if let Some(dir) = env_path(ENV_CLOUDSDK_CONFIG) {
+        return Ok(dir);
+    }
+    if cfg!(windows)
+        && let Some(appdata) = env_path("APPDATA")
+    {
+        return Ok(appdata.join("gcloud"));
+    }
+    home_dir()
+        .map(|h| h.join(".config").join("gcloud"))
+        .ok_or_else(|| {
+            Error::Usage("cannot find the home directory; pass --credential-file PATH".into())
+        })
+}
+
+/// The home directory: `$HOME`, else the user's entry in the password database.
+fn home_dir() -> Option<PathBuf> {
+    dirs::home_dir()
+}
+
+/// The well-known Application Default Credentials file that `login` writes by default.
+pub fn well_known_path() -> Result<PathBuf> {
+    Ok(gcloud_config_dir()?.join(ADC_FILE_NAME))
+}
+
+/// The file named by `GOOGLE_APPLICATION_CREDENTIALS`, when that variable is set.
+pub fn credentials_env() -> Option<PathBuf> {
+    env_path(ENV_CREDENTIALS)
+}
+
+/// Why a credential file was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    Flag,
+    Environment,
+    WellKnown,
+}
+
+/// Finds the credential file the way `google.auth.default()` does: the flag, then
+/// `GOOGLE_APPLICATION_CREDENTIALS`, then the well-known file.
+pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
+    let (path, source) = if let Some(p) = flag {
+        (p.to_path_buf(), Source::Flag)
+    } else if let Some(p) = credentials_env() {
+        (p, Source::Environment)
+    } else {
+        let p = well_known_path()?;
+        if !p.exists() {
+            return Err(Error::NoCredentials { searched: p });
+        }
+        (p, Source::WellKnown)
+    };
+    tracing::debug!(path = %path.display(), ?source, "credential file chosen");
+    if !path.exists() {
+        let problem = match source {
+            Source::Environment => format!("does not exist (named by {ENV_CREDENTIALS})"),
+            _ => "does not exist".to_string(),
+        };
+        return Err(Error::CredentialFile { path, problem });
+    }
+    Ok((path, source))
+}
+
+/// A warning when a credential file can be read by other users (Unix permissions).
+pub fn exposed_warning(path: &Path) -> Option<String> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        (mode & 0o077 != 0).then(|| {
+            format!(
+                "{} is readable by other users (mode {mode:03o}); run `chmod 600 {}`",
+                path.display(),
+                path.display()
+            )
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+/// gemauth's cache directory: `$XDG_CACHE_HOME/gemauth` (or the platform's cache directory).
+pub fn cache_dir() -> Option<PathBuf> {
+    dirs::cache_dir().map(|d| d.join("gemauth"))
+}
