@@ -2,26 +2,22 @@
 //! service-account keys (a signed JWT), service-account impersonation, workload and workforce
 //! identity federation (RFC 8693 token exchange), and the metadata server.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
 use oauth2::{AccessToken, RefreshToken};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use url::Url;
 
 use crate::credentials::{
-    self, AuthorizedUser, CredentialKind, CredentialSource, ExternalAccount,
-    ImpersonatedServiceAccount, ServiceAccount,
+    self, CLOUD_PLATFORM, Credential, CredentialSource, ExternalAccount, ServiceAccount,
 };
 use crate::error::{Error, Result, sanitize};
 use crate::oauth::{self, Http, describe_body, endpoint_name};
 use crate::store::{self, CachedToken};
 
-/// The scope used when a caller names none (and for the source of an impersonation).
-pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 /// The metadata server's address on Google Cloud.
 pub const METADATA_IP: &str = "169.254.169.254";
 /// Environment variable overriding the metadata server's host (and port).
@@ -35,27 +31,6 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-/// A credential that can mint access tokens.
-#[derive(Debug)]
-pub enum Credential {
-    User(Box<AuthorizedUser>),
-    ServiceAccount {
-        key: Box<ServiceAccount>,
-        path: PathBuf,
-    },
-    Impersonated {
-        file: Box<ImpersonatedServiceAccount>,
-        source: Box<Credential>,
-    },
-    External {
-        config: Box<ExternalAccount>,
-        path: PathBuf,
-    },
-    Metadata {
-        host: String,
-    },
-}
-
 /// A freshly minted token, and the new refresh token when the server rotated it.
 pub struct Minted {
     pub token: CachedToken,
@@ -63,132 +38,6 @@ pub struct Minted {
 }
 
 impl Credential {
-    /// Builds a credential from a parsed file; `path` names it in errors.
-    pub fn from_kind(kind: CredentialKind, path: &Path) -> Result<Self> {
-        Ok(match kind {
-            CredentialKind::AuthorizedUser(user) => Credential::User(user),
-            CredentialKind::ServiceAccount(key) => Credential::ServiceAccount {
-                key,
-                path: path.to_path_buf(),
-            },
-            CredentialKind::Impersonated(file) => {
-                let bytes = serde_json::to_vec(&file.source_credentials.0).unwrap_or_default();
-                let source = credentials::parse_credential_file(path, &bytes)?;
-                Credential::Impersonated {
-                    source: Box::new(Credential::from_kind(source, path)?),
-                    file,
-                }
-            }
-            CredentialKind::External(config) => Credential::External {
-                config,
-                path: path.to_path_buf(),
-            },
-            CredentialKind::Other(kind) => {
-                return Err(Error::UnsupportedCredentialType {
-                    path: path.to_path_buf(),
-                    kind,
-                });
-            }
-        })
-    }
-
-    /// The credential's `type`, as Google's libraries name it.
-    pub fn type_name(&self) -> &'static str {
-        match self {
-            Credential::User(_) => credentials::AUTHORIZED_USER,
-            Credential::ServiceAccount { .. } => "service_account",
-            Credential::Impersonated { .. } => "impersonated_service_account",
-            Credential::External { .. } => "external_account",
-            Credential::Metadata { .. } => "metadata_server",
-        }
-    }
-
-    /// Who the tokens act as, when the file says: the account's email, the service account, or
-    /// the federation audience.
-    pub fn identity(&self) -> Option<String> {
-        match self {
-            Credential::User(user) => user.account.clone(),
-            Credential::ServiceAccount { key, .. } => Some(key.client_email.clone()),
-            Credential::Impersonated { file, .. } => {
-                impersonated_email(&file.service_account_impersonation_url)
-            }
-            Credential::External { config, .. } => Some(
-                config
-                    .service_account_impersonation_url
-                    .as_deref()
-                    .and_then(impersonated_email)
-                    .unwrap_or_else(|| config.audience.clone()),
-            ),
-            Credential::Metadata { .. } => None,
-        }
-    }
-
-    /// The project billed for quota, as the file names it.
-    pub fn quota_project(&self) -> Option<String> {
-        match self {
-            Credential::User(user) => user.quota_project_id.clone(),
-            Credential::ServiceAccount { key, .. } => key.quota_project_id.clone(),
-            Credential::Impersonated { file, .. } => file.quota_project_id.clone(),
-            Credential::External { config, .. } => config.quota_project_id.clone(),
-            Credential::Metadata { .. } => None,
-        }
-    }
-
-    /// The scopes to request: for a user, those asked for must have been granted at login (and
-    /// the token carries all granted ones); for every other type, those asked for, by default
-    /// `cloud-platform`.
-    pub fn scopes(&self, requested: Option<&[String]>) -> Result<Vec<String>> {
-        match (self, requested) {
-            (Credential::User(user), Some(requested)) => {
-                let granted = user.scopes.as_ref().map(|s| s.to_vec());
-                if let Some(granted) = granted {
-                    let missing = credentials::missing_scopes(requested, &granted);
-                    if !missing.is_empty() {
-                        return Err(Error::ScopesNotGranted {
-                            missing: missing.join(" "),
-                        });
-                    }
-                }
-                Ok(Vec::new())
-            }
-            (Credential::User(_), None) => Ok(Vec::new()),
-            (_, Some(requested)) => Ok(requested.to_vec()),
-            (_, None) => Ok(vec![CLOUD_PLATFORM.to_string()]),
-        }
-    }
-
-    /// The cache key: everything that decides which token this credential gets for `scopes`,
-    /// so that another credential or another login never sees it.
-    pub fn cache_key(&self, scopes: &[String]) -> String {
-        let mut parts: Vec<String> = match self {
-            Credential::User(user) => vec![
-                user.client_id.clone(),
-                user.refresh_token.secret().clone(),
-                user.token_uri.clone().unwrap_or_default(),
-            ],
-            Credential::ServiceAccount { key, .. } => vec![
-                "service_account".into(),
-                key.client_email.clone(),
-                hex(&Sha256::digest(key.private_key.secret().as_bytes())),
-                key.token_uri.clone().unwrap_or_default(),
-            ],
-            Credential::Impersonated { file, source } => vec![
-                "impersonated".into(),
-                file.service_account_impersonation_url.clone(),
-                file.delegates.join(","),
-                source.cache_key(&[CLOUD_PLATFORM.to_string()]),
-            ],
-            // Everything in the file decides the token (its source, audience, pools, client).
-            Credential::External { config, .. } => vec![
-                "external_account".into(),
-                serde_json::to_string(config).unwrap_or_default(),
-            ],
-            Credential::Metadata { host } => vec!["metadata".into(), host.clone()],
-        };
-        parts.extend(scopes.iter().cloned());
-        store::hex_digest(&parts.iter().map(String::as_str).collect::<Vec<_>>())
-    }
-
     /// Obtains a new access token from the server.
     pub fn mint<'a>(
         &'a self,
@@ -261,20 +110,8 @@ impl Credential {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// The service account named in an IAM Credentials URL
-/// (`…/serviceAccounts/NAME@PROJECT.iam.gserviceaccount.com:generateAccessToken`).
-fn impersonated_email(url: &str) -> Option<String> {
-    let tail = url.rsplit('/').next()?;
-    let email = tail.split(':').next()?;
-    email.contains('@').then(|| email.to_string())
 }
 
 fn key_problem(path: &Path, problem: String) -> Error {
@@ -644,7 +481,7 @@ async fn executable_token(
     if let Some(email) = config
         .service_account_impersonation_url
         .as_deref()
-        .and_then(impersonated_email)
+        .and_then(credentials::impersonated_email)
     {
         command.env("GOOGLE_EXTERNAL_ACCOUNT_IMPERSONATED_EMAIL", email);
     }
@@ -790,19 +627,9 @@ mod tests {
         for file in files {
             let path = Path::new("c.json");
             let bytes = serde_json::to_vec(&file).unwrap();
-            let kind = credentials::parse_credential_file(path, &bytes).unwrap();
-            let credential = Credential::from_kind(kind, path).unwrap();
+            let credential = credentials::parse_credential_file(path, &bytes).unwrap();
             let text = format!("{credential:?}");
             assert!(!text.contains("planted"), "{text}");
         }
-    }
-
-    #[test]
-    fn impersonated_email_is_read_from_the_url() {
-        assert_eq!(
-            impersonated_email("https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken").as_deref(),
-            Some("sa@p.iam.gserviceaccount.com")
-        );
-        assert_eq!(impersonated_email("https://example.com/x"), None);
     }
 }

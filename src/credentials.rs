@@ -1,14 +1,17 @@
 //! File formats: Google's Desktop OAuth client JSON (`client_secret.json`), the
 //! `authorized_user` Application Default Credentials file, endpoint and scope rules.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use oauth2::{ClientSecret, RefreshToken};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
+use sha2::{Digest, Sha256};
+
 use crate::error::{Error, Result};
+use crate::store;
 
 /// Google's OAuth 2.0 token endpoint, used when a credential file names none (gcloud's files).
 pub const GOOGLE_TOKEN_URI: &str = "https://oauth2.googleapis.com/token";
@@ -20,6 +23,9 @@ pub const DEFAULT_UNIVERSE: &str = "googleapis.com";
 pub const AUTHORIZED_USER: &str = "authorized_user";
 
 const SCOPE_PREFIX: &str = "https://www.googleapis.com/auth/";
+
+/// The scope used when a caller names none (and for the source of an impersonation).
+pub const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
 
 /// Scopes requested when `--scopes` is not given.
 pub const DEFAULT_SCOPES: &[&str] = &[
@@ -363,11 +369,11 @@ pub struct ServiceAccount {
     pub universe_domain: Option<String>,
 }
 
-/// An `impersonated_service_account` file: source credentials plus the account to act as.
+/// An `impersonated_service_account` file: the account to act as (its `source_credentials` are
+/// parsed into [`Credential::Impersonated`]'s `source`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct ImpersonatedServiceAccount {
     pub service_account_impersonation_url: String,
-    pub source_credentials: Redacted<Value>,
     #[serde(default)]
     pub delegates: Vec<String>,
     #[serde(default)]
@@ -437,46 +443,213 @@ pub struct ImpersonationOptions {
     pub token_lifetime_seconds: Option<u64>,
 }
 
-/// What a credential file turned out to hold.
-#[derive(Debug)]
-pub enum CredentialKind {
-    AuthorizedUser(Box<AuthorizedUser>),
-    ServiceAccount(Box<ServiceAccount>),
-    Impersonated(Box<ImpersonatedServiceAccount>),
-    External(Box<ExternalAccount>),
-    /// A type gemauth does not handle, by name.
-    Other(String),
+/// The credential types, by the `type` name Google's libraries use for them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CredentialType {
+    AuthorizedUser,
+    ServiceAccount,
+    Impersonated,
+    External,
+    /// Not a file: the metadata server of a Google Cloud machine.
+    Metadata,
 }
 
-impl CredentialKind {
-    /// The file's `type`.
-    pub fn type_name(&self) -> &str {
-        match self {
-            CredentialKind::AuthorizedUser(_) => AUTHORIZED_USER,
-            CredentialKind::ServiceAccount(_) => "service_account",
-            CredentialKind::Impersonated(_) => "impersonated_service_account",
-            CredentialKind::External(_) => "external_account",
-            CredentialKind::Other(kind) => kind,
-        }
+/// The one table of type names.
+const TYPE_NAMES: [(CredentialType, &str); 5] = [
+    (CredentialType::AuthorizedUser, AUTHORIZED_USER),
+    (CredentialType::ServiceAccount, "service_account"),
+    (CredentialType::Impersonated, "impersonated_service_account"),
+    (CredentialType::External, "external_account"),
+    (CredentialType::Metadata, "metadata_server"),
+];
+
+impl CredentialType {
+    /// The `type` name.
+    pub fn name(self) -> &'static str {
+        TYPE_NAMES
+            .iter()
+            .find(|(t, _)| *t == self)
+            .map_or("", |(_, name)| name)
+    }
+
+    /// The type a credential file's `type` field names (the metadata server has no file).
+    fn of_file(name: &str) -> Option<Self> {
+        TYPE_NAMES
+            .iter()
+            .find(|(t, n)| *n == name && *t != CredentialType::Metadata)
+            .map(|(t, _)| *t)
     }
 }
 
+/// A credential: what a credential file holds (or the metadata server), ready to mint tokens
+/// (`adc.rs`).
+#[derive(Debug)]
+pub enum Credential {
+    User(Box<AuthorizedUser>),
+    ServiceAccount {
+        key: Box<ServiceAccount>,
+        /// The key file, named in errors about the key.
+        path: PathBuf,
+    },
+    Impersonated {
+        file: Box<ImpersonatedServiceAccount>,
+        source: Box<Credential>,
+    },
+    External {
+        config: Box<ExternalAccount>,
+        /// The configuration file, named in errors about its source.
+        path: PathBuf,
+    },
+    Metadata {
+        host: String,
+    },
+}
+
+impl Credential {
+    /// The credential's type.
+    pub fn kind(&self) -> CredentialType {
+        match self {
+            Credential::User(_) => CredentialType::AuthorizedUser,
+            Credential::ServiceAccount { .. } => CredentialType::ServiceAccount,
+            Credential::Impersonated { .. } => CredentialType::Impersonated,
+            Credential::External { .. } => CredentialType::External,
+            Credential::Metadata { .. } => CredentialType::Metadata,
+        }
+    }
+
+    /// The credential's `type`, as Google's libraries name it.
+    pub fn type_name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Who the tokens act as, when the file says: the account's email, the service account, or
+    /// the federation audience.
+    pub fn identity(&self) -> Option<String> {
+        match self {
+            Credential::User(user) => user.account.clone(),
+            Credential::ServiceAccount { key, .. } => Some(key.client_email.clone()),
+            Credential::Impersonated { file, .. } => {
+                impersonated_email(&file.service_account_impersonation_url)
+            }
+            Credential::External { config, .. } => Some(
+                config
+                    .service_account_impersonation_url
+                    .as_deref()
+                    .and_then(impersonated_email)
+                    .unwrap_or_else(|| config.audience.clone()),
+            ),
+            Credential::Metadata { .. } => None,
+        }
+    }
+
+    /// The project billed for quota, as the file names it.
+    pub fn quota_project(&self) -> Option<String> {
+        match self {
+            Credential::User(user) => user.quota_project_id.clone(),
+            Credential::ServiceAccount { key, .. } => key.quota_project_id.clone(),
+            Credential::Impersonated { file, .. } => file.quota_project_id.clone(),
+            Credential::External { config, .. } => config.quota_project_id.clone(),
+            Credential::Metadata { .. } => None,
+        }
+    }
+
+    /// The scopes to request: for a user, those asked for must have been granted at login (and
+    /// the token carries all granted ones); for every other type, those asked for, by default
+    /// `cloud-platform`.
+    pub fn scopes(&self, requested: Option<&[String]>) -> Result<Vec<String>> {
+        match (self, requested) {
+            (Credential::User(user), Some(requested)) => {
+                let granted = user.scopes.as_ref().map(|s| s.to_vec());
+                if let Some(granted) = granted {
+                    let missing = missing_scopes(requested, &granted);
+                    if !missing.is_empty() {
+                        return Err(Error::ScopesNotGranted {
+                            missing: missing.join(" "),
+                        });
+                    }
+                }
+                Ok(Vec::new())
+            }
+            (Credential::User(_), None) => Ok(Vec::new()),
+            (_, Some(requested)) => Ok(requested.to_vec()),
+            (_, None) => Ok(vec![CLOUD_PLATFORM.to_string()]),
+        }
+    }
+
+    /// The cache key: everything that decides which token this credential gets for `scopes`,
+    /// so that another credential or another login never sees it.
+    pub fn cache_key(&self, scopes: &[String]) -> String {
+        let mut parts: Vec<String> = match self {
+            Credential::User(user) => vec![
+                user.client_id.clone(),
+                user.refresh_token.secret().clone(),
+                user.token_uri.clone().unwrap_or_default(),
+            ],
+            Credential::ServiceAccount { key, .. } => vec![
+                "service_account".into(),
+                key.client_email.clone(),
+                hex(&Sha256::digest(key.private_key.secret().as_bytes())),
+                key.token_uri.clone().unwrap_or_default(),
+            ],
+            Credential::Impersonated { file, source } => vec![
+                "impersonated".into(),
+                file.service_account_impersonation_url.clone(),
+                file.delegates.join(","),
+                source.cache_key(&[CLOUD_PLATFORM.to_string()]),
+            ],
+            // Everything in the file decides the token (its source, audience, pools, client).
+            Credential::External { config, .. } => vec![
+                "external_account".into(),
+                serde_json::to_string(config).unwrap_or_default(),
+            ],
+            Credential::Metadata { host } => vec!["metadata".into(), host.clone()],
+        };
+        parts.extend(scopes.iter().cloned());
+        store::hex_digest(&parts.iter().map(String::as_str).collect::<Vec<_>>())
+    }
+}
+
+/// The service account named in an IAM Credentials URL
+/// (`…/serviceAccounts/NAME@PROJECT.iam.gserviceaccount.com:generateAccessToken`).
+pub(crate) fn impersonated_email(url: &str) -> Option<String> {
+    let tail = url.rsplit('/').next()?;
+    let email = tail.split(':').next()?;
+    email.contains('@').then(|| email.to_string())
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Parses a credential file's bytes; `path` is used only in error messages.
-pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind> {
+pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<Credential> {
+    let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::CredentialFile {
+        path: path.to_path_buf(),
+        problem: format!("is not valid JSON ({e})"),
+    })?;
+    parse_credential(path, value, None)
+}
+
+/// Parses one credential from its JSON; `within` names the enclosing field for a nested source
+/// (`source_credentials`), which is parsed here once, from the same value.
+fn parse_credential(path: &Path, value: Value, within: Option<&str>) -> Result<Credential> {
     let problem = |p: String| Error::CredentialFile {
         path: path.to_path_buf(),
-        problem: p,
+        problem: match within {
+            Some(field) => format!("{field}: {p}"),
+            None => p,
+        },
     };
-    let value: Value =
-        serde_json::from_slice(bytes).map_err(|e| problem(format!("is not valid JSON ({e})")))?;
-    let kind = match value.get("type") {
+    let Value::Object(mut map) = value else {
+        return Err(problem("is not a JSON object".into()));
+    };
+    let kind = match map.get("type") {
         Some(Value::String(t)) => t.clone(),
         Some(_) => return Err(problem("\"type\" is not a string".into())),
-        None if value.is_object() => return Err(problem("has no \"type\" field".into())),
-        None => return Err(problem("is not a JSON object".into())),
+        None => return Err(problem("has no \"type\" field".into())),
     };
     // The quota project ends up in an HTTP header: it must be a project ID.
-    if let Some(Value::String(project)) = value.get("quota_project_id")
+    if let Some(Value::String(project)) = map.get("quota_project_id")
         && !project.is_empty()
         && validate_project_id(project).is_err()
     {
@@ -485,12 +658,6 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
             crate::error::sanitize(project)
         )));
     }
-    fn typed<T: serde::de::DeserializeOwned>(
-        value: Value,
-        problem: impl Fn(String) -> Error,
-    ) -> Result<T> {
-        serde_json::from_value(value).map_err(|e| problem(format!("{e}")))
-    }
     let nonempty = |name: &str, v: &str| {
         if v.trim().is_empty() {
             Err(problem(format!("\"{name}\" is empty")))
@@ -498,73 +665,73 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<CredentialKind
             Ok(())
         }
     };
-    match kind.as_str() {
-        AUTHORIZED_USER => {}
-        "service_account" => {
-            let sa: ServiceAccount = typed(value, problem)?;
-            nonempty("client_email", &sa.client_email)?;
-            nonempty("private_key", sa.private_key.secret())?;
-            if let Some(uri) = &sa.token_uri {
+    let credential_type = CredentialType::of_file(&kind);
+    match (credential_type, within) {
+        (Some(CredentialType::AuthorizedUser), _) => {
+            let user: AuthorizedUser = typed(Value::Object(map), problem)?;
+            user.token_endpoint()?;
+            user.revoke_endpoint()?;
+            nonempty("client_id", &user.client_id)?;
+            nonempty("client_secret", user.client_secret.secret())?;
+            nonempty("refresh_token", user.refresh_token.secret())?;
+            Ok(Credential::User(Box::new(user)))
+        }
+        (Some(CredentialType::ServiceAccount), _) => {
+            let key: ServiceAccount = typed(Value::Object(map), problem)?;
+            nonempty("client_email", &key.client_email)?;
+            nonempty("private_key", key.private_key.secret())?;
+            if let Some(uri) = &key.token_uri {
                 endpoint("token_uri", uri)?;
             }
-            return Ok(CredentialKind::ServiceAccount(Box::new(sa)));
+            Ok(Credential::ServiceAccount {
+                key: Box::new(key),
+                path: path.to_path_buf(),
+            })
         }
-        "impersonated_service_account" => {
-            let imp: ImpersonatedServiceAccount = typed(value, problem)?;
-            nonempty(
-                "service_account_impersonation_url",
-                &imp.service_account_impersonation_url,
-            )?;
-            endpoint(
-                "service_account_impersonation_url",
-                &imp.service_account_impersonation_url,
-            )?;
-            // The source must itself be a credential this parser accepts.
-            let source = serde_json::to_vec(&imp.source_credentials.0).unwrap_or_default();
-            match parse_credential_file(path, &source).map_err(|e| match e {
-                Error::CredentialFile { problem: p, .. } => {
-                    problem(format!("source_credentials: {p}"))
-                }
-                other => other,
-            })? {
-                CredentialKind::AuthorizedUser(_)
-                | CredentialKind::ServiceAccount(_)
-                | CredentialKind::External(_) => {}
-                other => {
-                    return Err(problem(format!(
-                        "source_credentials of type {:?} cannot be impersonated from",
-                        other.type_name()
-                    )));
-                }
-            }
-            return Ok(CredentialKind::Impersonated(Box::new(imp)));
-        }
-        "external_account" => {
-            let ext: ExternalAccount = typed(value, problem)?;
-            nonempty("audience", &ext.audience)?;
-            nonempty("subject_token_type", &ext.subject_token_type)?;
-            nonempty("token_url", &ext.token_url)?;
-            endpoint("token_url", &ext.token_url)?;
-            if let Some(url) = &ext.service_account_impersonation_url {
+        (Some(CredentialType::External), _) => {
+            let config: ExternalAccount = typed(Value::Object(map), problem)?;
+            nonempty("audience", &config.audience)?;
+            nonempty("subject_token_type", &config.subject_token_type)?;
+            nonempty("token_url", &config.token_url)?;
+            endpoint("token_url", &config.token_url)?;
+            if let Some(url) = &config.service_account_impersonation_url {
                 endpoint("service_account_impersonation_url", url)?;
             }
-            return Ok(CredentialKind::External(Box::new(ext)));
+            Ok(Credential::External {
+                config: Box::new(config),
+                path: path.to_path_buf(),
+            })
         }
-        _ => return Ok(CredentialKind::Other(kind)),
-    }
-    let user: AuthorizedUser = typed(value, problem)?;
-    user.token_endpoint()?;
-    user.revoke_endpoint()?;
-    for (name, v) in [
-        ("client_id", user.client_id.as_str()),
-        ("client_secret", user.client_secret.secret().as_str()),
-        ("refresh_token", user.refresh_token.secret().as_str()),
-    ] {
-        if v.trim().is_empty() {
-            return Err(problem(format!("\"{name}\" is empty")));
+        (Some(CredentialType::Impersonated), None) => {
+            let source = map.remove("source_credentials");
+            let file: ImpersonatedServiceAccount = typed(Value::Object(map), problem)?;
+            let url = &file.service_account_impersonation_url;
+            nonempty("service_account_impersonation_url", url)?;
+            endpoint("service_account_impersonation_url", url)?;
+            let source =
+                source.ok_or_else(|| problem("\"source_credentials\" is missing".into()))?;
+            let source = parse_credential(path, source, Some("source_credentials"))?;
+            Ok(Credential::Impersonated {
+                file: Box::new(file),
+                source: Box::new(source),
+            })
         }
+        (_, Some(_)) => Err(problem(format!(
+            "type {:?} cannot be impersonated from",
+            crate::error::sanitize(&kind)
+        ))),
+        (_, None) => Err(Error::UnsupportedCredentialType {
+            path: path.to_path_buf(),
+            kind,
+        }),
     }
-    Ok(CredentialKind::AuthorizedUser(Box::new(user)))
+}
+
+fn typed<T: serde::de::DeserializeOwned>(
+    value: Value,
+    problem: impl Fn(String) -> Error,
+) -> Result<T> {
+    serde_json::from_value(value).map_err(|e| problem(format!("{e}")))
 }
 
 /// Reads a credential file's bytes, with errors that name the file.
@@ -593,7 +760,7 @@ pub fn load_json_object(path: &Path) -> Result<Map<String, Value>> {
 pub fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
     let bytes = read_credential_file(path)?;
     match parse_credential_file(path, &bytes)? {
-        CredentialKind::AuthorizedUser(user) => Ok(*user),
+        Credential::User(user) => Ok(*user),
         other => Err(Error::UnsupportedCredentialType {
             path: path.to_path_buf(),
             kind: other.type_name().to_string(),
@@ -653,6 +820,15 @@ mod tests {
         ] {
             assert!(validate_project_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn impersonated_email_is_read_from_the_url() {
+        assert_eq!(
+            impersonated_email("https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken").as_deref(),
+            Some("sa@p.iam.gserviceaccount.com")
+        );
+        assert_eq!(impersonated_email("https://example.com/x"), None);
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use crate::credentials::{
-    AuthorizedUser, CredentialKind, Scopes, parse_client_config, parse_credential_file,
+    AuthorizedUser, Credential, Scopes, parse_client_config, parse_credential_file,
 };
 use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 use oauth2::{ClientSecret, RefreshToken};
@@ -162,7 +162,7 @@ proptest! {
             extra,
         };
         let parsed = match parse_credential_file(Path::new("c.json"), &user.to_json()) {
-            Ok(CredentialKind::AuthorizedUser(u)) => u,
+            Ok(Credential::User(u)) => u,
             _ => return Err(TestCaseError::fail("did not parse back")),
         };
         prop_assert_eq!(&parsed.client_id, &client_id);

@@ -4,8 +4,9 @@
 //!
 use std::path::{Path, PathBuf};
 
-use crate::adc::{self, Credential};
+use crate::adc;
 use crate::credentials;
+use crate::credentials::Credential;
 use crate::error::{Error, Result};
 use crate::oauth::Http;
 use crate::secret::Secret;
@@ -77,8 +78,7 @@ pub(crate) fn load(target: &Target) -> Result<Credential> {
     match target {
         Target::File(path, _) => {
             let bytes = credentials::read_credential_file(path)?;
-            let kind = credentials::parse_credential_file(path, &bytes)?;
-            Credential::from_kind(kind, path)
+            credentials::parse_credential_file(path, &bytes)
         }
         Target::Metadata(host) => Ok(Credential::Metadata { host: host.clone() }),
     }

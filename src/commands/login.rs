@@ -6,7 +6,7 @@ use serde_json::Map;
 
 use crate::cli::LoginArgs;
 use crate::credentials::{
-    self, AUTHORIZED_USER, AuthorizedUser, ClientConfig, DEFAULT_UNIVERSE, Scopes,
+    self, AUTHORIZED_USER, AuthorizedUser, ClientConfig, Credential, DEFAULT_UNIVERSE, Scopes,
 };
 use crate::error::{Error, Result};
 use crate::flow::{self, Notice, Outcome};
@@ -112,7 +112,9 @@ fn save(
         let _lock = CredentialLock::acquire(path)?;
         store::write_atomic(path, &user.to_json())?;
     }
-    if let Some(warning) = TokenCache::for_user(&user).store(&tokens.to_cached(granted.clone())) {
+    if let Some(warning) = TokenCache::new(&Credential::User(Box::new(user.clone())).cache_key(&[]))
+        .store(&tokens.to_cached(granted.clone()))
+    {
         eprintln!("warning: {warning}");
     }
 

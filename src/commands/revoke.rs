@@ -2,7 +2,7 @@
 //! cached tokens.
 
 use crate::cli::RevokeArgs;
-use crate::credentials;
+use crate::credentials::{self, Credential};
 use crate::error::{Error, Result};
 use crate::oauth::{self, Http, Revocation};
 use crate::store::{self, CredentialLock, TokenCache};
@@ -72,7 +72,7 @@ pub fn run(args: RevokeArgs) -> Result<()> {
         }
     }
     store::remove_file(&path)?;
-    TokenCache::for_user(&user).remove()?;
+    TokenCache::new(&Credential::User(Box::new(user)).cache_key(&[])).remove()?;
     eprintln!("Removed {}", path.display());
     Ok(())
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Value, json};
 
-use crate::adc::Credential;
 use crate::cli::{StatusArgs, StatusFormat};
+use crate::credentials::Credential;
 use crate::credentials::{self, DEFAULT_UNIVERSE};
 use crate::error::Result;
 use crate::store::{self, Source, TokenCache};

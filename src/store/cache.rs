@@ -9,7 +9,6 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{cache_dir, create_private_dir, remove_file, write_atomic};
-use crate::credentials::AuthorizedUser;
 use crate::error::{Error, Result};
 
 /// A cached token is reused while at least this many seconds remain (or half its lifetime,
@@ -59,20 +58,11 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    /// The cache entry for a key (see `adc::Credential::cache_key`).
+    /// The cache entry for a key (`credentials::Credential::cache_key`, the one cache key).
     pub fn new(key: &str) -> Self {
         TokenCache {
             path: cache_dir().map(|d| d.join("tokens").join(format!("{key}.json"))),
         }
-    }
-
-    /// The entry of a user credential's own tokens.
-    pub fn for_user(user: &AuthorizedUser) -> Self {
-        Self::new(&hex_digest(&[
-            &user.client_id,
-            user.refresh_token.secret(),
-            user.token_uri.as_deref().unwrap_or_default(),
-        ]))
     }
 
     /// The cached token, if one is present and readable. A broken entry is treated as absent.
