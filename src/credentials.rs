@@ -630,93 +630,64 @@ pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<Credential> {
     parse_credential(path, value, None)
 }
 
+/// Builds the errors about one credential file (or its nested `source_credentials`).
+#[derive(Clone, Copy)]
+struct FileProblem<'a> {
+    path: &'a Path,
+    within: Option<&'a str>,
+}
+
+impl FileProblem<'_> {
+    fn error(self, problem: String) -> Error {
+        Error::CredentialFile {
+            path: self.path.to_path_buf(),
+            problem: match self.within {
+                Some(field) => format!("{field}: {problem}"),
+                None => problem,
+            },
+        }
+    }
+
+    fn nonempty(self, name: &str, value: &str) -> Result<()> {
+        if value.trim().is_empty() {
+            return Err(self.error(format!("\"{name}\" is empty")));
+        }
+        Ok(())
+    }
+
+    fn typed<T: serde::de::DeserializeOwned>(self, map: Map<String, Value>) -> Result<T> {
+        serde_json::from_value(Value::Object(map)).map_err(|e| self.error(format!("{e}")))
+    }
+}
+
 /// Parses one credential from its JSON; `within` names the enclosing field for a nested source
 /// (`source_credentials`), which is parsed here once, from the same value.
 fn parse_credential(path: &Path, value: Value, within: Option<&str>) -> Result<Credential> {
-    let problem = |p: String| Error::CredentialFile {
-        path: path.to_path_buf(),
-        problem: match within {
-            Some(field) => format!("{field}: {p}"),
-            None => p,
-        },
-    };
-    let Value::Object(mut map) = value else {
-        return Err(problem("is not a JSON object".into()));
+    let problem = FileProblem { path, within };
+    let Value::Object(map) = value else {
+        return Err(problem.error("is not a JSON object".into()));
     };
     let kind = match map.get("type") {
         Some(Value::String(t)) => t.clone(),
-        Some(_) => return Err(problem("\"type\" is not a string".into())),
-        None => return Err(problem("has no \"type\" field".into())),
+        Some(_) => return Err(problem.error("\"type\" is not a string".into())),
+        None => return Err(problem.error("has no \"type\" field".into())),
     };
     // The quota project ends up in an HTTP header: it must be a project ID.
     if let Some(Value::String(project)) = map.get("quota_project_id")
         && !project.is_empty()
         && validate_project_id(project).is_err()
     {
-        return Err(problem(format!(
+        return Err(problem.error(format!(
             "quota_project_id {:?} is not a Google Cloud project ID",
             crate::error::sanitize(project)
         )));
     }
-    let nonempty = |name: &str, v: &str| {
-        if v.trim().is_empty() {
-            Err(problem(format!("\"{name}\" is empty")))
-        } else {
-            Ok(())
-        }
-    };
-    let credential_type = CredentialType::of_file(&kind);
-    match (credential_type, within) {
-        (Some(CredentialType::AuthorizedUser), _) => {
-            let user: AuthorizedUser = typed(Value::Object(map), problem)?;
-            user.token_endpoint()?;
-            user.revoke_endpoint()?;
-            nonempty("client_id", &user.client_id)?;
-            nonempty("client_secret", user.client_secret.secret())?;
-            nonempty("refresh_token", user.refresh_token.secret())?;
-            Ok(Credential::User(Box::new(user)))
-        }
-        (Some(CredentialType::ServiceAccount), _) => {
-            let key: ServiceAccount = typed(Value::Object(map), problem)?;
-            nonempty("client_email", &key.client_email)?;
-            nonempty("private_key", key.private_key.secret())?;
-            if let Some(uri) = &key.token_uri {
-                endpoint("token_uri", uri)?;
-            }
-            Ok(Credential::ServiceAccount {
-                key: Box::new(key),
-                path: path.to_path_buf(),
-            })
-        }
-        (Some(CredentialType::External), _) => {
-            let config: ExternalAccount = typed(Value::Object(map), problem)?;
-            nonempty("audience", &config.audience)?;
-            nonempty("subject_token_type", &config.subject_token_type)?;
-            nonempty("token_url", &config.token_url)?;
-            endpoint("token_url", &config.token_url)?;
-            if let Some(url) = &config.service_account_impersonation_url {
-                endpoint("service_account_impersonation_url", url)?;
-            }
-            Ok(Credential::External {
-                config: Box::new(config),
-                path: path.to_path_buf(),
-            })
-        }
-        (Some(CredentialType::Impersonated), None) => {
-            let source = map.remove("source_credentials");
-            let file: ImpersonatedServiceAccount = typed(Value::Object(map), problem)?;
-            let url = &file.service_account_impersonation_url;
-            nonempty("service_account_impersonation_url", url)?;
-            endpoint("service_account_impersonation_url", url)?;
-            let source =
-                source.ok_or_else(|| problem("\"source_credentials\" is missing".into()))?;
-            let source = parse_credential(path, source, Some("source_credentials"))?;
-            Ok(Credential::Impersonated {
-                file: Box::new(file),
-                source: Box::new(source),
-            })
-        }
-        (_, Some(_)) => Err(problem(format!(
+    match (CredentialType::of_file(&kind), within) {
+        (Some(CredentialType::AuthorizedUser), _) => parse_user(map, problem),
+        (Some(CredentialType::ServiceAccount), _) => parse_service_account(map, problem),
+        (Some(CredentialType::External), _) => parse_external(map, problem),
+        (Some(CredentialType::Impersonated), None) => parse_impersonated(map, problem),
+        (_, Some(_)) => Err(problem.error(format!(
             "type {:?} cannot be impersonated from",
             crate::error::sanitize(&kind)
         ))),
@@ -727,11 +698,56 @@ fn parse_credential(path: &Path, value: Value, within: Option<&str>) -> Result<C
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(
-    value: Value,
-    problem: impl Fn(String) -> Error,
-) -> Result<T> {
-    serde_json::from_value(value).map_err(|e| problem(format!("{e}")))
+fn parse_user(map: Map<String, Value>, problem: FileProblem) -> Result<Credential> {
+    let user: AuthorizedUser = problem.typed(map)?;
+    user.token_endpoint()?;
+    user.revoke_endpoint()?;
+    problem.nonempty("client_id", &user.client_id)?;
+    problem.nonempty("client_secret", user.client_secret.secret())?;
+    problem.nonempty("refresh_token", user.refresh_token.secret())?;
+    Ok(Credential::User(Box::new(user)))
+}
+
+fn parse_service_account(map: Map<String, Value>, problem: FileProblem) -> Result<Credential> {
+    let key: ServiceAccount = problem.typed(map)?;
+    problem.nonempty("client_email", &key.client_email)?;
+    problem.nonempty("private_key", key.private_key.secret())?;
+    if let Some(uri) = &key.token_uri {
+        endpoint("token_uri", uri)?;
+    }
+    Ok(Credential::ServiceAccount {
+        key: Box::new(key),
+        path: problem.path.to_path_buf(),
+    })
+}
+
+fn parse_external(map: Map<String, Value>, problem: FileProblem) -> Result<Credential> {
+    let config: ExternalAccount = problem.typed(map)?;
+    problem.nonempty("audience", &config.audience)?;
+    problem.nonempty("subject_token_type", &config.subject_token_type)?;
+    problem.nonempty("token_url", &config.token_url)?;
+    endpoint("token_url", &config.token_url)?;
+    if let Some(url) = &config.service_account_impersonation_url {
+        endpoint("service_account_impersonation_url", url)?;
+    }
+    Ok(Credential::External {
+        config: Box::new(config),
+        path: problem.path.to_path_buf(),
+    })
+}
+
+fn parse_impersonated(mut map: Map<String, Value>, problem: FileProblem) -> Result<Credential> {
+    let source = map.remove("source_credentials");
+    let file: ImpersonatedServiceAccount = problem.typed(map)?;
+    let url = &file.service_account_impersonation_url;
+    problem.nonempty("service_account_impersonation_url", url)?;
+    endpoint("service_account_impersonation_url", url)?;
+    let source = source.ok_or_else(|| problem.error("\"source_credentials\" is missing".into()))?;
+    let source = parse_credential(problem.path, source, Some("source_credentials"))?;
+    Ok(Credential::Impersonated {
+        file: Box::new(file),
+        source: Box::new(source),
+    })
 }
 
 /// Reads a credential file's bytes, with errors that name the file.
