@@ -1,16 +1,81 @@
 //! `gemauth status`: which credential file is in effect and why, what it holds, and (with
-//! `--check`) whether the server still accepts it.
+//! `--check`) whether the server still accepts it. One typed [`Report`] is rendered as text or
+//! JSON.
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{Value, json};
+use serde::Serialize;
 
 use crate::cli::{StatusArgs, StatusFormat};
-use crate::credentials::Credential;
-use crate::credentials::{self, DEFAULT_UNIVERSE};
+use crate::credentials::{self, Credential, DEFAULT_UNIVERSE};
 use crate::error::Result;
 use crate::store::{self, Source, TokenCache};
 use crate::token::{self, Target};
+
+/// What `status` reports; the JSON output is this, field for field.
+#[derive(Serialize)]
+struct Report {
+    credential_file: Option<String>,
+    source: &'static str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    account: Option<String>,
+    quota_project_id: Option<String>,
+    cached_token: Option<CachedReport>,
+    file_mode: Option<String>,
+    warnings: Vec<String>,
+    #[serde(flatten)]
+    details: Details,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<CheckReport>,
+}
+
+#[derive(Serialize)]
+struct CachedReport {
+    expires_at: String,
+    expires_in: u64,
+    fresh: bool,
+}
+
+#[derive(Serialize)]
+struct CheckReport {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expires_at: Option<String>,
+}
+
+/// What each credential type says about itself.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Details {
+    User {
+        client_id: String,
+        scopes: Vec<String>,
+        universe_domain: String,
+        token_uri: String,
+    },
+    ServiceAccount {
+        client_email: String,
+        project_id: Option<String>,
+        universe_domain: String,
+        token_uri: String,
+    },
+    Impersonated {
+        impersonation_url: String,
+        source_type: &'static str,
+        delegates: Vec<String>,
+    },
+    External {
+        audience: String,
+        subject_token_type: String,
+        token_uri: String,
+        impersonation_url: Option<String>,
+        universe_domain: String,
+    },
+    Metadata {
+        metadata_host: String,
+    },
+}
 
 pub fn run(args: StatusArgs) -> Result<()> {
     let target = token::locate(args.credential_file.as_deref())?;
@@ -27,24 +92,28 @@ pub fn run(args: StatusArgs) -> Result<()> {
         Target::File(path, source) => (Some(path.clone()), source_name(*source)),
         Target::Metadata(_) => (None, "metadata server"),
     };
-    let mut report = json!({
-        "credential_file": file.as_ref().map(|p| p.display().to_string()),
-        "source": source,
-        "type": credential.type_name(),
-        "account": credential.identity().or(metadata_account),
-        "quota_project_id": super::effective_quota_project(credential.quota_project().as_deref())?,
-        "cached_token": cached.as_ref().map(|t| json!({
-            "expires_at": store::rfc3339(t.expires_at),
-            "expires_in": t.expires_at.saturating_sub(now),
-            "fresh": t.is_fresh(now, None),
-        })),
-        "file_mode": file.as_deref().and_then(file_mode),
-        "warnings": match &target {
+    let mut report = Report {
+        credential_file: file.as_ref().map(|p| p.display().to_string()),
+        source,
+        kind: credential.type_name(),
+        account: credential
+            .identity()
+            .or(metadata_account)
+            .filter(|a| !a.trim().is_empty()),
+        quota_project_id: super::effective_quota_project(credential.quota_project().as_deref())?,
+        cached_token: cached.map(|t| CachedReport {
+            expires_at: store::rfc3339(t.expires_at),
+            expires_in: t.expires_at.saturating_sub(now),
+            fresh: t.is_fresh(now, None),
+        }),
+        file_mode: file.as_deref().and_then(file_mode),
+        warnings: match &target {
             Target::File(path, source) => warnings(path, *source),
             Target::Metadata(_) => Vec::new(),
         },
-    });
-    describe(&credential, &target, &mut report);
+        details: details(&credential),
+        check: None,
+    };
 
     if args.check {
         match token::get_with(&token::Request {
@@ -52,10 +121,16 @@ pub fn run(args: StatusArgs) -> Result<()> {
             ..Default::default()
         }) {
             Ok(t) => {
-                report["check"] = json!({"ok": true, "expires_at": store::rfc3339(t.expires_at)});
+                report.check = Some(CheckReport {
+                    ok: true,
+                    expires_at: Some(store::rfc3339(t.expires_at)),
+                });
             }
             Err(e) => {
-                report["check"] = json!({"ok": false});
+                report.check = Some(CheckReport {
+                    ok: false,
+                    expires_at: None,
+                });
                 // Failure: the report goes to stderr with the error; stdout stays empty.
                 eprint!("{}", render(&report, args.format));
                 return Err(e);
@@ -65,53 +140,41 @@ pub fn run(args: StatusArgs) -> Result<()> {
     super::print_stdout(render(&report, args.format).trim_end())
 }
 
-/// Adds what each credential type says about itself.
-fn describe(credential: &Credential, target: &Target, report: &mut Value) {
+fn details(credential: &Credential) -> Details {
+    let universe = |u: &Option<String>| u.as_deref().unwrap_or(DEFAULT_UNIVERSE).to_string();
+    let token_uri = |u: &Option<String>| {
+        u.as_deref()
+            .unwrap_or(credentials::GOOGLE_TOKEN_URI)
+            .to_string()
+    };
     match credential {
-        Credential::User(user) => {
-            report["client_id"] = json!(user.client_id);
-            report["scopes"] = json!(user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default());
-            report["universe_domain"] =
-                json!(user.universe_domain.as_deref().unwrap_or(DEFAULT_UNIVERSE));
-            report["token_uri"] = json!(
-                user.token_uri
-                    .as_deref()
-                    .unwrap_or(credentials::GOOGLE_TOKEN_URI)
-            );
-        }
-        Credential::ServiceAccount { key, .. } => {
-            report["client_email"] = json!(key.client_email);
-            report["project_id"] = json!(key.project_id);
-            report["universe_domain"] =
-                json!(key.universe_domain.as_deref().unwrap_or(DEFAULT_UNIVERSE));
-            report["token_uri"] = json!(
-                key.token_uri
-                    .as_deref()
-                    .unwrap_or(credentials::GOOGLE_TOKEN_URI)
-            );
-        }
-        Credential::Impersonated { file, source } => {
-            report["impersonation_url"] = json!(file.service_account_impersonation_url);
-            report["source_type"] = json!(source.type_name());
-            report["delegates"] = json!(file.delegates);
-        }
-        Credential::External { config, .. } => {
-            report["audience"] = json!(config.audience);
-            report["subject_token_type"] = json!(config.subject_token_type);
-            report["token_uri"] = json!(config.token_url);
-            report["impersonation_url"] = json!(config.service_account_impersonation_url);
-            report["universe_domain"] = json!(
-                config
-                    .universe_domain
-                    .as_deref()
-                    .unwrap_or(DEFAULT_UNIVERSE)
-            );
-        }
-        Credential::Metadata { host } => {
-            if let Target::Metadata(_) = target {
-                report["metadata_host"] = json!(host);
-            }
-        }
+        Credential::User(user) => Details::User {
+            client_id: user.client_id.clone(),
+            scopes: user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
+            universe_domain: universe(&user.universe_domain),
+            token_uri: token_uri(&user.token_uri),
+        },
+        Credential::ServiceAccount { key, .. } => Details::ServiceAccount {
+            client_email: key.client_email.clone(),
+            project_id: key.project_id.clone(),
+            universe_domain: universe(&key.universe_domain),
+            token_uri: token_uri(&key.token_uri),
+        },
+        Credential::Impersonated { file, source } => Details::Impersonated {
+            impersonation_url: file.service_account_impersonation_url.clone(),
+            source_type: source.type_name(),
+            delegates: file.delegates.clone(),
+        },
+        Credential::External { config, .. } => Details::External {
+            audience: config.audience.clone(),
+            subject_token_type: config.subject_token_type.clone(),
+            token_uri: config.token_url.clone(),
+            impersonation_url: config.service_account_impersonation_url.clone(),
+            universe_domain: universe(&config.universe_domain),
+        },
+        Credential::Metadata { host } => Details::Metadata {
+            metadata_host: host.clone(),
+        },
     }
 }
 
@@ -166,87 +229,113 @@ fn warnings(path: &Path, source: Source) -> Vec<String> {
     out
 }
 
-fn render(report: &Value, format: StatusFormat) -> String {
+fn render(report: &Report, format: StatusFormat) -> String {
     match format {
-        StatusFormat::Json => format!("{report}\n"),
+        StatusFormat::Json => match serde_json::to_string(report) {
+            Ok(json) => format!("{json}\n"),
+            Err(e) => format!("{{\"error\":{:?}}}\n", e.to_string()),
+        },
         StatusFormat::Text => render_text(report),
     }
 }
 
-fn render_text(r: &Value) -> String {
-    let text = |v: &Value| match v {
-        Value::String(s) => s.clone(),
-        Value::Null => "(none)".to_string(),
-        Value::Array(items) if items.is_empty() => "(none)".to_string(),
-        Value::Array(items) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .collect::<Vec<_>>()
-            .join(" "),
-        other => other.to_string(),
-    };
+/// An optional value, or `(none)`.
+fn or_none(value: Option<&str>) -> String {
+    value
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or("(none)")
+        .to_string()
+}
+
+fn render_text(r: &Report) -> String {
     let mut out = String::new();
-    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<17}{value}\n"));
-    let credential = match r["credential_file"].as_str() {
-        Some(file) => format!("{file} (from {})", text(&r["source"])),
-        None => format!("none (using the {})", text(&r["source"])),
-    };
-    line("Credential file:", credential);
-    line("Type:", text(&r["type"]));
-    line("Account:", text(&r["account"]));
-    for (label, key) in [
-        ("Client ID:", "client_id"),
-        ("Client email:", "client_email"),
-        ("Audience:", "audience"),
-        ("Impersonates via:", "impersonation_url"),
-        ("Source type:", "source_type"),
-        ("Scopes:", "scopes"),
-    ] {
-        if let Some(v) = r.get(key) {
-            line(label, text(v));
-        }
-    }
-    line("Quota project:", text(&r["quota_project_id"]));
-    for (label, key) in [
-        ("Universe domain:", "universe_domain"),
-        ("Token endpoint:", "token_uri"),
-        ("Metadata host:", "metadata_host"),
-    ] {
-        if let Some(v) = r.get(key) {
-            line(label, text(v));
-        }
-    }
-    let cached = &r["cached_token"];
+    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<16} {value}\n"));
     line(
-        "Cached token:",
-        if cached.is_null() {
-            "none".to_string()
-        } else if cached["fresh"] == true {
-            format!(
-                "valid until {} ({} min left)",
-                text(&cached["expires_at"]),
-                cached["expires_in"].as_u64().unwrap_or(0) / 60
-            )
-        } else {
-            format!(
-                "stale (expires {}); the next use refreshes it",
-                text(&cached["expires_at"])
-            )
+        "Credential file:",
+        match &r.credential_file {
+            Some(file) => format!("{file} (from {})", r.source),
+            None => format!("none (using the {})", r.source),
         },
     );
-    line("File mode:", text(&r["file_mode"]));
-    if let Some(check) = r.get("check") {
+    line("Type:", r.kind.to_string());
+    line("Account:", or_none(r.account.as_deref()));
+    match &r.details {
+        Details::User {
+            client_id, scopes, ..
+        } => {
+            line("Client ID:", client_id.clone());
+            line("Scopes:", or_none(Some(&scopes.join(" "))));
+        }
+        // The account is the client email: shown once.
+        Details::ServiceAccount { .. } => {}
+        Details::Impersonated {
+            impersonation_url,
+            source_type,
+            ..
+        } => {
+            line("Impersonates via:", impersonation_url.clone());
+            line("Source type:", source_type.to_string());
+        }
+        Details::External {
+            audience,
+            impersonation_url,
+            ..
+        } => {
+            line("Audience:", audience.clone());
+            line("Impersonates via:", or_none(impersonation_url.as_deref()));
+        }
+        Details::Metadata { .. } => {}
+    }
+    line("Quota project:", or_none(r.quota_project_id.as_deref()));
+    match &r.details {
+        Details::User {
+            universe_domain,
+            token_uri,
+            ..
+        }
+        | Details::ServiceAccount {
+            universe_domain,
+            token_uri,
+            ..
+        }
+        | Details::External {
+            universe_domain,
+            token_uri,
+            ..
+        } => {
+            line("Universe domain:", universe_domain.clone());
+            line("Token endpoint:", token_uri.clone());
+        }
+        Details::Metadata { metadata_host } => line("Metadata host:", metadata_host.clone()),
+        Details::Impersonated { .. } => {}
+    }
+    line(
+        "Cached token:",
+        match &r.cached_token {
+            None => "none".to_string(),
+            Some(t) if t.fresh => format!(
+                "valid until {} ({} min left)",
+                t.expires_at,
+                t.expires_in / 60
+            ),
+            Some(t) => format!(
+                "stale (expires {}); the next use refreshes it",
+                t.expires_at
+            ),
+        },
+    );
+    line("File mode:", or_none(r.file_mode.as_deref()));
+    if let Some(check) = &r.check {
         line(
             "Check:",
-            if check["ok"] == true {
-                format!("ok, a token valid until {}", text(&check["expires_at"]))
-            } else {
-                "FAILED".to_string()
+            match (&check.ok, &check.expires_at) {
+                (true, Some(at)) => format!("ok, a token valid until {at}"),
+                _ => "FAILED".to_string(),
             },
         );
     }
-    for warning in r["warnings"].as_array().into_iter().flatten() {
-        out.push_str(&format!("warning: {}\n", text(warning)));
+    for warning in &r.warnings {
+        out.push_str(&format!("warning: {warning}\n"));
     }
     out
 }
