@@ -262,6 +262,7 @@ async fn impersonate(
             detail: "expireTime is not an RFC 3339 time".into(),
         })?;
     Ok(CachedToken {
+        key: String::new(),
         access_token: generated.access_token,
         token_type: "Bearer".into(),
         obtained_at: now,

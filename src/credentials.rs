@@ -116,16 +116,10 @@ pub fn parse_client_config(path: &Path, bytes: &[u8]) -> Result<ClientConfig> {
     })
 }
 
-/// Reads a whole file, refusing directories and other non-regular files with a clear message.
+/// Reads a whole credential or client file (bounded, regular files only, never blocking),
+/// refusing an empty one.
 pub(crate) fn read_regular_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
-    match std::fs::metadata(path) {
-        Ok(meta) if meta.is_dir() => return Err("is a directory, not a file".into()),
-        Ok(meta) if !meta.is_file() => return Err("is not a regular file".into()),
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("does not exist".into()),
-        Err(e) => return Err(format!("cannot be read ({e})")),
-    }
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot be read ({e})"))?;
+    let bytes = store::read_bounded(path)?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("is empty".into());
     }

@@ -117,6 +117,13 @@ pub enum Error {
     #[error("cannot run {program:?}: {reason}")]
     CurlNotStarted { program: String, reason: String },
 
+    #[error("the disk is full: no space to save a new version of {path} ({source})")]
+    NoSpace {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -181,6 +188,7 @@ impl Error {
             Error::NoMetadataServer { .. } => "run `gemauth login --client-id-file client_secret.json`, or set GOOGLE_APPLICATION_CREDENTIALS to a credential file".into(),
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
             Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
+            Error::NoSpace { .. } => "free some disk space and run the command again; nothing was sent to the server and the credential is unchanged".into(),
             Error::Internal(_) => return None,
         })
     }

@@ -247,6 +247,7 @@ impl TokenResponse {
     pub fn to_cached(&self, fallback_scopes: Vec<String>) -> crate::store::CachedToken {
         let now = crate::store::now();
         crate::store::CachedToken {
+            key: String::new(),
             access_token: self.access_token.clone(),
             token_type: self.token_type.clone().unwrap_or_else(|| "Bearer".into()),
             obtained_at: now,

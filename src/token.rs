@@ -162,6 +162,13 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
         tracing::debug!("another process refreshed while we waited; using its token");
         return Ok(token_of(token, &credential, target, &scopes));
     }
+    // Where a rotated refresh token would be written, its space is reserved before the grant
+    // that spends the old one: a full disk fails here, with the old token still valid.
+    let field = rotating_field(&credential);
+    let reservation = match (field, target) {
+        (Some(_), Target::File(path, _)) => Some(reserve_for_rewrite(path)?),
+        _ => None,
+    };
     let http = Http::new()?;
     let minted = credential.mint(&http, &scopes).await?;
     tracing::debug!(
@@ -169,15 +176,10 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
         kind = credential.type_name(),
         "obtained a new access token"
     );
-    let field: &[&str] = match &credential {
-        Credential::User(_) => &["refresh_token"],
-        Credential::Impersonated { .. } => &["source_credentials", "refresh_token"],
-        _ => &[],
-    };
-    match (minted.rotated, target) {
+    match (minted.rotated, field, target) {
         // A rotated refresh token must be on disk before the lock is released.
-        (Some(new), Target::File(path, _)) if !field.is_empty() => {
-            rewrite_field(path, field, new.secret())?;
+        (Some(new), Some(field), Target::File(path, _)) => {
+            rewrite_field(path, reservation, field, new.secret())?;
             let credential = load(target)?;
             let warning = TokenCache::new(&credential.cache_key(&scopes)).store(&minted.token);
             let _ = cache.remove();
@@ -194,9 +196,34 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
     }
 }
 
-/// Sets one string field (by its path of keys) in a credential file, keeping everything else.
-fn rewrite_field(path: &Path, field: &[&str], value: &str) -> Result<()> {
-    store::update_credential_json(path, |map| {
+/// The field of the credential file that holds a refresh token the server may rotate.
+fn rotating_field(credential: &Credential) -> Option<&'static [&'static str]> {
+    match credential {
+        Credential::User(_) => Some(&["refresh_token"]),
+        Credential::Impersonated { source, .. } if matches!(**source, Credential::User(_)) => {
+            Some(&["source_credentials", "refresh_token"])
+        }
+        _ => None,
+    }
+}
+
+/// Reserves room beside a credential file for its rewrite with a rotated refresh token: the
+/// file's size plus room for a longer token.
+fn reserve_for_rewrite(path: &Path) -> Result<store::Reservation> {
+    const ROOM_FOR_A_LONGER_TOKEN: u64 = 16 * 1024;
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    store::Reservation::new(path, size.saturating_mul(2) + ROOM_FOR_A_LONGER_TOKEN)
+}
+
+/// Sets one string field (by its path of keys) in a credential file, keeping everything else,
+/// writing into the space reserved for it.
+fn rewrite_field(
+    path: &Path,
+    reservation: Option<store::Reservation>,
+    field: &[&str],
+    value: &str,
+) -> Result<()> {
+    store::update_credential_json(path, reservation, |map| {
         let (last, parents) = field
             .split_last()
             .ok_or_else(|| Error::Internal("no field to rewrite".into()))?;

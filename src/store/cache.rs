@@ -8,7 +8,7 @@ use oauth2::AccessToken;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{cache_dir, create_private_dir, remove_file, write_atomic};
+use super::{cache_dir, create_private_dir, read_bounded, remove_file, write_atomic};
 use crate::error::{Error, Result};
 
 /// A cached token is reused while at least this many seconds remain (or half its lifetime,
@@ -31,6 +31,10 @@ pub fn hex_digest(parts: &[&str]) -> String {
 /// A cached access token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedToken {
+    /// The cache key of the credential and scopes the token was minted for: an entry found
+    /// under another key (copied, or written by something else) is not believed.
+    #[serde(default)]
+    pub key: String,
     pub access_token: AccessToken,
     pub token_type: String,
     /// Unix time the token was obtained.
@@ -42,6 +46,16 @@ pub struct CachedToken {
 }
 
 impl CachedToken {
+    /// Whether an entry read back from disk can be believed for `key` at `now`: minted for this
+    /// credential and scopes, a token that fits in a header line, obtained in the past (not by a
+    /// clock that ran ahead), and a lifetime no server would give (over a week) is refused.
+    pub fn is_trustworthy(&self, key: &str, now: u64) -> bool {
+        self.key == key
+            && crate::oauth::plausible_access_token(self.access_token.secret())
+            && self.obtained_at <= now
+            && self.expires_at.saturating_sub(self.obtained_at) <= crate::oauth::MAX_LIFETIME_SECS
+    }
+
     /// True while the token may still be handed out: `min_lifetime` seconds remain, or by
     /// default five minutes, or half its lifetime when that is shorter.
     pub fn is_fresh(&self, now: u64, min_lifetime: Option<u64>) -> bool {
@@ -51,9 +65,11 @@ impl CachedToken {
     }
 }
 
-/// The cache entry of one credential: keyed by the client, the refresh token and the token
-/// endpoint, so another login or another credential never sees this token.
+/// The cache entry of one credential and its scopes, keyed by everything that decides the
+/// token (`credentials::Credential::cache_key`), so another login or another credential never
+/// sees this token.
 pub struct TokenCache {
+    key: String,
     path: Option<PathBuf>,
 }
 
@@ -61,21 +77,42 @@ impl TokenCache {
     /// The cache entry for a key (`credentials::Credential::cache_key`, the one cache key).
     pub fn new(key: &str) -> Self {
         TokenCache {
+            key: key.to_string(),
             path: cache_dir().map(|d| d.join("tokens").join(format!("{key}.json"))),
         }
     }
 
-    /// The cached token, if one is present and readable. A broken entry is treated as absent.
+    /// The cached token, if one is present, readable and believable (see
+    /// [`CachedToken::is_trustworthy`]). Anything wrong with an entry makes it absent, so the
+    /// caller refreshes: never an error, never a hang (a FIFO or device is refused at once).
     pub fn load(&self) -> Option<CachedToken> {
-        let bytes = fs::read(self.path.as_ref()?).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let path = self.path.as_ref()?;
+        let bytes = match read_bounded(path) {
+            Ok(bytes) => bytes,
+            Err(problem) => {
+                if super::is_present(path) {
+                    tracing::debug!(entry = %path.display(), problem, "cache entry ignored");
+                }
+                return None;
+            }
+        };
+        let token: CachedToken = serde_json::from_slice(&bytes).ok()?;
+        let trustworthy = token.is_trustworthy(&self.key, super::now());
+        if !trustworthy {
+            tracing::debug!(entry = %path.display(), "cache entry ignored: not believable");
+        }
+        trustworthy.then_some(token)
     }
 
-    /// Stores a token. Failing to cache is not fatal (the caller still has its token), so the
-    /// failure comes back as a warning for the caller to show.
+    /// Stores a token under this entry's key. Failing to cache is not fatal (the caller still
+    /// has its token), so the failure comes back as a warning for the caller to show.
     pub fn store(&self, token: &CachedToken) -> Option<String> {
         let path = self.path.as_ref()?;
-        let written = serde_json::to_vec(token)
+        let token = CachedToken {
+            key: self.key.clone(),
+            ..token.clone()
+        };
+        let written = serde_json::to_vec(&token)
             .map_err(|e| Error::Internal(e.to_string()))
             .and_then(|bytes| write_atomic(path, &bytes));
         written
@@ -196,6 +233,7 @@ mod tests {
 
     fn token(obtained_at: u64, expires_at: u64) -> CachedToken {
         CachedToken {
+            key: "k".into(),
             access_token: AccessToken::new("t".into()),
             token_type: "Bearer".into(),
             obtained_at,

@@ -1,56 +1,198 @@
-//! Private files written atomically: temp file, fsync, rename, directory fsync; private
-//! directories; removal of what killed writers left behind.
+//! Local files: bounded reads of what gemauth is given (regular files only, never blocking on a
+//! FIFO or device), and private files written atomically (temp file with its space reserved,
+//! fsync, rename, directory fsync); private directories; removal of what killed writers left.
 
 use std::fs::{self, File};
-use std::io::Write;
+use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+
+/// Largest local file gemauth reads (credentials, client secrets, cache entries), as for HTTP
+/// bodies.
+pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+
+/// Reads a whole local file that gemauth was given. Opening never blocks (a FIFO with no writer
+/// or a device is refused at once), only a regular file is read (checked on the opened handle,
+/// after symlinks), and at most [`MAX_FILE_BYTES`]. The error is the problem, for the caller to
+/// put after the file's name.
+pub fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    let mut options = fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NONBLOCK);
+    }
+    let file = options.open(path).map_err(|e| open_problem(&e))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    if meta.is_dir() {
+        return Err("is a directory, not a file".into());
+    }
+    if !meta.is_file() {
+        return Err(format!(
+            "is not a regular file (it is {})",
+            file_kind(&meta)
+        ));
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(MAX_FILE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot be read ({e})"))?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large());
+    }
+    Ok(bytes)
+}
+
+fn too_large() -> String {
+    format!(
+        "is larger than {} KiB, too large for a credential",
+        MAX_FILE_BYTES / 1024
+    )
+}
+
+fn open_problem(e: &std::io::Error) -> String {
+    #[cfg(unix)]
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return "is a symbolic link loop (too many levels of symbolic links)".into();
+    }
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "does not exist".into(),
+        std::io::ErrorKind::PermissionDenied => "cannot be read (permission denied)".into(),
+        _ => format!("cannot be read ({e})"),
+    }
+}
+
+/// What a non-regular file is, in words.
+fn file_kind(meta: &fs::Metadata) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() || t.is_block_device() {
+            return "a device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    let _ = meta;
+    "not a regular file"
+}
+
+/// Whether something is at `path`: a broken file (a symlink loop, no permission) counts as
+/// present, so that reading it reports the real problem instead of "does not exist".
+pub fn is_present(path: &Path) -> bool {
+    match fs::metadata(path) {
+        Ok(_) => true,
+        Err(e) => e.kind() != std::io::ErrorKind::NotFound,
+    }
+}
+
+/// Space set aside, before anything is sent to a server, for a file that may have to be
+/// rewritten with the answer: a private temp file beside it, filled to the size needed. Writing
+/// into it later needs no new space, so a full disk is found before a refresh token is spent.
+/// Dropping an unused reservation removes its temp file.
+pub struct Reservation {
+    tmp: tempfile::NamedTempFile,
+    target: PathBuf,
+    dir: PathBuf,
+}
+
+impl Reservation {
+    /// Reserves `size` bytes for a new version of `path`. A full disk (or quota) gives
+    /// [`Error::NoSpace`] naming `path`.
+    pub fn new(path: &Path, size: u64) -> Result<Self> {
+        let dir = parent_dir(path);
+        create_private_dir(&dir)?;
+        let mut builder = tempfile::Builder::new();
+        builder.prefix(".gemauth-").suffix(".tmp");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            builder.permissions(fs::Permissions::from_mode(0o600));
+        }
+        let no_space = |source: std::io::Error| match source.raw_os_error() {
+            #[cfg(unix)]
+            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => Error::NoSpace {
+                path: path.to_path_buf(),
+                source,
+            },
+            _ => Error::Io {
+                action: "cannot write beside",
+                path: path.to_path_buf(),
+                source,
+            },
+        };
+        let mut tmp = builder.tempfile_in(&dir).map_err(no_space)?;
+        // Real blocks, not a sparse file: local file systems allocate (or refuse, ENOSPC) at
+        // write time, so no fsync is needed to know; the commit makes the content durable.
+        let zeros = vec![0u8; usize::try_from(size).unwrap_or(usize::MAX).min(1 << 20)];
+        tmp.write_all(&zeros).map_err(no_space)?;
+        Ok(Reservation {
+            tmp,
+            target: path.to_path_buf(),
+            dir,
+        })
+    }
+
+    /// Writes `bytes` into the reserved file and renames it over the target.
+    pub fn commit(mut self, bytes: &[u8]) -> Result<()> {
+        let path = self.target.clone();
+        let io = |action: &'static str| {
+            let path = path.clone();
+            move |source| Error::Io {
+                action,
+                path,
+                source,
+            }
+        };
+        let file = self.tmp.as_file_mut();
+        file.rewind()
+            .and_then(|()| file.write_all(bytes))
+            .and_then(|()| file.set_len(bytes.len() as u64))
+            .and_then(|()| file.sync_all())
+            .map_err(io("cannot write"))?;
+        self.tmp
+            .persist(&self.target)
+            .map_err(|e| e.error)
+            .map_err(io("cannot replace"))?;
+        sync_dir(&self.dir);
+        tracing::debug!(path = %self.target.display(), bytes = bytes.len(), "wrote file atomically");
+        remove_stale_temp_files(&self.dir);
+        Ok(())
+    }
+}
+
+fn parent_dir(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
 
 /// Writes `bytes` to `path` atomically: a 0600 temp file in the same directory, written and
 /// fsynced, renamed over the target, then the directory fsynced. A missing parent directory is
 /// created with mode 0700. Readers see the old file or the new one, never a partial one.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let io = |action: &'static str, p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io {
-            action,
-            path: p,
-            source,
-        }
-    };
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    create_private_dir(&dir)?;
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".gemauth-").suffix(".tmp");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        builder.permissions(fs::Permissions::from_mode(0o600));
-    }
-    let mut tmp = builder
-        .tempfile_in(&dir)
-        .map_err(io("cannot create a temporary file in", &dir))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .map_err(io("cannot write", tmp.path()))?;
-    tmp.persist(path)
-        .map_err(|e| e.error)
-        .map_err(io("cannot replace", path))?;
-    sync_dir(&dir);
-    tracing::debug!(path = %path.display(), bytes = bytes.len(), "wrote file atomically");
-    remove_stale_temp_files(&dir);
-    Ok(())
+    Reservation::new(path, bytes.len() as u64)?.commit(bytes)
 }
 
 /// Rewrites a credential file in place: loads it as a JSON object (checked like every loader
-/// does), lets `edit` change it, and writes it back atomically, pretty-printed. The caller holds
-/// the credential lock.
+/// does), lets `edit` change it, and writes it back atomically, pretty-printed, into `into` when
+/// space was reserved for it before. The caller holds the credential lock.
 pub fn update_credential_json(
     path: &Path,
+    into: Option<Reservation>,
     edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<()>,
 ) -> Result<()> {
     let mut map = crate::credentials::load_json_object(path)?;
@@ -58,7 +200,10 @@ pub fn update_credential_json(
     let mut bytes = serde_json::to_vec_pretty(&serde_json::Value::Object(map))
         .map_err(|e| Error::Internal(format!("cannot serialize: {e}")))?;
     bytes.push(b'\n');
-    write_atomic(path, &bytes)
+    match into {
+        Some(reservation) => reservation.commit(&bytes),
+        None => write_atomic(path, &bytes),
+    }
 }
 
 /// Temp files older than this were left by a writer that was killed before its rename.

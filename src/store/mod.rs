@@ -7,7 +7,10 @@ mod files;
 mod paths;
 
 pub use cache::{CachedToken, CredentialLock, TokenCache, hex_digest, lock_key};
-pub use files::{create_private_dir, remove_file, update_credential_json, write_atomic};
+pub use files::{
+    Reservation, create_private_dir, is_present, read_bounded, remove_file, update_credential_json,
+    write_atomic,
+};
 pub use paths::{
     ENV_CLOUDSDK_CONFIG, ENV_CREDENTIALS, Source, cache_dir, credentials_env, discover,
     exposed_warning, well_known_path,

@@ -68,13 +68,13 @@ pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
         (p, Source::Environment)
     } else {
         let p = well_known_path()?;
-        if !p.exists() {
+        if !super::is_present(&p) {
             return Err(Error::NoCredentials { searched: p });
         }
         (p, Source::WellKnown)
     };
     tracing::debug!(path = %path.display(), ?source, "credential file chosen");
-    if !path.exists() {
+    if !super::is_present(&path) {
         let problem = match source {
             Source::Environment => format!("does not exist (named by {ENV_CREDENTIALS})"),
             _ => "does not exist".to_string(),
