@@ -117,7 +117,7 @@ pub enum Error {
     #[error("cannot run {program:?}: {reason}")]
     CurlNotStarted { program: String, reason: String },
 
-    #[error("the disk is full: no space to save a new version of {path} ({source})")]
+    #[error("the disk is full (or over quota): no room to save a new version of {path}")]
     NoSpace {
         path: PathBuf,
         #[source]
@@ -189,7 +189,7 @@ impl Error {
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
             Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
             Error::NoSpace { .. } => "free some disk space and run the command again; nothing was sent to the server and the credential is unchanged".into(),
-            Error::Internal(_) => return None,
+            Error::Internal(_) => "this is unexpected: run the command again with -v and report what it prints".into(),
         })
     }
 }

@@ -135,6 +135,9 @@ fn save(
     }
     if args.credential_file.is_none() {
         super::warn_if_shadowed_by_env();
+        if let Some(note) = store::cloudsdk_config_note() {
+            eprintln!("note: {note}");
+        }
     }
     eprintln!("Print an access token with: gemauth print-access-token");
     Ok(())

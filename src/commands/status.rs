@@ -24,6 +24,8 @@ struct Report {
     cached_token: Option<CachedReport>,
     file_mode: Option<String>,
     warnings: Vec<String>,
+    /// Things worth knowing that are not problems (where other libraries look).
+    notes: Vec<String>,
     #[serde(flatten)]
     details: Details,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -110,6 +112,12 @@ pub fn run(args: StatusArgs) -> Result<()> {
         warnings: match &target {
             Target::File(path, source) => warnings(path, *source),
             Target::Metadata(_) => Vec::new(),
+        },
+        notes: match &target {
+            Target::File(_, Source::WellKnown) => {
+                store::cloudsdk_config_note().into_iter().collect()
+            }
+            _ => Vec::new(),
         },
         details: details(&credential),
         check: None,
@@ -336,6 +344,9 @@ fn render_text(r: &Report) -> String {
     }
     for warning in &r.warnings {
         out.push_str(&format!("warning: {warning}\n"));
+    }
+    for note in &r.notes {
+        out.push_str(&format!("note: {note}\n"));
     }
     out
 }

@@ -121,17 +121,19 @@ impl Reservation {
             use std::os::unix::fs::PermissionsExt;
             builder.permissions(fs::Permissions::from_mode(0o600));
         }
-        let no_space = |source: std::io::Error| match source.raw_os_error() {
-            #[cfg(unix)]
-            Some(libc::ENOSPC) | Some(libc::EDQUOT) | Some(libc::EFBIG) => Error::NoSpace {
-                path: path.to_path_buf(),
-                source,
-            },
-            _ => Error::Io {
-                action: "cannot write beside",
-                path: path.to_path_buf(),
-                source,
-            },
+        let no_space = |source: std::io::Error| {
+            use std::io::ErrorKind::{FileTooLarge, QuotaExceeded, StorageFull};
+            match source.kind() {
+                StorageFull | QuotaExceeded | FileTooLarge => Error::NoSpace {
+                    path: path.to_path_buf(),
+                    source,
+                },
+                _ => Error::Io {
+                    action: "cannot write beside",
+                    path: path.to_path_buf(),
+                    source,
+                },
+            }
         };
         let mut tmp = builder.tempfile_in(&dir).map_err(no_space)?;
         // Real blocks, not a sparse file: local file systems allocate (or refuse, ENOSPC) at

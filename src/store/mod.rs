@@ -12,8 +12,8 @@ pub use files::{
     write_atomic,
 };
 pub use paths::{
-    ENV_CLOUDSDK_CONFIG, ENV_CREDENTIALS, Source, cache_dir, credentials_env, discover,
-    exposed_warning, well_known_path,
+    ENV_CLOUDSDK_CONFIG, ENV_CREDENTIALS, Source, cache_dir, cloudsdk_config_note, credentials_env,
+    discover, exposed_warning, well_known_path,
 };
 
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -84,6 +84,21 @@ pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
     Ok((path, source))
 }
 
+/// A note for when `CLOUDSDK_CONFIG` moves the well-known file: not every library honours it.
+pub fn cloudsdk_config_note() -> Option<String> {
+    let dir = env_path(ENV_CLOUDSDK_CONFIG)?;
+    let default = home_dir().map(|h| h.join(".config").join("gcloud"));
+    if default.as_deref() == Some(dir.as_path()) {
+        return None;
+    }
+    Some(format!(
+        "{ENV_CLOUDSDK_CONFIG} is set to {}: gcloud and Google's Python, Go, Java and Node libraries \
+         look there, but the Rust libraries google-cloud-auth and gcp_auth look in \
+         ~/.config/gcloud only (point them at the file with {ENV_CREDENTIALS})",
+        dir.display()
+    ))
+}
+
 /// A warning when a credential file can be read by other users (Unix permissions).
 pub fn exposed_warning(path: &Path) -> Option<String> {
     #[cfg(unix)]
