@@ -43,7 +43,7 @@ impl Credential {
         &'a self,
         http: &'a Http,
         scopes: &'a [String],
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Minted>> + 'a>> {
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Minted>> + Send + 'a>> {
         // Boxed: impersonation mints its source's token first (recursion).
         Box::pin(async move {
             match self {
