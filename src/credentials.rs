@@ -278,7 +278,9 @@ impl Scopes {
 /// does not know are kept in `extra` and written back unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizedUser {
-    #[serde(rename = "type")]
+    /// `authorized_user`; empty for a google-auth `token.json` (`Credentials.to_json()`), which
+    /// has no `type` field and is read as a user credential all the same.
+    #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
     pub client_id: String,
     pub client_secret: ClientSecret,
@@ -322,6 +324,54 @@ impl AuthorizedUser {
         out.push(b'\n');
         out
     }
+
+    /// True for a google-auth `token.json`: a user credential file without a `type` field.
+    pub fn is_token_json(&self) -> bool {
+        self.kind.is_empty()
+    }
+
+    /// The access token a google-auth `token.json` saved beside the refresh token (`token` and
+    /// `expiry`), with its expiry as Unix time, when it can be believed at `now`: a token that
+    /// fits in a header, an `expiry` in google-auth's format (UTC), still ahead, and at most one
+    /// hour away (Google's access tokens last an hour; a later one was not written by google-auth).
+    pub fn saved_access_token(&self, now: u64) -> Option<(&str, u64)> {
+        let token = self.extra.get("token")?.as_str()?;
+        let expiry = parse_google_auth_expiry(self.extra.get("expiry")?.as_str()?)?;
+        let plausible = crate::oauth::plausible_access_token(token)
+            && expiry > now
+            && expiry - now <= SAVED_TOKEN_MAX_LIFETIME_SECS;
+        plausible.then_some((token, expiry))
+    }
+}
+
+/// Longest remaining lifetime believed of an access token saved in a `token.json`: Google's
+/// access tokens last an hour.
+pub const SAVED_TOKEN_MAX_LIFETIME_SECS: u64 = 3600;
+
+/// Parses the `expiry` google-auth writes (`datetime.isoformat() + "Z"` of a naive UTC time:
+/// `2026-12-04T01:00:00Z` or `2026-12-04T01:00:00.123456Z`), with or without the `Z`, as UTC.
+/// Offsets and other shapes are refused, as google-auth itself would refuse them.
+pub fn parse_google_auth_expiry(text: &str) -> Option<u64> {
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let (seconds, fraction) = match text.split_once('.') {
+        Some((s, f)) => (s, Some(f)),
+        None => (text, None),
+    };
+    let shape_ok = seconds.len() == 19
+        && seconds.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        })
+        && fraction.is_none_or(|f| (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
+    if !shape_ok {
+        return None;
+    }
+    let at = humantime::parse_rfc3339(&format!("{seconds}Z")).ok()?;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// A PEM private key; its `Debug` is redacted.
@@ -576,6 +626,14 @@ impl Credential {
         }
     }
 
+    /// The cache key of an ID token for `audience` (empty for a user credential, whose ID token's
+    /// audience is its OAuth client): the credential's own key, with a marker that keeps ID token
+    /// entries apart from access token entries, the audience and whether the email is included.
+    pub fn id_token_cache_key(&self, audience: &str, include_email: bool) -> String {
+        let email = if include_email { "email" } else { "" };
+        store::hex_digest(&["id_token", &self.cache_key(&[]), audience, email])
+    }
+
     /// The cache key: everything that decides which token this credential gets for `scopes`,
     /// so that another credential or another login never sees it.
     pub fn cache_key(&self, scopes: &[String]) -> String {
@@ -670,7 +728,11 @@ fn parse_credential(path: &Path, value: Value, within: Option<&str>) -> Result<C
     let kind = match map.get("type") {
         Some(Value::String(t)) => t.clone(),
         Some(_) => return Err(problem.error("\"type\" is not a string".into())),
-        None => return Err(problem.error("has no \"type\" field".into())),
+        // google-auth's `token.json` has no type; from_authorized_user_info reads it as a user.
+        None if within.is_none() && TOKEN_JSON_FIELDS.iter().all(|f| map.contains_key(*f)) => {
+            AUTHORIZED_USER.to_string()
+        }
+        None => return Err(problem.error(no_type_problem(&map, within))),
     };
     // The quota project ends up in an HTTP header: it must be a project ID.
     if let Some(Value::String(project)) = map.get("quota_project_id")
@@ -695,6 +757,30 @@ fn parse_credential(path: &Path, value: Value, within: Option<&str>) -> Result<C
             path: path.to_path_buf(),
             kind,
         }),
+    }
+}
+
+/// The fields that make a file without `type` a user credential (google-auth's
+/// `from_authorized_user_info` needs exactly these).
+const TOKEN_JSON_FIELDS: [&str; 3] = ["client_id", "client_secret", "refresh_token"];
+
+/// Why a file without `type` was not read; a file that looks like a google-auth `token.json`
+/// is told what it lacks.
+fn no_type_problem(map: &Map<String, Value>, within: Option<&str>) -> String {
+    let missing: Vec<&str> = TOKEN_JSON_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| !map.contains_key(*f))
+        .collect();
+    let looks_like_token_json =
+        missing.len() < TOKEN_JSON_FIELDS.len() || map.contains_key("token");
+    if within.is_none() && looks_like_token_json {
+        format!(
+            "has no \"type\" field, and is not a google-auth token.json either (it lacks {})",
+            missing.join(", ")
+        )
+    } else {
+        "has no \"type\" field".into()
     }
 }
 

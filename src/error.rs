@@ -125,6 +125,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An ID token this credential cannot have, or one asked for without what it needs (the
+    /// audience); a usage error, with its own hint.
+    #[error("{problem}")]
+    IdTokenRequest { problem: String, hint: String },
+
     #[error("{0}")]
     Internal(String),
 }
@@ -140,7 +145,7 @@ impl Error {
     /// The documented process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => EXIT_USAGE,
+            Error::Usage(_) | Error::IdTokenRequest { .. } => EXIT_USAGE,
             Error::NoCredentials { .. }
             | Error::NoMetadataServer { .. }
             | Error::ScopesNotGranted { .. }
@@ -181,6 +186,7 @@ impl Error {
             Error::NoMetadataServer { .. } => "run `gemauth login --client-id-file client_secret.json`, or set GOOGLE_APPLICATION_CREDENTIALS to a credential file".into(),
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
             Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
+            Error::IdTokenRequest { hint, .. } => hint.clone(),
             Error::Internal(_) => return None,
         })
     }

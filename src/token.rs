@@ -125,8 +125,7 @@ fn cached(target: &Target, request: &Request) -> Result<Option<Token>> {
     let credential = load(target)?;
     let scopes = credential.scopes(request.scopes.as_deref())?;
     let now = store::now();
-    let fresh = TokenCache::new(&credential.cache_key(&scopes))
-        .load()
+    let fresh = cached_or_saved(&TokenCache::new(&credential.cache_key(&scopes)), &credential)
         .filter(|t| t.is_fresh(now, request.min_lifetime));
     match fresh {
         Some(token) => {
@@ -140,7 +139,42 @@ fn cached(target: &Target, request: &Request) -> Result<Option<Token>> {
     }
 }
 
-async fn lock(target: &Target) -> Result<CredentialLock> {
+/// The cache entry, or the access token a google-auth `token.json` saved beside its refresh
+/// token when that one is believable and lasts longer (it is then stored in the cache): a fresh
+/// `token.json` gives a token without a network call.
+fn cached_or_saved(cache: &TokenCache, credential: &Credential) -> Option<CachedToken> {
+    let entry = cache.load();
+    let Some(saved) = saved_token(credential, store::now()) else {
+        return entry;
+    };
+    if entry.as_ref().is_some_and(|e| e.expires_at >= saved.expires_at) {
+        return entry;
+    }
+    tracing::debug!("using the access token saved in the credential file");
+    // Failing to cache it costs only the next call a look at the file again.
+    let _ = cache.store(&saved);
+    Some(saved)
+}
+
+/// The access token a google-auth `token.json` saved beside its refresh token, when it can be
+/// believed at `now` (see `AuthorizedUser::saved_access_token`).
+pub(crate) fn saved_token(credential: &Credential, now: u64) -> Option<CachedToken> {
+    let Credential::User(user) = credential else {
+        return None;
+    };
+    let (token, expires_at) = user.saved_access_token(now)?;
+    Some(CachedToken {
+        access_token: oauth2::AccessToken::new(token.to_string()),
+        token_type: "Bearer".into(),
+        // Google's access tokens last an hour: it was obtained an hour before it expires.
+        obtained_at: expires_at.saturating_sub(credentials::SAVED_TOKEN_MAX_LIFETIME_SECS),
+        expires_at,
+        scopes: user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
+    })
+}
+
+/// Takes the credential lock of a target (access and ID tokens share it).
+pub(crate) async fn lock(target: &Target) -> Result<CredentialLock> {
     let key = match target {
         Target::File(path, _) => store::lock_key(path),
         Target::Metadata(host) => store::hex_digest(&["metadata", host]),
@@ -191,6 +225,27 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
             token.warnings.extend(warning);
             Ok(token)
         }
+    }
+}
+
+/// Saves a refresh token the server rotated while minting for `credential` (loaded from
+/// `target`), in the field of the file that holds it, keeping everything else; the caller holds
+/// the credential lock. Other credential types hold no refresh token to rotate.
+pub(crate) fn save_rotated(
+    target: &Target,
+    credential: &Credential,
+    new: &oauth2::RefreshToken,
+) -> Result<()> {
+    let field: &[&str] = match credential {
+        Credential::User(_) => &["refresh_token"],
+        Credential::Impersonated { source, .. } if matches!(**source, Credential::User(_)) => {
+            &["source_credentials", "refresh_token"]
+        }
+        _ => return Ok(()),
+    };
+    match target {
+        Target::File(path, _) => rewrite_field(path, field, new.secret()),
+        Target::Metadata(_) => Ok(()),
     }
 }
 
