@@ -364,7 +364,8 @@ pub fn parse_google_auth_expiry(text: &str) -> Option<u64> {
             13 | 16 => b == b':',
             _ => b.is_ascii_digit(),
         })
-        && fraction.is_none_or(|f| (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
+        && fraction
+            .is_none_or(|f| (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
     if !shape_ok {
         return None;
     }
@@ -931,6 +932,88 @@ mod tests {
             Some("sa@p.iam.gserviceaccount.com")
         );
         assert_eq!(impersonated_email("https://example.com/x"), None);
+    }
+
+    #[test]
+    fn google_auth_expiry_is_read_as_utc_in_its_own_format() {
+        // 2026-12-04T01:00:00Z
+        let at = 1_796_346_000;
+        for ok in [
+            "2026-12-04T01:00:00Z",
+            "2026-12-04T01:00:00",
+            "2026-12-04T01:00:00.000000Z",
+            "2026-12-04T01:00:00.999999",
+        ] {
+            assert_eq!(parse_google_auth_expiry(ok), Some(at), "{ok}");
+        }
+        for bad in [
+            "",
+            "2026-12-04",
+            "2026-12-04 01:00:00Z",
+            "2026-12-04T01:00:00+00:00",
+            "2026-12-04T01:00:00.Z",
+            "2026-12-04T01:00:00.1234567890Z",
+            "2026-13-04T01:00:00Z",
+            "2026-12-04T01:00:00ZZ",
+            "x026-12-04T01:00:00Z",
+        ] {
+            assert_eq!(parse_google_auth_expiry(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_file_without_type_is_a_user_when_it_has_what_google_auth_needs() {
+        let path = Path::new("token.json");
+        let parse = |v: Value| parse_credential_file(path, v.to_string().as_bytes());
+        let token_json = serde_json::json!({"client_id": "id", "client_secret": "s",
+            "refresh_token": "r", "token": "ya29.t", "expiry": "2026-12-04T01:00:00Z"});
+        let Ok(Credential::User(user)) = parse(token_json.clone()) else {
+            panic!("not read as a user");
+        };
+        assert!(user.is_token_json());
+        assert!(!user.to_json().windows(6).any(|w| w == b"\"type\""));
+        let now = 1_796_346_000 - 1800;
+        assert_eq!(
+            user.saved_access_token(now),
+            Some(("ya29.t", 1_796_346_000))
+        );
+        assert_eq!(user.saved_access_token(1_796_346_000 - 3601), None);
+        assert_eq!(user.saved_access_token(1_796_346_000), None);
+
+        let mut typed = token_json;
+        typed["type"] = AUTHORIZED_USER.into();
+        let Ok(Credential::User(user)) = parse(typed) else {
+            panic!("not a user");
+        };
+        assert!(!user.is_token_json());
+
+        let e = parse(serde_json::json!({"client_id": "id"})).unwrap_err();
+        assert!(
+            e.to_string().contains("lacks client_secret, refresh_token"),
+            "{e}"
+        );
+        let e = parse(serde_json::json!({"private_key": "k"})).unwrap_err();
+        assert!(e.to_string().ends_with("has no \"type\" field"), "{e}");
+    }
+
+    #[test]
+    fn id_token_keys_differ_from_access_token_keys_and_by_audience() {
+        let bytes = serde_json::json!({"type": "authorized_user", "client_id": "id",
+            "client_secret": "s", "refresh_token": "r"})
+        .to_string();
+        let user = parse_credential_file(Path::new("c.json"), bytes.as_bytes()).unwrap();
+        let keys = [
+            user.cache_key(&[]),
+            user.id_token_cache_key("", false),
+            user.id_token_cache_key("https://a", false),
+            user.id_token_cache_key("https://a", true),
+            user.id_token_cache_key("https://b", false),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
     }
 
     #[test]

@@ -216,7 +216,9 @@ fn want(credential: &Credential, request: &Request) -> Result<Want> {
                 include_email: false,
             });
         }
-        Credential::External { config, .. } if config.service_account_impersonation_url.is_none() => {
+        Credential::External { config, .. }
+            if config.service_account_impersonation_url.is_none() =>
+        {
             return Err(Error::IdTokenRequest {
                 problem: "an external_account credential without service account impersonation \
                     cannot have ID tokens: the Security Token Service issues access tokens only"
@@ -251,7 +253,11 @@ fn want(credential: &Credential, request: &Request) -> Result<Want> {
     if audience.is_empty() {
         return usage("is empty");
     }
-    if audience.len() > MAX_AUDIENCE_LEN || audience.chars().any(|c| c.is_whitespace() || c.is_control()) {
+    if audience.len() > MAX_AUDIENCE_LEN
+        || audience
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
         return usage("is not an audience (a URL or client ID, without spaces)");
     }
     if audience.contains(',') {
@@ -514,7 +520,9 @@ pub(crate) fn support(credential: &Credential) -> String {
                 "yes, for the OAuth client (audience: its client ID)".into()
             }
         }
-        Credential::External { config, .. } if config.service_account_impersonation_url.is_none() => {
+        Credential::External { config, .. }
+            if config.service_account_impersonation_url.is_none() =>
+        {
             "no: external_account without service account impersonation".into()
         }
         _ => "yes, for any audience (--audiences)".into(),
@@ -553,7 +561,10 @@ mod tests {
         for (token, problem) in [
             (jwt(json!({"aud": aud, "exp": now - 1})), "expired"),
             (jwt(json!({"aud": aud})), "exp"),
-            (jwt(json!({"aud": "other", "exp": now + 60})), "another audience"),
+            (
+                jwt(json!({"aud": "other", "exp": now + 60})),
+                "another audience",
+            ),
             ("a.b".to_string(), "JWT"),
             ("a..c".to_string(), "JWT"),
             ("a.!!!.c".to_string(), "base64url"),

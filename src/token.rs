@@ -125,8 +125,11 @@ fn cached(target: &Target, request: &Request) -> Result<Option<Token>> {
     let credential = load(target)?;
     let scopes = credential.scopes(request.scopes.as_deref())?;
     let now = store::now();
-    let fresh = cached_or_saved(&TokenCache::new(&credential.cache_key(&scopes)), &credential)
-        .filter(|t| t.is_fresh(now, request.min_lifetime));
+    let fresh = cached_or_saved(
+        &TokenCache::new(&credential.cache_key(&scopes)),
+        &credential,
+    )
+    .filter(|t| t.is_fresh(now, request.min_lifetime));
     match fresh {
         Some(token) => {
             tracing::debug!(expires_in = token.expires_at - now, "cached token is fresh");
@@ -147,7 +150,10 @@ fn cached_or_saved(cache: &TokenCache, credential: &Credential) -> Option<Cached
     let Some(saved) = saved_token(credential, store::now()) else {
         return entry;
     };
-    if entry.as_ref().is_some_and(|e| e.expires_at >= saved.expires_at) {
+    if entry
+        .as_ref()
+        .is_some_and(|e| e.expires_at >= saved.expires_at)
+    {
         return entry;
     }
     tracing::debug!("using the access token saved in the credential file");

@@ -129,12 +129,20 @@ fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 2);
 
     // Access tokens and ID tokens of one key never share a cache entry.
-    let access = env.run(&["print-access-token", "--credential-file", file.to_str().unwrap()]);
+    let access = env.run(&[
+        "print-access-token",
+        "--credential-file",
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(access.code(), 0, "{}", access.stderr);
     assert!(access.stdout.starts_with("ya29.sa-"), "{}", access.stdout);
     let grants = env.google.seen_grants(JWT_BEARER);
     assert_eq!(grants.len(), 3);
-    assert!(jwt_claims(&grants[2].form["assertion"]).get("target_audience").is_none());
+    assert!(
+        jwt_claims(&grants[2].form["assertion"])
+            .get("target_audience")
+            .is_none()
+    );
     assert_eq!(
         token_of(&print_id(&env, &file, &["--audiences", SERVICE])),
         first
@@ -142,7 +150,8 @@ fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
 
     // JSON: the token, when it expires, its audience and its account.
     let done = print_id(&env, &file, &["--audiences", SERVICE, "--format", "json"]);
-    let out: Value = serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out: Value =
+        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
     assert_eq!(out["id_token"], first.as_str());
     assert_eq!(out["audience"], SERVICE);
     assert_eq!(out["email"], SA_EMAIL);
@@ -212,9 +221,16 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
     let done = print_id(
         &env,
         &file,
-        &["--audiences", SERVICE, "--include-email", "--format", "json"],
+        &[
+            "--audiences",
+            SERVICE,
+            "--include-email",
+            "--format",
+            "json",
+        ],
     );
-    let out: Value = serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out: Value =
+        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
     let claims = jwt_claims(out["id_token"].as_str().unwrap());
     assert_eq!(claims["aud"], SERVICE);
     assert_eq!(claims["email"], TARGET);
@@ -235,7 +251,9 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
     );
     assert!(
         env.google
-            .seen(&format!("/v1/projects/-/serviceAccounts/{TARGET}:generateAccessToken"))
+            .seen(&format!(
+                "/v1/projects/-/serviceAccounts/{TARGET}:generateAccessToken"
+            ))
             .is_empty()
     );
     // The source's rotated refresh token was saved under the lock.
@@ -250,9 +268,18 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
     assert!(jwt_claims(&plain).get("email").is_none());
     let calls = env.google.seen(&id_token_path());
     assert_eq!(calls.len(), 2);
-    assert_eq!(serde_json::from_str::<Value>(&calls[1].body).unwrap()["includeEmail"], false);
-    assert_eq!(env.google.seen_grants("refresh_token")[1].form["refresh_token"], "1//refresh-1");
-    assert_eq!(token_of(&print_id(&env, &file, &["--audiences", SERVICE])), plain);
+    assert_eq!(
+        serde_json::from_str::<Value>(&calls[1].body).unwrap()["includeEmail"],
+        false
+    );
+    assert_eq!(
+        env.google.seen_grants("refresh_token")[1].form["refresh_token"],
+        "1//refresh-1"
+    );
+    assert_eq!(
+        token_of(&print_id(&env, &file, &["--audiences", SERVICE])),
+        plain
+    );
     assert_eq!(env.google.seen(&id_token_path()).len(), 2);
 }
 
@@ -276,7 +303,11 @@ fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
     );
     let done = print_id(&env, &file, &["--audiences", SERVICE]);
     assert_eq!(done.code(), 3, "{}", done.stderr);
-    assert!(done.stderr.contains("iam.serviceAccounts.getOpenIdToken"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("iam.serviceAccounts.getOpenIdToken"),
+        "{}",
+        done.stderr
+    );
     assert_eq!(done.stdout, "");
 
     let odd = env.write_json(
@@ -287,7 +318,11 @@ fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
     );
     let done = print_id(&env, &odd, &["--audiences", SERVICE]);
     assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(done.stderr.contains(":generateAccessToken"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains(":generateAccessToken"),
+        "{}",
+        done.stderr
+    );
     assert!(env.google.seen("/impersonate").is_empty());
 }
 
@@ -327,7 +362,8 @@ fn federation_with_impersonation_exchanges_then_generates_an_id_token() {
         json!({"audience": SERVICE, "includeEmail": false, "delegates": []})
     );
     let done = print_id(&env, &file, &["--audiences", SERVICE, "--format", "json"]);
-    let out: Value = serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out: Value =
+        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
     assert_eq!(out["email"], TARGET, "the account the file names");
     assert_eq!(env.google.seen("/sts").len(), 1, "cached");
 }
@@ -341,7 +377,8 @@ fn federation_without_impersonation_cannot_have_id_tokens() {
         assert_eq!(done.code(), 2, "{}", done.stderr);
         assert_eq!(done.stdout, "");
         assert!(
-            done.stderr.contains("without service account impersonation"),
+            done.stderr
+                .contains("without service account impersonation"),
             "{}",
             done.stderr
         );
@@ -350,7 +387,9 @@ fn federation_without_impersonation_cannot_have_id_tokens() {
     assert!(env.google.seen("/sts").is_empty());
     let status = env.run(&["status", "--credential-file", file.to_str().unwrap()]);
     assert!(
-        status.stdout.contains("no: external_account without service account impersonation"),
+        status
+            .stdout
+            .contains("no: external_account without service account impersonation"),
         "{}",
         status.stdout
     );
@@ -368,29 +407,52 @@ fn the_metadata_server_identity_endpoint() {
     assert_eq!(seen.len(), 1);
     assert_eq!(seen[0].method, "GET");
     assert_eq!(seen[0].headers["metadata-flavor"], "Google");
-    assert_eq!(seen[0].query.get("audience").map(String::as_str), Some(SERVICE));
+    assert_eq!(
+        seen[0].query.get("audience").map(String::as_str),
+        Some(SERVICE)
+    );
     assert!(!seen[0].query.contains_key("format"));
 
     let done = run_on_gce(
         &env,
-        &["print-identity-token", "--audiences", SERVICE, "--include-email", "--format", "json"],
+        &[
+            "print-identity-token",
+            "--audiences",
+            SERVICE,
+            "--include-email",
+            "--format",
+            "json",
+        ],
     );
-    let out: Value = serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out: Value =
+        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
     assert_eq!(out["email"], "vm-sa@test-project-1.iam.gserviceaccount.com");
     let seen = env.google.seen(path);
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[1].query["format"], "full");
     // Cached: again without a request.
     assert_eq!(
-        token_of(&run_on_gce(&env, &["print-identity-token", "--audiences", SERVICE])),
+        token_of(&run_on_gce(
+            &env,
+            &["print-identity-token", "--audiences", SERVICE]
+        )),
         token
     );
     assert_eq!(env.google.seen(path).len(), 2);
 
     let done = run_on_gce(&env, &["print-identity-token"]);
     assert_eq!(done.code(), 2, "{}", done.stderr);
-    assert!(done.stderr.contains("needs --audiences for a metadata_server credential"), "{}", done.stderr);
-    assert!(done.stderr.contains("https://SERVICE-HASH.a.run.app"), "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("needs --audiences for a metadata_server credential"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("https://SERVICE-HASH.a.run.app"),
+        "{}",
+        done.stderr
+    );
 }
 
 #[test]
@@ -406,7 +468,8 @@ fn a_user_login_gets_its_own_id_token_for_its_client() {
     assert_eq!(refreshes[0].form["client_id"], CLIENT_ID);
 
     let done = env.run(&["print-identity-token", "--format", "json"]);
-    let out: Value = serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out: Value =
+        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
     assert_eq!(out["id_token"], token.as_str());
     assert_eq!(out["audience"], CLIENT_ID);
     assert_eq!(out["email"], EMAIL);
@@ -419,8 +482,17 @@ fn a_user_login_gets_its_own_id_token_for_its_client() {
     let done = env.run(&["print-identity-token", "--audiences", SERVICE]);
     assert_eq!(done.code(), 2, "{}", done.stderr);
     assert_eq!(done.stdout, "");
-    assert!(done.stderr.contains("--audiences cannot be used with an authorized_user credential"), "{}", done.stderr);
-    assert!(done.stderr.contains("impersonate a service account"), "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("--audiences cannot be used with an authorized_user credential"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains("impersonate a service account"),
+        "{}",
+        done.stderr
+    );
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
@@ -436,9 +508,18 @@ fn a_user_without_the_openid_scope_is_told_to_sign_in_with_it() {
     assert_eq!(done.code(), 3, "{}", done.stderr);
     assert!(done.stderr.contains("openid"), "{}", done.stderr);
     assert!(done.stderr.contains("gemauth login"), "{}", done.stderr);
-    assert!(env.google.seen("/token").is_empty(), "known before any request");
+    assert!(
+        env.google.seen("/token").is_empty(),
+        "known before any request"
+    );
     let status = env.run(&["status"]);
-    assert!(status.stdout.contains("no: the login did not grant the openid scope"), "{}", status.stdout);
+    assert!(
+        status
+            .stdout
+            .contains("no: the login did not grant the openid scope"),
+        "{}",
+        status.stdout
+    );
 
     // Scopes unknown (a gcloud file): the server says, by sending no ID token; the access token
     // it sent is kept.
@@ -458,9 +539,19 @@ fn audiences_are_required_and_checked() {
     let file = service_account_file(&env);
     let done = print_id(&env, &file, &[]);
     assert_eq!(done.code(), 2, "{}", done.stderr);
-    assert!(done.stderr.contains("needs --audiences for a service_account credential"), "{}", done.stderr);
+    assert!(
+        done.stderr
+            .contains("needs --audiences for a service_account credential"),
+        "{}",
+        done.stderr
+    );
     assert!(done.stderr.contains("hint:"), "{}", done.stderr);
-    for bad in ["", "  ", "https://a.example,https://b.example", "https://a.example/x y"] {
+    for bad in [
+        "",
+        "  ",
+        "https://a.example,https://b.example",
+        "https://a.example/x y",
+    ] {
         let done = print_id(&env, &file, &["--audiences", bad]);
         assert_eq!(done.code(), 2, "{bad:?}: {}", done.stderr);
         assert_eq!(done.stdout, "");
@@ -476,29 +567,48 @@ fn hostile_answers_are_refused_and_never_cached() {
     let wrong_audience = make_id_token(json!({"aud": "https://evil.example"}), 3600);
     let expired = make_id_token(json!({"aud": SERVICE}), 0);
     let cases = [
-        (json!({"id_token": wrong_audience}).to_string(), "another audience"),
+        (
+            json!({"id_token": wrong_audience}).to_string(),
+            "another audience",
+        ),
         (json!({"id_token": expired}).to_string(), "expired"),
-        (json!({"id_token": "not-a-jwt"}).to_string(), "not a signed JWT"),
-        (json!({"id_token": "a.b.c\nInjected: yes"}).to_string(), "control characters"),
+        (
+            json!({"id_token": "not-a-jwt"}).to_string(),
+            "not a signed JWT",
+        ),
+        (
+            json!({"id_token": "a.b.c\nInjected: yes"}).to_string(),
+            "control characters",
+        ),
         (json!({"access_token": "ya29.x"}).to_string(), "no id_token"),
     ];
     for (body, expected) in cases {
         env.google.enqueue("/token", Canned::json(200, &body));
         let done = print_id(&env, &file, &["--audiences", SERVICE]);
         assert_eq!(done.code(), 1, "{expected}: {}", done.stderr);
-        assert!(done.stderr.contains(expected), "{expected}: {}", done.stderr);
+        assert!(
+            done.stderr.contains(expected),
+            "{expected}: {}",
+            done.stderr
+        );
         assert_eq!(done.stdout, "");
         assert!(!done.stderr.contains("Injected"), "{}", done.stderr);
     }
     assert!(env.cached_tokens().is_empty(), "nothing was cached");
     env.google.enqueue(
         "/token",
-        Canned::json(400, r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#),
+        Canned::json(
+            400,
+            r#"{"error":"invalid_grant","error_description":"Invalid JWT Signature."}"#,
+        ),
     );
     let done = print_id(&env, &file, &["--audiences", SERVICE]);
     assert_eq!(done.code(), 3, "{}", done.stderr);
     // And a good answer works after all that.
-    assert_eq!(jwt_claims(&token_of(&print_id(&env, &file, &["--audiences", SERVICE])))["aud"], SERVICE);
+    assert_eq!(
+        jwt_claims(&token_of(&print_id(&env, &file, &["--audiences", SERVICE])))["aud"],
+        SERVICE
+    );
 }
 
 #[test]
@@ -508,10 +618,22 @@ fn id_tokens_stay_out_of_logs_and_status() {
     let done = print_id(&env, &file, &["--audiences", SERVICE, "-vv"]);
     let token = token_of(&done);
     let signature = token.rsplit('.').next().unwrap();
-    assert!(done.stderr.contains("obtained a new ID token"), "{}", done.stderr);
+    assert!(
+        done.stderr.contains("obtained a new ID token"),
+        "{}",
+        done.stderr
+    );
     assert!(!done.stderr.contains(signature), "{}", done.stderr);
-    let done = print_id(&env, &file, &["--audiences", SERVICE, "-vv", "--format", "json"]);
-    assert!(done.stderr.contains("cached ID token is fresh"), "{}", done.stderr);
+    let done = print_id(
+        &env,
+        &file,
+        &["--audiences", SERVICE, "-vv", "--format", "json"],
+    );
+    assert!(
+        done.stderr.contains("cached ID token is fresh"),
+        "{}",
+        done.stderr
+    );
     assert!(!done.stderr.contains(signature), "{}", done.stderr);
     for format in ["text", "json"] {
         let status = env.run(&[
@@ -525,7 +647,13 @@ fn id_tokens_stay_out_of_logs_and_status() {
         assert!(!status.stdout.contains(signature), "{}", status.stdout);
         assert!(!status.stdout.contains(&token[..20]), "{}", status.stdout);
     }
-    let status = env.run(&["status", "--format", "json", "--credential-file", file.to_str().unwrap()]);
+    let status = env.run(&[
+        "status",
+        "--format",
+        "json",
+        "--credential-file",
+        file.to_str().unwrap(),
+    ]);
     let report: Value = serde_json::from_str(&status.stdout).unwrap();
     assert_eq!(report["id_tokens"], "yes, for any audience (--audiences)");
 }
@@ -536,6 +664,9 @@ fn short_lived_id_tokens_are_reused_for_half_their_lifetime() {
     let file = service_account_file(&env);
     env.google.with(|b| b.id_token_lifetime = 120);
     let first = token_of(&print_id(&env, &file, &["--audiences", SERVICE]));
-    assert_eq!(token_of(&print_id(&env, &file, &["--audiences", SERVICE])), first);
+    assert_eq!(
+        token_of(&print_id(&env, &file, &["--audiences", SERVICE])),
+        first
+    );
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 1);
 }

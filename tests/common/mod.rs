@@ -606,7 +606,11 @@ fn id_token_endpoints(st: &mut State, seen: &Seen) -> Option<Canned> {
         let Some(claims) = assertion
             .split('.')
             .nth(1)
-            .and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
             .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
         else {
             return Some(oauth_error("invalid_grant", "Invalid JWT."));
@@ -657,7 +661,8 @@ fn id_token_endpoints(st: &mut State, seen: &Seen) -> Option<Canned> {
             .trim_start_matches("/v1/projects/-/serviceAccounts/")
             .trim_end_matches(":generateIdToken");
         st.counter += 1;
-        let mut claims = serde_json::json!({"aud": audience, "azp": "1", "sub": "imp-1", "n": st.counter});
+        let mut claims =
+            serde_json::json!({"aud": audience, "azp": "1", "sub": "imp-1", "n": st.counter});
         if include_email == Some(true) {
             claims["email"] = email.into();
             claims["email_verified"] = true.into();
@@ -675,7 +680,8 @@ fn id_token_endpoints(st: &mut State, seen: &Seen) -> Option<Canned> {
             return Some(Canned::html(400, "non-empty audience parameter required"));
         };
         st.counter += 1;
-        let mut claims = serde_json::json!({"aud": audience, "azp": "1", "sub": "vm-1", "n": st.counter});
+        let mut claims =
+            serde_json::json!({"aud": audience, "azp": "1", "sub": "vm-1", "n": st.counter});
         if seen.query.get("format").map(String::as_str) == Some("full") {
             claims["email"] = "vm-sa@test-project-1.iam.gserviceaccount.com".into();
             claims["email_verified"] = true.into();
