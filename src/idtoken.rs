@@ -197,11 +197,11 @@ fn want(credential: &Credential, request: &Request) -> Result<Want> {
                         Google issues a user's ID token only for the OAuth client it signed in \
                         with (its audience is the client ID)"
                         .into(),
-                    hint: "to call a service as yourself, impersonate a service account: \
-                        `gcloud auth application-default login --impersonate-service-account \
-                        SA_EMAIL` writes an impersonated_service_account file (pass it with \
-                        --credential-file); or omit --audiences for a token whose audience is the \
-                        client ID"
+                    hint: "to call a service, impersonate a service account you may act as \
+                        (roles/iam.serviceAccountOpenIdTokenCreator): `gcloud auth \
+                        application-default login --impersonate-service-account SA_EMAIL` writes \
+                        an impersonated_service_account ADC file; or omit --audiences for a token \
+                        whose audience is the client ID"
                         .into(),
                 });
             }

@@ -670,3 +670,24 @@ fn short_lived_id_tokens_are_reused_for_half_their_lifetime() {
     );
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 1);
 }
+
+#[test]
+fn the_help_shows_the_cloud_run_example() {
+    let env = TestEnv::new();
+    let done = env.run(&["print-identity-token", "--help"]);
+    assert_eq!(done.code(), 0);
+    assert!(done.stdout.contains("Examples:"), "{}", done.stdout);
+    assert!(
+        done.stdout.contains(
+            "curl -H \"Authorization: Bearer $(gemauth print-identity-token --audiences https://SERVICE-HASH.a.run.app)\""
+        ),
+        "{}",
+        done.stdout
+    );
+    let top = env.run(&["--help"]);
+    assert!(
+        top.stdout.contains("print-identity-token"),
+        "{}",
+        top.stdout
+    );
+}
