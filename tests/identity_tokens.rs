@@ -521,14 +521,19 @@ fn a_user_without_the_openid_scope_is_told_to_sign_in_with_it() {
         status.stdout
     );
 
-    // Scopes unknown (a gcloud file): the server says, by sending no ID token; the access token
-    // it sent is kept.
+    // Scopes unknown (a gcloud file): the server says, by sending no ID token; the refresh token
+    // it rotated and the access token it sent are kept.
     value.as_object_mut().unwrap().remove("scopes");
     write_private(&path, value.to_string().as_bytes());
-    env.google.with(|b| b.refresh_id_token = false);
+    env.google.with(|b| {
+        b.refresh_id_token = false;
+        b.rotate = true;
+    });
     let done = env.run(&["print-identity-token"]);
     assert_eq!(done.code(), 3, "{}", done.stderr);
     assert!(done.stderr.contains("openid"), "{}", done.stderr);
+    assert_eq!(read_json(&path)["refresh_token"], "1//refresh-1");
+    assert_eq!(read_json(&path)["custom_field"], json!({"kept": true}));
     assert_eq!(env.run(&["print-access-token"]).stdout, "ya29.access-1\n");
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
