@@ -31,9 +31,11 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
-/// A freshly minted token, and the new refresh token when the server rotated it.
+/// A freshly minted token, and the new refresh token when the server rotated it. The token is a
+/// `Result` because a rotation can happen before a later step fails (an impersonation whose
+/// source was refreshed): the rotated refresh token must be saved either way.
 pub struct Minted {
-    pub token: CachedToken,
+    pub token: Result<CachedToken>,
     pub rotated: Option<RefreshToken>,
 }
 
@@ -62,49 +64,46 @@ impl Credential {
                         .clone()
                         .filter(|new| new.secret() != user.refresh_token.secret());
                     Ok(Minted {
-                        token: response.to_cached(Vec::new()),
+                        token: Ok(response.to_cached(Vec::new())),
                         rotated,
                     })
                 }
-                Credential::ServiceAccount { key, path } => {
-                    let token = service_account_token(http, key, path, scopes).await?;
-                    Ok(Minted {
-                        token,
-                        rotated: None,
-                    })
-                }
+                Credential::ServiceAccount { key, path } => Ok(Minted {
+                    token: Ok(service_account_token(http, key, path, scopes).await?),
+                    rotated: None,
+                }),
                 Credential::Impersonated { file, source } => {
                     let source_scopes = [CLOUD_PLATFORM.to_string()];
                     let source_minted = source.mint(http, &source_scopes).await?;
-                    let token = impersonate(
-                        http,
-                        &file.service_account_impersonation_url,
-                        &source_minted.token.access_token,
-                        &file.delegates,
-                        scopes,
-                        3600,
-                    )
-                    .await?;
-                    // A source user's rotated refresh token must be saved too.
+                    let token = match source_minted.token {
+                        Ok(source_token) => {
+                            impersonate(
+                                http,
+                                &file.service_account_impersonation_url,
+                                &source_token.access_token,
+                                &file.delegates,
+                                scopes,
+                                3600,
+                            )
+                            .await
+                        }
+                        Err(e) => Err(e),
+                    };
+                    // A source user's rotated refresh token is saved even when the IAM call
+                    // failed.
                     Ok(Minted {
                         token,
                         rotated: source_minted.rotated,
                     })
                 }
-                Credential::External { config, path } => {
-                    let token = external_account_token(http, config, path, scopes).await?;
-                    Ok(Minted {
-                        token,
-                        rotated: None,
-                    })
-                }
-                Credential::Metadata { host } => {
-                    let token = metadata_token(host, scopes).await?;
-                    Ok(Minted {
-                        token,
-                        rotated: None,
-                    })
-                }
+                Credential::External { config, path } => Ok(Minted {
+                    token: Ok(external_account_token(http, config, path, scopes).await?),
+                    rotated: None,
+                }),
+                Credential::Metadata { host } => Ok(Minted {
+                    token: Ok(metadata_token(host, scopes).await?),
+                    rotated: None,
+                }),
             }
         })
     }
@@ -152,10 +151,6 @@ pub fn sign_jwt(
     scopes: &[String],
     now: u64,
 ) -> Result<String> {
-    let mut header = json!({"alg": "RS256", "typ": "JWT"});
-    if let Some(kid) = &key.private_key_id {
-        header["kid"] = json!(kid);
-    }
     let claims = json!({
         "iss": key.client_email,
         "sub": key.client_email,
@@ -164,6 +159,35 @@ pub fn sign_jwt(
         "iat": now,
         "exp": now + 3600,
     });
+    sign_claims(key, path, &claims)
+}
+
+/// Builds and signs the JWT that asks the token endpoint for an ID token (as google-auth's
+/// `IDTokenCredentials` does): `target_audience` instead of `scope`, `aud` the token endpoint.
+pub fn sign_id_token_assertion(
+    key: &ServiceAccount,
+    path: &Path,
+    token_uri: &str,
+    target_audience: &str,
+    now: u64,
+) -> Result<String> {
+    let claims = json!({
+        "iss": key.client_email,
+        "sub": key.client_email,
+        "aud": token_uri,
+        "target_audience": target_audience,
+        "iat": now,
+        "exp": now + 3600,
+    });
+    sign_claims(key, path, &claims)
+}
+
+/// Signs a JWT (RS256, with the key's ID as `kid`) with the service account's key.
+fn sign_claims(key: &ServiceAccount, path: &Path, claims: &Value) -> Result<String> {
+    let mut header = json!({"alg": "RS256", "typ": "JWT"});
+    if let Some(kid) = &key.private_key_id {
+        header["kid"] = json!(kid);
+    }
     let input = format!(
         "{}.{}",
         b64(header.to_string().as_bytes()),
@@ -273,7 +297,7 @@ async fn impersonate(
 
 /// Maps a Google API error (`{"error": {"code", "message", "status"}}`) to a typed error;
 /// 401 and 403 mean the credential was refused.
-fn google_api_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
+pub(crate) fn google_api_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
     let parsed: Option<(String, String)> =
         serde_json::from_slice::<Value>(body).ok().and_then(|v| {
             let e = v.get("error")?;
@@ -318,14 +342,36 @@ async fn external_account_token(
     path: &Path,
     scopes: &[String],
 ) -> Result<CachedToken> {
+    let sts_scopes = match config.service_account_impersonation_url {
+        Some(_) => vec![CLOUD_PLATFORM.to_string()],
+        None => scopes.to_vec(),
+    };
+    let sts = sts_token(http, config, path, &sts_scopes).await?;
+    match &config.service_account_impersonation_url {
+        Some(url) => {
+            let lifetime = config
+                .service_account_impersonation
+                .as_ref()
+                .and_then(|o| o.token_lifetime_seconds)
+                .unwrap_or(3600);
+            impersonate(http, url, &sts.access_token, &[], scopes, lifetime).await
+        }
+        None => Ok(sts),
+    }
+}
+
+/// Reads the subject token and exchanges it at the STS endpoint (RFC 8693) for a federated
+/// access token with `scopes` (the source of an impersonation asks for `cloud-platform`).
+pub(crate) async fn sts_token(
+    http: &Http,
+    config: &ExternalAccount,
+    path: &Path,
+    scopes: &[String],
+) -> Result<CachedToken> {
     let subject_token = subject_token(http, config, path).await?;
     let token_url = credentials::endpoint("token_url", &config.token_url)?;
     let impersonating = config.service_account_impersonation_url.is_some();
-    let sts_scope = if impersonating {
-        CLOUD_PLATFORM.to_string()
-    } else {
-        scopes.join(" ")
-    };
+    let sts_scope = scopes.join(" ");
     let authenticated = config.client_id.is_some() && config.client_secret.is_some();
     let options = config
         .workforce_pool_user_project
@@ -353,18 +399,7 @@ async fn external_account_token(
         })
         .await?;
     let response = oauth::parse_token_response(&endpoint_name(&token_url), status, &body)?;
-    let sts = response.to_cached(scopes.to_vec());
-    match &config.service_account_impersonation_url {
-        Some(url) => {
-            let lifetime = config
-                .service_account_impersonation
-                .as_ref()
-                .and_then(|o| o.token_lifetime_seconds)
-                .unwrap_or(3600);
-            impersonate(http, url, &sts.access_token, &[], scopes, lifetime).await
-        }
-        None => Ok(sts),
-    }
+    Ok(response.to_cached(scopes.to_vec()))
 }
 
 /// Reads the subject token from the file's `credential_source`.
@@ -560,15 +595,15 @@ pub fn metadata_host() -> Option<String> {
 
 /// GETs a path of the metadata server (with `Metadata-Flavor: Google`); an unreachable server
 /// means there are no credentials here.
-async fn metadata_get(
+pub(crate) async fn metadata_get(
     host: &str,
     path: &str,
-    query: Option<(&str, String)>,
+    query: &[(&str, &str)],
 ) -> Result<(Url, u16, Vec<u8>)> {
     let mut url = Url::parse(&format!("http://{host}/computeMetadata/v1/{path}"))
         .map_err(|e| Error::Usage(format!("{ENV_METADATA_HOST}={host:?} is not a host ({e})")))?;
-    if let Some((k, v)) = query {
-        url.query_pairs_mut().append_pair(k, &v);
+    if !query.is_empty() {
+        url.query_pairs_mut().extend_pairs(query);
     }
     let http = Http::with_connect_timeout(Duration::from_secs(2))?;
     let (status, body) = http
@@ -588,7 +623,12 @@ async fn metadata_get(
 }
 
 async fn metadata_token(host: &str, scopes: &[String]) -> Result<CachedToken> {
-    let query = (!scopes.is_empty()).then(|| ("scopes", scopes.join(",")));
+    let joined = scopes.join(",");
+    let query: &[(&str, &str)] = if joined.is_empty() {
+        &[]
+    } else {
+        &[("scopes", &joined)]
+    };
     let (url, status, body) =
         metadata_get(host, "instance/service-accounts/default/token", query).await?;
     let response = oauth::parse_token_response(&endpoint_name(&url), status, &body)?;
@@ -598,7 +638,7 @@ async fn metadata_token(host: &str, scopes: &[String]) -> Result<CachedToken> {
 /// The email of the metadata server's default service account (also proves it answers).
 pub async fn metadata_email(host: &str) -> Result<String> {
     let (url, status, body) =
-        metadata_get(host, "instance/service-accounts/default/email", None).await?;
+        metadata_get(host, "instance/service-accounts/default/email", &[]).await?;
     if !(200..300).contains(&status) {
         return Err(Error::Server {
             endpoint: endpoint_name(&url),

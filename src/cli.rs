@@ -43,6 +43,16 @@ pub enum Command {
     ))]
     PrintAccessToken(Deferred<PrintAccessTokenArgs>),
 
+    /// Print an OpenID Connect ID token on stdout, for Cloud Run, Cloud Functions and IAP
+    #[command(after_help = concat!(
+        "Examples:\n  curl -H \"Authorization: Bearer $(gemauth print-identity-token --audiences https://SERVICE-HASH.a.run.app)\" \\\n       https://SERVICE-HASH.a.run.app\n  gemauth print-identity-token --audiences https://SERVICE-HASH.a.run.app --format json\n  gemauth print-identity-token   # a user login's own ID token (audience: its OAuth client ID)\n\n",
+        "Every credential type works: a service account key, impersonation, workload identity\n",
+        "federation with impersonation, the metadata server, and a user login (whose token is for its\n",
+        "OAuth client only; impersonate a service account to choose the audience).\n\n",
+        "Exit codes:\n  0  success\n  1  error (network, server, file system)\n  2  usage error (no --audiences, or an ID token this credential cannot have)\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
+    ))]
+    PrintIdentityToken(Deferred<PrintIdentityTokenArgs>),
+
     /// Revoke the grant at the server and remove the local credential
     #[command(after_help = concat!(
         "Examples:\n  gemauth revoke\n  gemauth revoke --force   # remove the local file even if the server cannot be reached\n\n",
@@ -154,6 +164,36 @@ pub struct PrintAccessTokenArgs {
     /// server [default: cloud-platform]; for a user login they must have been granted
     #[arg(long, value_name = "A,B")]
     pub scopes: Option<String>,
+}
+
+/// How `print-identity-token` prints the token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum IdTokenFormat {
+    /// The token alone
+    Token,
+    /// {"id_token", "expires_at", "audience", "email"}
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct PrintIdentityTokenArgs {
+    /// The service the token is for: its URL (Cloud Run, Cloud Functions) or, for IAP, its OAuth
+    /// client ID. Required, except with a user login, whose token is for its own OAuth client
+    #[arg(long, value_name = "AUD")]
+    pub audiences: Option<String>,
+
+    /// Put the service account's email in the token (email and email_verified claims); for
+    /// impersonation and the metadata server (a key's tokens come with it anyway)
+    #[arg(long)]
+    pub include_email: bool,
+
+    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = IdTokenFormat::Token)]
+    pub format: IdTokenFormat,
 }
 
 #[derive(Debug, Args)]

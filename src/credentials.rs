@@ -272,7 +272,9 @@ impl Scopes {
 /// does not know are kept in `extra` and written back unchanged.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuthorizedUser {
-    #[serde(rename = "type")]
+    /// `authorized_user`; empty for a google-auth `token.json` (`Credentials.to_json()`), which
+    /// has no `type` field and is read as a user credential all the same.
+    #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
     pub kind: String,
     pub client_id: String,
     pub client_secret: ClientSecret,
@@ -316,6 +318,55 @@ impl AuthorizedUser {
         out.push(b'\n');
         out
     }
+
+    /// True for a google-auth `token.json`: a user credential file without a `type` field.
+    pub fn is_token_json(&self) -> bool {
+        self.kind.is_empty()
+    }
+
+    /// The access token a google-auth `token.json` saved beside the refresh token (`token` and
+    /// `expiry`), with its expiry as Unix time, when it can be believed at `now`: a token that
+    /// fits in a header, an `expiry` in google-auth's format (UTC), still ahead, and at most one
+    /// hour away (Google's access tokens last an hour; a later one was not written by google-auth).
+    pub fn saved_access_token(&self, now: u64) -> Option<(&str, u64)> {
+        let token = self.extra.get("token")?.as_str()?;
+        let expiry = parse_google_auth_expiry(self.extra.get("expiry")?.as_str()?)?;
+        let plausible = crate::oauth::plausible_access_token(token)
+            && expiry > now
+            && expiry - now <= SAVED_TOKEN_MAX_LIFETIME_SECS;
+        plausible.then_some((token, expiry))
+    }
+}
+
+/// Longest remaining lifetime believed of an access token saved in a `token.json`: Google's
+/// access tokens last an hour.
+pub const SAVED_TOKEN_MAX_LIFETIME_SECS: u64 = 3600;
+
+/// Parses the `expiry` google-auth writes (`datetime.isoformat() + "Z"` of a naive UTC time:
+/// `2026-12-04T01:00:00Z` or `2026-12-04T01:00:00.123456Z`), with or without the `Z`, as UTC.
+/// Offsets and other shapes are refused, as google-auth itself would refuse them.
+pub fn parse_google_auth_expiry(text: &str) -> Option<u64> {
+    let text = text.strip_suffix('Z').unwrap_or(text);
+    let (seconds, fraction) = match text.split_once('.') {
+        Some((s, f)) => (s, Some(f)),
+        None => (text, None),
+    };
+    let shape_ok = seconds.len() == 19
+        && seconds.bytes().enumerate().all(|(i, b)| match i {
+            4 | 7 => b == b'-',
+            10 => b == b'T',
+            13 | 16 => b == b':',
+            _ => b.is_ascii_digit(),
+        })
+        && fraction
+            .is_none_or(|f| (1..=9).contains(&f.len()) && f.bytes().all(|b| b.is_ascii_digit()));
+    if !shape_ok {
+        return None;
+    }
+    let at = humantime::parse_rfc3339(&format!("{seconds}Z")).ok()?;
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
 }
 
 /// A PEM private key; its `Debug` is redacted.
@@ -570,6 +621,14 @@ impl Credential {
         }
     }
 
+    /// The cache key of an ID token for `audience` (empty for a user credential, whose ID token's
+    /// audience is its OAuth client): the credential's own key, with a marker that keeps ID token
+    /// entries apart from access token entries, the audience and whether the email is included.
+    pub fn id_token_cache_key(&self, audience: &str, include_email: bool) -> String {
+        let email = if include_email { "email" } else { "" };
+        store::hex_digest(&["id_token", &self.cache_key(&[]), audience, email])
+    }
+
     /// The cache key: everything that decides which token this credential gets for `scopes`,
     /// so that another credential or another login never sees it.
     pub fn cache_key(&self, scopes: &[String]) -> String {
@@ -664,7 +723,11 @@ fn parse_credential(path: &Path, value: Value, within: Option<&str>) -> Result<C
     let kind = match map.get("type") {
         Some(Value::String(t)) => t.clone(),
         Some(_) => return Err(problem.error("\"type\" is not a string".into())),
-        None => return Err(problem.error("has no \"type\" field".into())),
+        // google-auth's `token.json` has no type; from_authorized_user_info reads it as a user.
+        None if within.is_none() && TOKEN_JSON_FIELDS.iter().all(|f| map.contains_key(*f)) => {
+            AUTHORIZED_USER.to_string()
+        }
+        None => return Err(problem.error(no_type_problem(&map, within))),
     };
     // The quota project ends up in an HTTP header: it must be a project ID.
     if let Some(Value::String(project)) = map.get("quota_project_id")
@@ -689,6 +752,30 @@ fn parse_credential(path: &Path, value: Value, within: Option<&str>) -> Result<C
             path: path.to_path_buf(),
             kind,
         }),
+    }
+}
+
+/// The fields that make a file without `type` a user credential (google-auth's
+/// `from_authorized_user_info` needs exactly these).
+const TOKEN_JSON_FIELDS: [&str; 3] = ["client_id", "client_secret", "refresh_token"];
+
+/// Why a file without `type` was not read; a file that looks like a google-auth `token.json`
+/// is told what it lacks.
+fn no_type_problem(map: &Map<String, Value>, within: Option<&str>) -> String {
+    let missing: Vec<&str> = TOKEN_JSON_FIELDS
+        .iter()
+        .copied()
+        .filter(|f| !map.contains_key(*f))
+        .collect();
+    let looks_like_token_json =
+        missing.len() < TOKEN_JSON_FIELDS.len() || map.contains_key("token");
+    if within.is_none() && looks_like_token_json {
+        format!(
+            "has no \"type\" field, and is not a google-auth token.json either (it lacks {})",
+            missing.join(", ")
+        )
+    } else {
+        "has no \"type\" field".into()
     }
 }
 
@@ -839,6 +926,88 @@ mod tests {
             Some("sa@p.iam.gserviceaccount.com")
         );
         assert_eq!(impersonated_email("https://example.com/x"), None);
+    }
+
+    #[test]
+    fn google_auth_expiry_is_read_as_utc_in_its_own_format() {
+        // 2026-12-04T01:00:00Z
+        let at = 1_796_346_000;
+        for ok in [
+            "2026-12-04T01:00:00Z",
+            "2026-12-04T01:00:00",
+            "2026-12-04T01:00:00.000000Z",
+            "2026-12-04T01:00:00.999999",
+        ] {
+            assert_eq!(parse_google_auth_expiry(ok), Some(at), "{ok}");
+        }
+        for bad in [
+            "",
+            "2026-12-04",
+            "2026-12-04 01:00:00Z",
+            "2026-12-04T01:00:00+00:00",
+            "2026-12-04T01:00:00.Z",
+            "2026-12-04T01:00:00.1234567890Z",
+            "2026-13-04T01:00:00Z",
+            "2026-12-04T01:00:00ZZ",
+            "x026-12-04T01:00:00Z",
+        ] {
+            assert_eq!(parse_google_auth_expiry(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_file_without_type_is_a_user_when_it_has_what_google_auth_needs() {
+        let path = Path::new("token.json");
+        let parse = |v: Value| parse_credential_file(path, v.to_string().as_bytes());
+        let token_json = serde_json::json!({"client_id": "id", "client_secret": "s",
+            "refresh_token": "r", "token": "ya29.t", "expiry": "2026-12-04T01:00:00Z"});
+        let Ok(Credential::User(user)) = parse(token_json.clone()) else {
+            panic!("not read as a user");
+        };
+        assert!(user.is_token_json());
+        assert!(!user.to_json().windows(6).any(|w| w == b"\"type\""));
+        let now = 1_796_346_000 - 1800;
+        assert_eq!(
+            user.saved_access_token(now),
+            Some(("ya29.t", 1_796_346_000))
+        );
+        assert_eq!(user.saved_access_token(1_796_346_000 - 3601), None);
+        assert_eq!(user.saved_access_token(1_796_346_000), None);
+
+        let mut typed = token_json;
+        typed["type"] = AUTHORIZED_USER.into();
+        let Ok(Credential::User(user)) = parse(typed) else {
+            panic!("not a user");
+        };
+        assert!(!user.is_token_json());
+
+        let e = parse(serde_json::json!({"client_id": "id"})).unwrap_err();
+        assert!(
+            e.to_string().contains("lacks client_secret, refresh_token"),
+            "{e}"
+        );
+        let e = parse(serde_json::json!({"private_key": "k"})).unwrap_err();
+        assert!(e.to_string().ends_with("has no \"type\" field"), "{e}");
+    }
+
+    #[test]
+    fn id_token_keys_differ_from_access_token_keys_and_by_audience() {
+        let bytes = serde_json::json!({"type": "authorized_user", "client_id": "id",
+            "client_secret": "s", "refresh_token": "r"})
+        .to_string();
+        let user = parse_credential_file(Path::new("c.json"), bytes.as_bytes()).unwrap();
+        let keys = [
+            user.cache_key(&[]),
+            user.id_token_cache_key("", false),
+            user.id_token_cache_key("https://a", false),
+            user.id_token_cache_key("https://a", true),
+            user.id_token_cache_key("https://b", false),
+        ];
+        for (i, a) in keys.iter().enumerate() {
+            for b in &keys[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
     }
 
     #[test]

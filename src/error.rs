@@ -132,6 +132,11 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// An ID token this credential cannot have, or one asked for without what it needs (the
+    /// audience); a usage error, with its own hint.
+    #[error("{problem}")]
+    IdTokenRequest { problem: String, hint: String },
+
     #[error("{0}")]
     Internal(String),
 }
@@ -147,7 +152,7 @@ impl Error {
     /// The documented process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) => EXIT_USAGE,
+            Error::Usage(_) | Error::IdTokenRequest { .. } => EXIT_USAGE,
             Error::NoCredentials { .. }
             | Error::NoMetadataServer { .. }
             | Error::ScopesNotGranted { .. }
@@ -189,6 +194,7 @@ impl Error {
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
             Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
             Error::NoSpace { .. } => "free some disk space and run the command again; nothing was sent to the server and the credential is unchanged".into(),
+            Error::IdTokenRequest { hint, .. } => hint.clone(),
             Error::Internal(_) => "this is unexpected: run the command again with -v and report what it prints".into(),
         })
     }

@@ -24,6 +24,7 @@ mod commands;
 mod credentials;
 mod error;
 mod flow;
+mod idtoken;
 mod logging;
 mod oauth;
 mod secret;

@@ -230,6 +230,13 @@ impl std::fmt::Debug for IdToken {
     }
 }
 
+impl IdToken {
+    /// The token itself, for `print-identity-token`.
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
 impl TokenResponse {
     /// Lifetime in seconds (`expires_in` may be a number or a numeric string); one hour when
     /// the server does not say, and never more than [`MAX_LIFETIME_SECS`].
@@ -333,6 +340,26 @@ pub(crate) fn parse_token_response(
             .refresh_token
             .filter(|t| !t.secret().trim().is_empty());
         return Ok(response);
+    }
+    Err(oauth_error(endpoint, status, body))
+}
+
+/// Turns the token endpoint's answer to an ID token request (a JWT-bearer grant whose assertion
+/// names a `target_audience`: `{"id_token": …}` and no access token) into the ID token or a typed
+/// error.
+pub(crate) fn parse_id_token_response(endpoint: &str, status: u16, body: &[u8]) -> Result<String> {
+    #[derive(Deserialize)]
+    struct IdTokenResponse {
+        id_token: IdToken,
+    }
+    if (200..300).contains(&status) {
+        return serde_json::from_slice::<IdTokenResponse>(body)
+            .map(|r| r.id_token.0)
+            .map_err(|_| Error::Server {
+                endpoint: endpoint.to_string(),
+                status,
+                detail: describe_body(body, "is not an ID token response (no id_token)"),
+            });
     }
     Err(oauth_error(endpoint, status, body))
 }

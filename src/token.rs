@@ -125,9 +125,11 @@ fn cached(target: &Target, request: &Request) -> Result<Option<Token>> {
     let credential = load(target)?;
     let scopes = credential.scopes(request.scopes.as_deref())?;
     let now = store::now();
-    let fresh = TokenCache::new(&credential.cache_key(&scopes))
-        .load()
-        .filter(|t| t.is_fresh(now, request.min_lifetime));
+    let fresh = cached_or_saved(
+        &TokenCache::new(&credential.cache_key(&scopes)),
+        &credential,
+    )
+    .filter(|t| t.is_fresh(now, request.min_lifetime));
     match fresh {
         Some(token) => {
             tracing::debug!(expires_in = token.expires_at - now, "cached token is fresh");
@@ -140,7 +142,46 @@ fn cached(target: &Target, request: &Request) -> Result<Option<Token>> {
     }
 }
 
-async fn lock(target: &Target) -> Result<CredentialLock> {
+/// The cache entry, or the access token a google-auth `token.json` saved beside its refresh
+/// token when that one is believable and lasts longer (it is then stored in the cache): a fresh
+/// `token.json` gives a token without a network call.
+fn cached_or_saved(cache: &TokenCache, credential: &Credential) -> Option<CachedToken> {
+    let entry = cache.load();
+    let Some(saved) = saved_token(credential, store::now()) else {
+        return entry;
+    };
+    if entry
+        .as_ref()
+        .is_some_and(|e| e.expires_at >= saved.expires_at)
+    {
+        return entry;
+    }
+    tracing::debug!("using the access token saved in the credential file");
+    // Failing to cache it costs only the next call a look at the file again.
+    let _ = cache.store(&saved);
+    Some(saved)
+}
+
+/// The access token a google-auth `token.json` saved beside its refresh token, when it can be
+/// believed at `now` (see `AuthorizedUser::saved_access_token`).
+pub(crate) fn saved_token(credential: &Credential, now: u64) -> Option<CachedToken> {
+    let Credential::User(user) = credential else {
+        return None;
+    };
+    let (token, expires_at) = user.saved_access_token(now)?;
+    Some(CachedToken {
+        key: String::new(),
+        access_token: oauth2::AccessToken::new(token.to_string()),
+        token_type: "Bearer".into(),
+        // Google's access tokens last an hour: it was obtained an hour before it expires.
+        obtained_at: expires_at.saturating_sub(credentials::SAVED_TOKEN_MAX_LIFETIME_SECS),
+        expires_at,
+        scopes: user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
+    })
+}
+
+/// Takes the credential lock of a target (access and ID tokens share it).
+pub(crate) async fn lock(target: &Target) -> Result<CredentialLock> {
     let key = match target {
         Target::File(path, _) => store::lock_key(path),
         Target::Metadata(host) => store::hex_digest(&["metadata", host]),
@@ -164,36 +205,29 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
     }
     // Where a rotated refresh token would be written, its space is reserved before the grant
     // that spends the old one: a full disk fails here, with the old token still valid.
-    let field = rotating_field(&credential);
-    let reservation = match (field, target) {
-        (Some(_), Target::File(path, _)) => Some(reserve_for_rewrite(path)?),
-        _ => None,
-    };
+    let reservation = reserve_rotation(target, &credential)?;
     let http = Http::new()?;
     let minted = credential.mint(&http, &scopes).await?;
+    // A rotated refresh token must be on disk before the lock is released, even when the rest
+    // of the minting failed (an impersonation whose source was refreshed).
+    let credential = match &minted.rotated {
+        Some(new) => {
+            save_rotated(target, &credential, new, reservation)?;
+            let _ = cache.remove();
+            load(target)?
+        }
+        None => credential,
+    };
+    let minted = minted.token?;
     tracing::debug!(
-        lifetime = minted.token.expires_at - minted.token.obtained_at,
+        lifetime = minted.expires_at - minted.obtained_at,
         kind = credential.type_name(),
         "obtained a new access token"
     );
-    match (minted.rotated, field, target) {
-        // A rotated refresh token must be on disk before the lock is released.
-        (Some(new), Some(field), Target::File(path, _)) => {
-            rewrite_field(path, reservation, field, new.secret())?;
-            let credential = load(target)?;
-            let warning = TokenCache::new(&credential.cache_key(&scopes)).store(&minted.token);
-            let _ = cache.remove();
-            let mut token = token_of(minted.token, &credential, target, &scopes);
-            token.warnings.extend(warning);
-            Ok(token)
-        }
-        _ => {
-            let warning = cache.store(&minted.token);
-            let mut token = token_of(minted.token, &credential, target, &scopes);
-            token.warnings.extend(warning);
-            Ok(token)
-        }
-    }
+    let warning = TokenCache::new(&credential.cache_key(&scopes)).store(&minted);
+    let mut token = token_of(minted, &credential, target, &scopes);
+    token.warnings.extend(warning);
+    Ok(token)
 }
 
 /// The field of the credential file that holds a refresh token the server may rotate.
@@ -213,6 +247,35 @@ fn reserve_for_rewrite(path: &Path) -> Result<store::Reservation> {
     const ROOM_FOR_A_LONGER_TOKEN: u64 = 16 * 1024;
     let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     store::Reservation::new(path, size.saturating_mul(2) + ROOM_FOR_A_LONGER_TOKEN)
+}
+
+/// Reserves, before a grant that may rotate the refresh token `credential` holds, the room to
+/// save the rotated one (see [`reserve_for_rewrite`]); `None` for credentials without one.
+pub(crate) fn reserve_rotation(
+    target: &Target,
+    credential: &Credential,
+) -> Result<Option<store::Reservation>> {
+    match (rotating_field(credential), target) {
+        (Some(_), Target::File(path, _)) => Ok(Some(reserve_for_rewrite(path)?)),
+        _ => Ok(None),
+    }
+}
+
+/// Saves a refresh token the server rotated while minting for `credential` (loaded from
+/// `target`), into the room reserved for it, keeping everything else in the file; the caller
+/// holds the credential lock. Other credential types hold no refresh token to rotate.
+pub(crate) fn save_rotated(
+    target: &Target,
+    credential: &Credential,
+    new: &oauth2::RefreshToken,
+    reservation: Option<store::Reservation>,
+) -> Result<()> {
+    match (rotating_field(credential), target) {
+        (Some(field), Target::File(path, _)) => {
+            rewrite_field(path, reservation, field, new.secret())
+        }
+        _ => Ok(()),
+    }
 }
 
 /// Sets one string field (by its path of keys) in a credential file, keeping everything else,

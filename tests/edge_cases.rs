@@ -87,6 +87,50 @@ fn a_rotated_source_refresh_token_of_an_impersonation_is_saved() {
 }
 
 #[test]
+fn a_rotated_source_refresh_token_is_saved_even_when_impersonation_fails() {
+    let env = TestEnv::new();
+    env.google.add_refresh_token("1//source");
+    env.google.with(|b| b.rotate = true);
+    let path = "/v1/projects/-/serviceAccounts/t@p.iam.gserviceaccount.com:generateAccessToken";
+    let file = env.write_json(
+        "imp.json",
+        &json!({
+            "type": "impersonated_service_account",
+            "service_account_impersonation_url": format!("{}{path}", env.google.base),
+            "source_credentials": {
+                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
+                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
+            },
+        }),
+    );
+    env.google.enqueue(
+        path,
+        Canned::json(
+            403,
+            r#"{"error":{"code":403,"message":"Permission denied","status":"PERMISSION_DENIED"}}"#,
+        ),
+    );
+    let args = [
+        "print-access-token",
+        "--credential-file",
+        file.to_str().unwrap(),
+    ];
+    let failed = env.run(&args);
+    assert_ne!(failed.code(), 0);
+    assert_eq!(failed.stdout, "");
+    // The source's refresh token was spent and rotated: the new one is on disk.
+    let rotated = read_json(&file)["source_credentials"]["refresh_token"].clone();
+    assert_eq!(rotated, "1//refresh-1");
+    assert!(!env.google.refresh_token_valid("1//source"));
+    let again = env.run(&args);
+    assert_eq!(again.code(), 0, "{}", again.stderr);
+    assert_eq!(
+        env.google.seen_grants("refresh_token")[1].form["refresh_token"],
+        "1//refresh-1"
+    );
+}
+
+#[test]
 fn an_empty_refresh_token_in_a_response_is_no_rotation() {
     let env = TestEnv::new();
     let path = env.adc_path();

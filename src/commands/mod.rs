@@ -4,6 +4,7 @@ pub mod curl;
 pub mod docs;
 pub mod login;
 pub mod print_access_token;
+pub mod print_identity_token;
 pub mod quota_project;
 pub mod revoke;
 pub mod status;
@@ -26,6 +27,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
     match cli.command {
         Command::Login(args) => login::run(args.0),
         Command::PrintAccessToken(args) => print_access_token::run(args.0),
+        Command::PrintIdentityToken(args) => print_identity_token::run(args.0),
         Command::Revoke(args) => revoke::run(args.0),
         Command::Status(args) => status::run(args.0),
         Command::SetQuotaProject(args) => quota_project::set(args.0),

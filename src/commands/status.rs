@@ -19,10 +19,14 @@ struct Report {
     source: &'static str,
     #[serde(rename = "type")]
     kind: &'static str,
+    /// The file has no `type` field (a google-auth `token.json`); its type was inferred.
+    type_inferred: bool,
     account: Option<String>,
     quota_project_id: Option<String>,
     cached_token: Option<CachedReport>,
     file_mode: Option<String>,
+    /// Whether, and how, `print-identity-token` works with this credential.
+    id_tokens: String,
     warnings: Vec<String>,
     /// Things worth knowing that are not problems (where other libraries look).
     notes: Vec<String>,
@@ -89,7 +93,12 @@ pub fn run(args: StatusArgs) -> Result<()> {
     };
     let now = store::now();
     let scopes = credential.scopes(None)?;
-    let cached = TokenCache::new(&credential.cache_key(&scopes)).load();
+    // The cache entry, or the access token a google-auth token.json saved, whichever lasts longer.
+    let cached = TokenCache::new(&credential.cache_key(&scopes))
+        .load()
+        .into_iter()
+        .chain(token::saved_token(&credential, now))
+        .max_by_key(|t| t.expires_at);
     let (file, source) = match &target {
         Target::File(path, source) => (Some(path.clone()), source_name(*source)),
         Target::Metadata(_) => (None, "metadata server"),
@@ -98,6 +107,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         credential_file: file.as_ref().map(|p| p.display().to_string()),
         source,
         kind: credential.type_name(),
+        type_inferred: matches!(&credential, Credential::User(user) if user.is_token_json()),
         account: credential
             .identity()
             .or(metadata_account)
@@ -109,6 +119,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             fresh: t.is_fresh(now, None),
         }),
         file_mode: file.as_deref().and_then(file_mode),
+        id_tokens: crate::idtoken::support(&credential),
         warnings: match &target {
             Target::File(path, source) => warnings(path, *source),
             Target::Metadata(_) => Vec::new(),
@@ -265,7 +276,14 @@ fn render_text(r: &Report) -> String {
             None => format!("none (using the {})", r.source),
         },
     );
-    line("Type:", r.kind.to_string());
+    line(
+        "Type:",
+        if r.type_inferred {
+            format!("{} (google-auth token.json, no type field)", r.kind)
+        } else {
+            r.kind.to_string()
+        },
+    );
     line("Account:", or_none(r.account.as_deref()));
     match &r.details {
         Details::User {
@@ -333,6 +351,7 @@ fn render_text(r: &Report) -> String {
         },
     );
     line("File mode:", or_none(r.file_mode.as_deref()));
+    line("ID tokens:", r.id_tokens.clone());
     if let Some(check) = &r.check {
         line(
             "Check:",

@@ -92,6 +92,11 @@ pub struct Behaviour {
     pub service_account_keys: Vec<Vec<u8>>,
     /// The subject token the STS endpoint accepts.
     pub subject_token: String,
+    /// Whether refresh-token grants answer with an `id_token` too (Google does when the grant
+    /// included the `openid` scope).
+    pub refresh_id_token: bool,
+    /// Lifetime (seconds) of the ID tokens the server issues.
+    pub id_token_lifetime: u64,
 }
 
 struct State {
@@ -132,6 +137,8 @@ impl FakeGoogle {
                 canned: HashMap::new(),
                 service_account_keys: vec![],
                 subject_token: "subject-token-123".into(),
+                refresh_id_token: true,
+                id_token_lifetime: 3600,
             },
         }));
         let (srv, st) = (server.clone(), state.clone());
@@ -233,6 +240,34 @@ fn id_token(email: &str) -> String {
         ),
         b64("signature")
     )
+}
+
+/// An ID token as the fake issues them: `claims` plus `iss`, `iat` and `exp` (after `lifetime`
+/// seconds), with a placeholder signature (gemauth never verifies it; the service would).
+pub fn make_id_token(mut claims: serde_json::Value, lifetime: u64) -> String {
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    claims["iss"] = "https://accounts.google.com".into();
+    claims["iat"] = now.into();
+    claims["exp"] = (now + lifetime).into();
+    format!(
+        "{}.{}.{}",
+        b64(br#"{"alg":"RS256","kid":"fake","typ":"JWT"}"#),
+        b64(claims.to_string().as_bytes()),
+        b64(b"fake-signature-of-the-id-token")
+    )
+}
+
+/// The payload of a JWT (an ID token or an assertion), decoded without checking anything.
+pub fn jwt_claims(token: &str) -> serde_json::Value {
+    let payload = token.trim().split('.').nth(1).expect("a JWT");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
@@ -381,6 +416,14 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
                         "scope": "https://www.googleapis.com/auth/cloud-platform",
                         "token_type": "Bearer",
                     });
+                    if st.behaviour.refresh_id_token {
+                        body["id_token"] = make_id_token(
+                            serde_json::json!({"aud": CLIENT_ID, "azp": CLIENT_ID,
+                                "email": EMAIL, "email_verified": true, "sub": "1", "n": n}),
+                            st.behaviour.id_token_lifetime,
+                        )
+                        .into();
+                    }
                     if st.behaviour.rotate {
                         let new = format!("1//refresh-{n}");
                         st.refresh_tokens.insert(rt, false);
@@ -466,23 +509,12 @@ fn google_extras(st: &mut State, seen: &Seen) -> Option<Canned> {
             .to_string(),
         )
     };
+    if let Some(answer) = id_token_endpoints(st, seen) {
+        return Some(answer);
+    }
     match seen.path.as_str() {
         "/token" if form("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-            let assertion = form("assertion");
-            let parts: Vec<&str> = assertion.split('.').collect();
-            let valid = parts.len() == 3
-                && st.behaviour.service_account_keys.iter().any(|key| {
-                    let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
-                        .decode(parts[2])
-                        .unwrap_or_default();
-                    ring::signature::UnparsedPublicKey::new(
-                        &ring::signature::RSA_PKCS1_2048_8192_SHA256,
-                        key,
-                    )
-                    .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
-                    .is_ok()
-                });
-            Some(if valid {
+            Some(if signed_by_a_test_key(st, &form("assertion")) {
                 ok(st, "sa")
             } else {
                 oauth_error("invalid_grant", "Invalid JWT Signature.")
@@ -543,6 +575,122 @@ fn google_extras(st: &mut State, seen: &Seen) -> Option<Canned> {
         ),
         _ => None,
     }
+}
+
+/// True when `assertion` is a JWT signed (RS256) by one of the registered service account keys.
+fn signed_by_a_test_key(st: &State, assertion: &str) -> bool {
+    let parts: Vec<&str> = assertion.split('.').collect();
+    parts.len() == 3
+        && st.behaviour.service_account_keys.iter().any(|key| {
+            let signature = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(parts[2])
+                .unwrap_or_default();
+            ring::signature::UnparsedPublicKey::new(
+                &ring::signature::RSA_PKCS1_2048_8192_SHA256,
+                key,
+            )
+            .verify(format!("{}.{}", parts[0], parts[1]).as_bytes(), &signature)
+            .is_ok()
+        })
+}
+
+/// The ID token endpoints: the JWT-bearer grant whose assertion names a `target_audience`
+/// (and no `scope`), IAM Credentials `generateIdToken` and the metadata server's `identity`.
+/// `None` for the rest.
+fn id_token_endpoints(st: &mut State, seen: &Seen) -> Option<Canned> {
+    let lifetime = st.behaviour.id_token_lifetime;
+    let path = seen.path.as_str();
+    let form = |k: &str| seen.form.get(k).cloned().unwrap_or_default();
+    if path == "/token" && form("grant_type") == "urn:ietf:params:oauth:grant-type:jwt-bearer" {
+        let assertion = form("assertion");
+        let Some(claims) = assertion
+            .split('.')
+            .nth(1)
+            .and_then(|p| {
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(p)
+                    .ok()
+            })
+            .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        else {
+            return Some(oauth_error("invalid_grant", "Invalid JWT."));
+        };
+        let audience = claims.get("target_audience")?.as_str().unwrap_or_default();
+        if !signed_by_a_test_key(st, &assertion) {
+            return Some(oauth_error("invalid_grant", "Invalid JWT Signature."));
+        }
+        if claims.get("scope").is_some() || audience.is_empty() {
+            return Some(oauth_error(
+                "invalid_request",
+                "An ID token assertion needs target_audience and no scope.",
+            ));
+        }
+        st.counter += 1;
+        let email = claims["iss"].as_str().unwrap_or_default();
+        let token = make_id_token(
+            serde_json::json!({"aud": audience, "azp": email, "email": email,
+                "email_verified": true, "sub": "sa-1", "n": st.counter}),
+            lifetime,
+        );
+        return Some(Canned::json(
+            200,
+            &serde_json::json!({"id_token": token}).to_string(),
+        ));
+    }
+    if path.starts_with("/v1/projects/-/serviceAccounts/") && path.ends_with(":generateIdToken") {
+        let issued = seen
+            .headers
+            .get("authorization")
+            .is_some_and(|h| h.starts_with("Bearer ya29."));
+        if !issued {
+            return Some(Canned::json(
+                401,
+                r#"{"error":{"code":401,"message":"Request had invalid authentication credentials.","status":"UNAUTHENTICATED"}}"#,
+            ));
+        }
+        let body: serde_json::Value = serde_json::from_str(&seen.body).unwrap_or_default();
+        let audience = body["audience"].as_str().unwrap_or_default();
+        let include_email = body["includeEmail"].as_bool();
+        if audience.is_empty() || include_email.is_none() || !body["delegates"].is_array() {
+            return Some(Canned::json(
+                400,
+                r#"{"error":{"code":400,"message":"Invalid request.","status":"INVALID_ARGUMENT"}}"#,
+            ));
+        }
+        let email = path
+            .trim_start_matches("/v1/projects/-/serviceAccounts/")
+            .trim_end_matches(":generateIdToken");
+        st.counter += 1;
+        let mut claims =
+            serde_json::json!({"aud": audience, "azp": "1", "sub": "imp-1", "n": st.counter});
+        if include_email == Some(true) {
+            claims["email"] = email.into();
+            claims["email_verified"] = true.into();
+        }
+        return Some(Canned::json(
+            200,
+            &serde_json::json!({"token": make_id_token(claims, lifetime)}).to_string(),
+        ));
+    }
+    if path == "/computeMetadata/v1/instance/service-accounts/default/identity" {
+        if seen.headers.get("metadata-flavor").map(String::as_str) != Some("Google") {
+            return Some(Canned::html(403, "Missing Metadata-Flavor:Google header."));
+        }
+        let Some(audience) = seen.query.get("audience").filter(|a| !a.is_empty()) else {
+            return Some(Canned::html(400, "non-empty audience parameter required"));
+        };
+        st.counter += 1;
+        let mut claims =
+            serde_json::json!({"aud": audience, "azp": "1", "sub": "vm-1", "n": st.counter});
+        if seen.query.get("format").map(String::as_str) == Some("full") {
+            claims["email"] = "vm-sa@test-project-1.iam.gserviceaccount.com".into();
+            claims["email_verified"] = true.into();
+        }
+        let mut canned = Canned::html(200, &make_id_token(claims, lifetime));
+        canned.content_type = "text/html";
+        return Some(canned);
+    }
+    None
 }
 
 /// A minimal HTTP/1.1 GET over a raw socket, as a browser would send it.

@@ -1,0 +1,28 @@
+//! `gemauth print-identity-token`: print a cached OpenID Connect ID token for an audience,
+//! minting it when needed.
+
+use crate::cli::{IdTokenFormat, PrintIdentityTokenArgs};
+use crate::error::Result;
+use crate::idtoken;
+
+pub fn run(args: PrintIdentityTokenArgs) -> Result<()> {
+    let token = idtoken::get(&idtoken::Request {
+        credential_file: args.credential_file,
+        audience: args.audiences,
+        include_email: args.include_email,
+    })?;
+    super::print_warnings(&token.warnings);
+    let secret = token.token.expose();
+    match args.format {
+        IdTokenFormat::Token => super::print_stdout(secret),
+        IdTokenFormat::Json => {
+            let value = serde_json::json!({
+                "id_token": secret,
+                "expires_at": crate::store::rfc3339(token.expires_at),
+                "audience": token.audience,
+                "email": token.email,
+            });
+            super::print_stdout(&value.to_string())
+        }
+    }
+}
