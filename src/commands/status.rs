@@ -39,6 +39,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             "fresh": t.is_fresh(now, None),
         })),
         "file_mode": file.as_deref().and_then(file_mode),
+        "helpers": super::helpers::configured_helpers(),
         "warnings": match &target {
             Target::File(path, source) => warnings(path, *source),
             Target::Metadata(_) => Vec::new(),
@@ -235,6 +236,20 @@ fn render_text(r: &Value) -> String {
         },
     );
     line("File mode:", text(&r["file_mode"]));
+    let helpers: Vec<String> = r["helpers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(text)
+        .collect();
+    line(
+        "Helpers:",
+        if helpers.is_empty() {
+            "none configured (see `gemauth configure-docker`, docs/helpers.md)".to_string()
+        } else {
+            helpers.join("\n                 ")
+        },
+    );
     if let Some(check) = r.get("check") {
         line(
             "Check:",
