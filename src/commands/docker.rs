@@ -258,14 +258,18 @@ fn cred_helpers(config: &Map<String, Value>) -> Result<Vec<(String, String)>> {
 
 /// The registries whose `credHelpers` entry names gemauth, as written there (scheme removed).
 fn configured_registries() -> Result<Vec<String>> {
-    let Some(config) = load_config(&config_path()?)? else {
+    let path = config_path()?;
+    let Some(config) = load_config(&path)? else {
+        tracing::debug!(config = %path.display(), "no Docker config file");
         return Ok(Vec::new());
     };
-    Ok(cred_helpers(&config)?
+    let registries: Vec<String> = cred_helpers(&config)?
         .into_iter()
         .filter(|(_, helper)| helper == HELPER)
         .map(|(key, _)| normalized_key(&key))
-        .collect())
+        .collect();
+    tracing::debug!(config = %path.display(), count = registries.len(), "registries configured for gemauth");
+    Ok(registries)
 }
 
 /// For `status`: where Docker is set up to use gemauth.
