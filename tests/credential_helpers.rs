@@ -1117,6 +1117,8 @@ fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
         "{stderr}"
     );
     assert!(stderr.contains("hint: run `gemauth login"), "{stderr}");
+    // kubectl's own line, with gemauth's exit code for rejected credentials.
+    assert!(stderr.contains("failed with exit code 3"), "{stderr}");
     assert!(
         server.authorizations().iter().all(Option::is_none),
         "no token reached the API server: {:?}",
