@@ -457,6 +457,35 @@ mod tests {
     }
 
     #[test]
+    fn the_docker_helper_name_selects_docker_credential() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            with_docker_helper_name(args(&["/usr/local/bin/docker-credential-gemauth", "get"])),
+            args(&["gemauth", "docker-credential", "get"])
+        );
+        for unchanged in [
+            &["gemauth", "get"][..],
+            &["/opt/gemauth-static", "status"],
+            &["docker-credential-gemauth-old", "get"],
+            &["docker-credential-gcloud", "get"],
+        ] {
+            assert_eq!(with_docker_helper_name(args(unchanged)), args(unchanged));
+        }
+        let cli = Cli::try_parse_from(with_docker_helper_name(args(&[
+            "docker-credential-gemauth",
+            "list",
+        ])))
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::DockerCredential(Deferred(DockerCredentialArgs {
+                action: DockerAction::List,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
     fn a_deferred_subcommand_parses_its_options_and_the_global_ones() {
         let cli = Cli::try_parse_from([
             "gemauth",

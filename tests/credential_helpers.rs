@@ -6,6 +6,7 @@
 //! git and kubectl are found on PATH (kubectl also in the Google Cloud SDK's bin directory, or
 //! `GEMAUTH_TEST_KUBECTL`). When one is missing the test says so and passes, unless
 //! `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`), where it fails.
+#![cfg(unix)]
 
 mod common;
 
