@@ -11,7 +11,8 @@ until it is terminated.
   POST /reset   sets the count to zero.
 
 The expected credentials come from the environment: BENCH_CLIENT_ID, BENCH_CLIENT_SECRET,
-BENCH_REFRESH_TOKEN. With BENCH_TLS_CERT and BENCH_TLS_KEY (PEM files) it serves HTTPS, as
+BENCH_REFRESH_TOKEN. BENCH_EXPIRES_IN sets the tokens' lifetime (default 3599 seconds). With
+BENCH_TLS_CERT and BENCH_TLS_KEY (PEM files) it serves HTTPS, as
 Google's token endpoint does; otherwise plain HTTP.
 """
 
@@ -29,6 +30,8 @@ EXPECTED = {
     "client_secret": os.environ["BENCH_CLIENT_SECRET"],
     "refresh_token": os.environ["BENCH_REFRESH_TOKEN"],
 }
+
+EXPIRES_IN = int(os.environ.get("BENCH_EXPIRES_IN") or 3599)
 
 _lock = threading.Lock()
 _count = 0
@@ -85,7 +88,7 @@ class Handler(BaseHTTPRequestHandler):
             return
         self._reply(
             200,
-            {"access_token": f"ya29.bench-{n}", "expires_in": 3599, "token_type": "Bearer"},
+            {"access_token": f"ya29.bench-{n}", "expires_in": EXPIRES_IN, "token_type": "Bearer"},
         )
 
 

@@ -90,6 +90,44 @@ pub enum Command {
     ))]
     Curl(Deferred<CurlArgs>),
 
+    /// Docker credential helper for Google registries (also run as `docker-credential-gemauth`)
+    #[command(after_help = concat!(
+        "Examples:\n  echo us-central1-docker.pkg.dev | gemauth docker-credential get\n  gemauth configure-docker us-central1-docker.pkg.dev   # then docker runs docker-credential-gemauth\n\n",
+        "`get` reads a registry on stdin and prints {\"ServerURL\",\"Username\",\"Secret\"}; for a registry that is\n",
+        "not Google's (nor named for gemauth in credHelpers) it prints Docker's \"credentials not found\"\n",
+        "answer and exits 1. `list` prints the registries configured for gemauth; `store` and `erase`\n",
+        "store nothing.\n\n",
+        "Exit codes:\n  0  success\n  1  error, or no credentials for that registry\n  2  usage error\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
+    ))]
+    DockerCredential(Deferred<DockerCredentialArgs>),
+
+    /// Make Docker use gemauth for Google registries (credHelpers in Docker's config.json)
+    #[command(after_help = concat!(
+        "Examples:\n  gemauth configure-docker\n  gemauth configure-docker us-central1-docker.pkg.dev,europe-docker.pkg.dev\n\n",
+        "Without a list, gcloud's default set: gcr.io, us.gcr.io, eu.gcr.io, asia.gcr.io, marketplace.gcr.io.\n",
+        "Writes $DOCKER_CONFIG/config.json (default ~/.docker/config.json), keeping every other entry, and\n",
+        "creates the docker-credential-gemauth link next to gemauth (or prints the command to create it).\n\n",
+        "Exit codes:\n  0  success (also when nothing had to change)\n  1  error (config.json unreadable or malformed: left untouched)\n  2  usage error"
+    ))]
+    ConfigureDocker(Deferred<ConfigureDockerArgs>),
+
+    /// Git credential helper (gitcredentials(7)) for Google-hosted repositories
+    #[command(after_help = concat!(
+        "Example:\n  git config --global credential.https://source.developers.google.com.helper '!gemauth git-credential'\n\n",
+        "`get` answers only for source.developers.google.com, *.googlesource.com, *.sourcemanager.dev and\n",
+        "the hosts named with --host, over https; for any other host it prints nothing, so that git asks\n",
+        "its next helper. A Google token is never sent to another host. `store` and `erase` do nothing.\n\n",
+        "Exit codes:\n  0  success, or nothing to say for that host\n  1  error\n  2  usage error\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
+    ))]
+    GitCredential(Deferred<GitCredentialArgs>),
+
+    /// kubectl exec credential plugin for GKE (prints an ExecCredential)
+    #[command(after_help = concat!(
+        "Example kubeconfig user:\n  users:\n  - name: gke\n    user:\n      exec:\n        apiVersion: client.authentication.k8s.io/v1beta1\n        command: gemauth\n        args: [kubectl-credential]\n        interactiveMode: Never\n        provideClusterInfo: false\n\n",
+        "Exit codes:\n  0  success\n  1  error\n  2  usage error (also a malformed KUBERNETES_EXEC_INFO)\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
+    ))]
+    KubectlCredential(Deferred<KubectlCredentialArgs>),
+
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  gemauth completions bash > ~/.local/share/bash-completion/completions/gemauth\n  gemauth completions zsh > \"${fpath[1]}/_gemauth\"\n  gemauth completions fish > ~/.config/fish/completions/gemauth.fish"
@@ -270,11 +308,100 @@ pub struct CompletionsArgs {
     pub shell: clap_complete::Shell,
 }
 
+/// What Docker asks its credential helper to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DockerAction {
+    /// Read a registry on stdin, print its credentials
+    Get,
+    /// Print the registries configured for gemauth
+    List,
+    /// Read stdin and store nothing (tokens are not stored)
+    Store,
+    /// Read stdin and erase nothing
+    Erase,
+    /// Print the version
+    Version,
+}
+
+#[derive(Debug, Args)]
+pub struct DockerCredentialArgs {
+    /// The docker-credential-helpers action
+    #[arg(value_enum)]
+    pub action: DockerAction,
+
+    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// Seconds the token handed to Docker must still be valid for (a push can take long)
+    #[arg(long, value_name = "SECS", default_value_t = 1800)]
+    pub min_lifetime: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct ConfigureDockerArgs {
+    /// Comma-separated registries, e.g. us-central1-docker.pkg.dev
+    /// [default: gcr.io,us.gcr.io,eu.gcr.io,asia.gcr.io,marketplace.gcr.io]
+    #[arg(value_name = "REGISTRY,…")]
+    pub registries: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct GitCredentialArgs {
+    /// The gitcredentials(7) action: get, store or erase (others are ignored, as git asks)
+    #[arg(value_name = "ACTION")]
+    pub action: String,
+
+    /// Another host to answer for, e.g. git.example.com, *.example.com or 127.0.0.1:8080
+    /// (repeatable); without a port any port matches
+    #[arg(long = "host", value_name = "HOST")]
+    pub hosts: Vec<String>,
+
+    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// Comma-separated scopes (see `print-access-token --scopes`)
+    #[arg(long, value_name = "A,B")]
+    pub scopes: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct KubectlCredentialArgs {
+    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// Comma-separated scopes, for service accounts, impersonation, federation and the metadata
+    /// server [default: cloud-platform]; for a user login they must have been granted
+    #[arg(long, value_name = "A,B")]
+    pub scopes: Option<String>,
+}
+
+/// The name under which the binary acts as `gemauth docker-credential` (Docker runs
+/// `docker-credential-` followed by the helper's name in credHelpers).
+pub const DOCKER_HELPER_NAME: &str = "docker-credential-gemauth";
+
+/// The command line as gemauth parses it: invoked as `docker-credential-gemauth ACTION`, it is
+/// `gemauth docker-credential ACTION`; under any other name, unchanged.
+fn with_docker_helper_name(mut args: Vec<OsString>) -> Vec<OsString> {
+    let invoked_as_helper = args.first().is_some_and(|arg0| {
+        std::path::Path::new(arg0)
+            .file_stem()
+            .is_some_and(|stem| stem == DOCKER_HELPER_NAME)
+    });
+    if invoked_as_helper {
+        args[0] = "gemauth".into();
+        args.insert(1, "docker-credential".into());
+    }
+    args
+}
+
 /// Parses the command line. On a usage error prints clap's message and a `hint:` line naming the
 /// next command, and exits with 2; `--help` and `--version` print on stdout and exit with 0.
 pub fn parse(args: impl IntoIterator<Item = OsString>) -> Cli {
     use clap::CommandFactory;
-    let args: Vec<OsString> = args.into_iter().collect();
+    let args = with_docker_helper_name(args.into_iter().collect());
     let mut command = Cli::command();
     let parsed = command
         .try_get_matches_from_mut(&args)
@@ -367,6 +494,35 @@ mod tests {
     fn the_definition_is_consistent_with_every_subcommand_built() {
         // debug_assert builds every subcommand, deferred options included.
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_docker_helper_name_selects_docker_credential() {
+        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
+        assert_eq!(
+            with_docker_helper_name(args(&["/usr/local/bin/docker-credential-gemauth", "get"])),
+            args(&["gemauth", "docker-credential", "get"])
+        );
+        for unchanged in [
+            &["gemauth", "get"][..],
+            &["/opt/gemauth-static", "status"],
+            &["docker-credential-gemauth-old", "get"],
+            &["docker-credential-gcloud", "get"],
+        ] {
+            assert_eq!(with_docker_helper_name(args(unchanged)), args(unchanged));
+        }
+        let cli = Cli::try_parse_from(with_docker_helper_name(args(&[
+            "docker-credential-gemauth",
+            "list",
+        ])))
+        .unwrap();
+        assert!(matches!(
+            cli.command,
+            Command::DockerCredential(Deferred(DockerCredentialArgs {
+                action: DockerAction::List,
+                ..
+            }))
+        ));
     }
 
     #[test]

@@ -124,6 +124,12 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    #[error("{path}: {problem}")]
+    ToolConfig { path: PathBuf, problem: String },
+
+    #[error("unexpected input from {tool}: {problem}")]
+    HelperInput { tool: &'static str, problem: String },
+
     #[error("{action} {path}: {source}")]
     Io {
         action: &'static str,
@@ -152,7 +158,9 @@ impl Error {
     /// The documented process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::IdTokenRequest { .. } => EXIT_USAGE,
+            Error::Usage(_) | Error::IdTokenRequest { .. } | Error::HelperInput { .. } => {
+                EXIT_USAGE
+            }
             Error::NoCredentials { .. }
             | Error::NoMetadataServer { .. }
             | Error::ScopesNotGranted { .. }
@@ -192,6 +200,8 @@ impl Error {
             Error::ExecutablesNotAllowed => "set GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 to let the credential file run its command (as Google's libraries require)".into(),
             Error::NoMetadataServer { .. } => "run `gemauth login --client-id-file client_secret.json`, or set GOOGLE_APPLICATION_CREDENTIALS to a credential file".into(),
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
+            Error::ToolConfig { .. } => "fix the file named above (gemauth changed nothing), or move it aside and run the command again".into(),
+            Error::HelperInput { tool, .. } => format!("gemauth reads what {tool} writes to its credential helper; docs/helpers.md shows the expected input"),
             Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
             Error::NoSpace { .. } => "free some disk space and run the command again; nothing was sent to the server and the credential is unchanged".into(),
             Error::IdTokenRequest { hint, .. } => hint.clone(),

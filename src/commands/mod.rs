@@ -1,7 +1,11 @@
 //! One module per subcommand; `run` dispatches the parsed command line to it.
 
 pub mod curl;
+pub mod docker;
 pub mod docs;
+pub mod git;
+pub mod helpers;
+pub mod kubectl;
 pub mod login;
 pub mod print_access_token;
 pub mod print_identity_token;
@@ -33,6 +37,10 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::SetQuotaProject(args) => quota_project::set(args.0),
         Command::PrintQuotaProject(args) => quota_project::print(args.0),
         Command::Curl(args) => return curl::run(args.0),
+        Command::DockerCredential(args) => return docker::credential(args.0),
+        Command::ConfigureDocker(args) => docker::configure(args.0),
+        Command::GitCredential(args) => git::credential(args.0),
+        Command::KubectlCredential(args) => kubectl::credential(args.0),
         Command::Completions(args) => docs::completions(args.0),
         Command::Man => docs::man(),
     }

@@ -25,6 +25,8 @@ struct Report {
     quota_project_id: Option<String>,
     cached_token: Option<CachedReport>,
     file_mode: Option<String>,
+    /// The credential helpers (Docker, Git) configured to run gemauth.
+    helpers: Vec<String>,
     /// Whether, and how, `print-identity-token` works with this credential.
     id_tokens: String,
     warnings: Vec<String>,
@@ -120,6 +122,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
         }),
         file_mode: file.as_deref().and_then(file_mode),
         id_tokens: crate::idtoken::support(&credential),
+        helpers: super::helpers::configured_helpers(),
         warnings: match &target {
             Target::File(path, source) => warnings(path, *source),
             Target::Metadata(_) => Vec::new(),
@@ -352,6 +355,14 @@ fn render_text(r: &Report) -> String {
     );
     line("File mode:", or_none(r.file_mode.as_deref()));
     line("ID tokens:", r.id_tokens.clone());
+    line(
+        "Helpers:",
+        if r.helpers.is_empty() {
+            "none configured (see `gemauth configure-docker`, docs/helpers.md)".to_string()
+        } else {
+            r.helpers.join("\n                 ")
+        },
+    );
     if let Some(check) = &r.check {
         line(
             "Check:",
