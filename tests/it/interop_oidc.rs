@@ -6,13 +6,11 @@
 //! Needs `node` and `tests/interop/node_modules` (`npm ci --prefix tests/interop`). Without them
 //! the tests say so and pass, unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::harness::*;
 
 const CLIENT_ID: &str = "gemauth-interop.apps.googleusercontent.com";
 const CLIENT_SECRET: &str = "GOCSPX-interop-secret";

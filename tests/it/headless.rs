@@ -1,9 +1,7 @@
 //! `gemauth login --no-browser`: paste mode for SSH sessions, containers and CI, racing the
 //! loopback listener, and the automatic fallback when no browser can be opened.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 const PROMPT: &str = "Paste the address (or the code): ";
 

@@ -1,7 +1,6 @@
 //! Test harness: an in-process fake Google authorization server on 127.0.0.1 that records what
 //! it receives, a fake browser (`BROWSER` points at a script that hands the URL to the test,
 //! which then follows it), and an isolated environment (HOME, XDG dirs, CLOUDSDK_CONFIG) per test.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Read, Write};

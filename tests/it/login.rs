@@ -1,8 +1,6 @@
 //! `gemauth login` against the fake authorization server, with a fake browser.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 #[test]
 fn login_writes_an_adc_file_that_google_libraries_read() {

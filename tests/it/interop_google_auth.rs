@@ -5,11 +5,9 @@
 //! Needs a Python with google-auth and requests: `GEMAUTH_TEST_PYTHON`, else `python3`. Without
 //! one the test says so and passes, unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
 
-mod common;
-
 use std::process::Command;
 
-use common::*;
+use crate::harness::*;
 
 fn python() -> Option<String> {
     let python = std::env::var("GEMAUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());

@@ -1,8 +1,6 @@
 //! `gemauth revoke`: revocation at the server, local removal, and what happens on failure.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 #[test]
 fn revoke_revokes_at_the_server_and_removes_file_and_cache() {

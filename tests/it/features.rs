@@ -1,12 +1,10 @@
 //! `status`, quota project, output formats, `curl`, completions and man page, help texts, and
 //! the library API through the examples.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::*;
+use crate::harness::*;
 
 fn json_of(done: &Finished) -> serde_json::Value {
     assert_eq!(done.code(), 0, "{}", done.stderr);
