@@ -4,8 +4,8 @@
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
-use base64::Engine as _;
 use crate::harness::*;
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 const SA_EMAIL: &str = "ci-runner@test-project-1.iam.gserviceaccount.com";

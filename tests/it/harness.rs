@@ -597,10 +597,31 @@ pub fn raw_request(host: &str, port: u16, request: &str) -> Page {
     }
 }
 
+/// A loopback port that refuses connections at once: a socket bound to it but not listening.
+/// While it lives no other program can bind the port, so a test's "nothing answers there"
+/// cannot meet a server that happened to start on a port the test had closed.
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("create a socket");
+        socket
+            .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
+            .expect("bind a loopback port");
+        ClosedPort(socket)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("bound address").port()
+    }
+}
+
 /// An isolated environment: temp HOME, XDG dirs, CLOUDSDK_CONFIG, fake server and browser.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub google: FakeGoogle,
+    /// GCE_METADATA_HOST: no metadata server, and the attempt is refused at once.
+    no_metadata: ClosedPort,
 }
 
 impl TestEnv {
@@ -624,6 +645,7 @@ impl TestEnv {
         TestEnv {
             dir,
             google: FakeGoogle::start(),
+            no_metadata: ClosedPort::new(),
         }
     }
 
@@ -679,7 +701,10 @@ impl TestEnv {
             .env("BROWSER", self.browser())
             .env("GEMAUTH_TIMEOUT", "10")
             // Never look for a real metadata server: a closed loopback port answers at once.
-            .env("GCE_METADATA_HOST", "127.0.0.1:9")
+            .env(
+                "GCE_METADATA_HOST",
+                format!("127.0.0.1:{}", self.no_metadata.port()),
+            )
             .stdin(Stdio::null());
         cmd
     }
@@ -740,6 +765,31 @@ impl TestEnv {
             .arg(&client)
             .args(args);
         Running::spawn_interactive(cmd, self.path("browser-args"))
+    }
+
+    /// Calls `start` (e.g. [`TestEnv::start_login`]) with `["--port", PORT]`, PORT a port that
+    /// was free a moment ago, and returns the login once gemauth has bound it, with the port.
+    /// Another program may take the port between the test's check and gemauth's bind: gemauth
+    /// then exits saying so, and another port is tried.
+    pub fn start_on_a_free_port(&self, start: impl Fn(&[&str]) -> Running) -> (Running, u16) {
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|probe| probe.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let mut run = start(&["--port", &port.to_string()]);
+            // The authorization URL is printed once the listener is bound.
+            if run.wait_stderr_or_exit(&format!("{}/auth?", self.google.base)) {
+                return (run, port);
+            }
+            let done = run.finish();
+            assert!(
+                done.code() == 1 && done.stderr.contains(&format!("port {port}")),
+                "{}",
+                done.stderr
+            );
+        }
+        panic!("10 free ports in a row were taken before gemauth could bind them");
     }
 
     /// Runs a complete, approved login with the default settings.
@@ -954,6 +1004,25 @@ impl Running {
 
     pub fn stderr_so_far(&self) -> String {
         self.stderr.lock().unwrap().clone()
+    }
+
+    /// Waits until stderr contains `needle` (true) or the process has exited (false).
+    pub fn wait_stderr_or_exit(&mut self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.stderr_so_far().contains(needle) {
+                return true;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stderr never contained {needle:?}: {}",
+                self.stderr_so_far()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until stderr contains `needle`; returns stderr.

@@ -1,6 +1,8 @@
 //! `gemauth login --no-browser`: paste mode for SSH sessions, containers and CI, racing the
 //! loopback listener, and the automatic fallback when no browser can be opened.
 
+use std::process::Command;
+
 use crate::harness::*;
 
 const PROMPT: &str = "Paste the address (or the code): ";
@@ -14,13 +16,71 @@ fn assert_logged_in(env: &TestEnv, done: &Finished) {
     assert_eq!(env.google.seen_grants("authorization_code").len(), 1);
 }
 
+/// The test's browser made one that stays open until killed (blocked opening a FIFO nobody
+/// writes to): one that gemauth started at any moment of its life is still running when the
+/// test looks, so "no browser was started" cannot pass by timing.
+struct LingeringBrowser {
+    script: String,
+}
+
+impl LingeringBrowser {
+    fn install(env: &TestEnv) -> Self {
+        let hold = env.path("hold");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&hold)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // No command substitution: a forked subshell would be another process with this name.
+        let script = format!("#!/bin/sh\nread -r _ < '{}'\n", hold.display());
+        std::fs::write(env.browser(), script).unwrap();
+        let browser = LingeringBrowser {
+            script: env.browser().display().to_string(),
+        };
+        // The check finds a browser that runs (spawn returns once the script is executing).
+        let mut control = Command::new(env.browser()).spawn().unwrap();
+        let seen = browser.running();
+        control.kill().unwrap();
+        control.wait().unwrap();
+        assert_eq!(seen, [control.id().to_string()], "the check sees a browser");
+        browser
+    }
+
+    /// The processes (pids, from /proc) running the script.
+    fn running(&self) -> Vec<String> {
+        let mut pids = vec![];
+        for entry in std::fs::read_dir("/proc").expect("/proc is readable") {
+            let entry = entry.unwrap();
+            // A process may end while it is looked at: then it is not running.
+            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+                continue;
+            };
+            if cmdline
+                .split(|&b| b == 0)
+                .any(|arg| arg == self.script.as_bytes())
+            {
+                pids.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+        pids
+    }
+}
+
+impl Drop for LingeringBrowser {
+    fn drop(&mut self) {
+        for pid in self.running() {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+        }
+    }
+}
+
 #[test]
 fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
     let env = TestEnv::new();
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
-    let mut run = env.start_headless(&["--port", &port.to_string()]);
+    let browser = LingeringBrowser::install(&env);
+    let (mut run, port) = env.start_on_a_free_port(|port| env.start_headless(port));
     let stderr = run.wait_stderr(PROMPT);
     let url = run.printed_url();
     let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
@@ -34,15 +94,18 @@ fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
         stderr.contains(&format!("ssh -L {port}:127.0.0.1:{port}")),
         "{stderr}"
     );
-    // No browser is opened in this mode.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(!env.path("browser-args").exists());
 
     let redirect = approve_elsewhere(&url);
     assert!(redirect.starts_with(&format!("http://127.0.0.1:{port}/?")));
     run.paste(&redirect);
     let done = run.finish();
     assert_logged_in(&env, &done);
+    // No browser was opened in this mode, at any moment of gemauth's life.
+    assert_eq!(
+        browser.running(),
+        Vec::<String>::new(),
+        "a browser was started"
+    );
     let form = &env.google.seen_grants("authorization_code")[0].form;
     assert_eq!(form["redirect_uri"], format!("http://127.0.0.1:{port}/"));
 }

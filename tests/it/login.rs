@@ -150,10 +150,7 @@ fn credential_file_flag_writes_elsewhere() {
 #[test]
 fn fixed_port_is_used_and_a_taken_port_fails_at_once() {
     let env = TestEnv::new();
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
-    let run = env.start_login(&["--port", &port.to_string()]);
+    let (run, port) = env.start_on_a_free_port(|port| env.start_login(port));
     let url = run.browser_url();
     assert_eq!(
         query_of(&url)["redirect_uri"],
