@@ -918,13 +918,14 @@ pub fn approve_elsewhere(url: &str) -> String {
     auth.headers["location"].clone()
 }
 
-/// A gemauth process running in the background, its output collected by threads.
+/// A gemauth process running in the background. Its standard error goes to a file, so that
+/// what gemauth has written is there to read (a pipe's reader could lag behind); its standard
+/// output is collected by a thread.
 pub struct Running {
     child: Child,
     stdin: Option<std::process::ChildStdin>,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<thread::JoinHandle<()>>,
+    stdout: Option<thread::JoinHandle<String>>,
+    stderr: tempfile::NamedTempFile,
     browser_args: PathBuf,
 }
 
@@ -943,43 +944,24 @@ impl Finished {
 impl Running {
     pub fn spawn(mut cmd: Command, browser_args: PathBuf) -> Self {
         let _ = std::fs::remove_file(&browser_args);
+        let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr.reopen().unwrap())
             .spawn()
             .expect("start gemauth");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut readers = vec![];
         let out = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        readers.push(thread::spawn(move || {
+        let stdout = thread::spawn(move || {
             let mut s = String::new();
             let _ = BufReader::new(out).read_to_string(&mut s);
-            sink.lock().unwrap().push_str(&s);
-        }));
-        let err = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        readers.push(thread::spawn(move || {
-            // Raw chunks, not lines: prompts end without a newline.
-            let mut err = err;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }));
+            s
+        });
         let stdin = child.stdin.take();
         Running {
             child,
             stdin,
-            stdout,
+            stdout: Some(stdout),
             stderr,
-            readers,
             browser_args,
         }
     }
@@ -1002,8 +984,13 @@ impl Running {
         self.stdin = None;
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stderr_so_far(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        String::from_utf8_lossy(&std::fs::read(self.stderr.path()).unwrap()).into_owned()
     }
 
     /// Waits until stderr contains `needle` (true) or the process has exited (false).
@@ -1090,11 +1077,8 @@ impl Running {
             }
             thread::sleep(Duration::from_millis(10));
         };
-        for r in self.readers.drain(..) {
-            r.join().unwrap();
-        }
-        let stdout = self.stdout.lock().unwrap().clone();
-        let stderr = self.stderr.lock().unwrap().clone();
+        let stdout = self.stdout.take().unwrap().join().unwrap();
+        let stderr = self.stderr_so_far();
         Finished {
             status,
             stdout,

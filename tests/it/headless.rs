@@ -2,6 +2,7 @@
 //! loopback listener, and the automatic fallback when no browser can be opened.
 
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use crate::harness::*;
 
@@ -17,8 +18,8 @@ fn assert_logged_in(env: &TestEnv, done: &Finished) {
 }
 
 /// The test's browser made one that stays open until killed (blocked opening a FIFO nobody
-/// writes to): one that gemauth started at any moment of its life is still running when the
-/// test looks, so "no browser was started" cannot pass by timing.
+/// writes to): one that gemauth started is still running when the test looks, so "no browser
+/// was started" cannot pass by timing.
 struct LingeringBrowser {
     script: String,
 }
@@ -39,41 +40,83 @@ impl LingeringBrowser {
         let browser = LingeringBrowser {
             script: env.browser().display().to_string(),
         };
-        // The check finds a browser that runs (spawn returns once the script is executing).
-        let mut control = Command::new(env.browser()).spawn().unwrap();
-        let seen = browser.running();
+        // The check finds a browser that runs: the script run as the kernel runs it for a
+        // `#!` line, "/bin/sh SCRIPT" (not executed itself: a file just written can be busy
+        // for exec while another thread's fork still holds it). Its command line is readable a
+        // moment after `spawn` returns, once the kernel has set up the new program.
+        let mut control = Command::new("/bin/sh").arg(env.browser()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while browser.running() != [control.id()] {
+            assert!(Instant::now() < deadline, "the check never saw a browser");
+            std::thread::sleep(Duration::from_millis(5));
+        }
         control.kill().unwrap();
         control.wait().unwrap();
-        assert_eq!(seen, [control.id().to_string()], "the check sees a browser");
         browser
     }
 
-    /// The processes (pids, from /proc) running the script.
-    fn running(&self) -> Vec<String> {
-        let mut pids = vec![];
-        for entry in std::fs::read_dir("/proc").expect("/proc is readable") {
-            let entry = entry.unwrap();
-            // A process may end while it is looked at: then it is not running.
-            let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
-                continue;
-            };
-            if cmdline
-                .split(|&b| b == 0)
-                .any(|arg| arg == self.script.as_bytes())
-            {
-                pids.push(entry.file_name().to_string_lossy().into_owned());
-            }
-        }
-        pids
+    /// The processes running the script.
+    fn running(&self) -> Vec<u32> {
+        processes()
+            .into_iter()
+            .filter(|p| p.cmdline.iter().any(|arg| arg == self.script.as_bytes()))
+            .map(|p| p.pid)
+            .collect()
     }
 }
 
 impl Drop for LingeringBrowser {
     fn drop(&mut self) {
         for pid in self.running() {
-            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
         }
     }
+}
+
+struct Process {
+    pid: u32,
+    ppid: u32,
+    cmdline: Vec<Vec<u8>>,
+}
+
+/// The processes that exist, from /proc.
+fn processes() -> Vec<Process> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").expect("/proc is readable") {
+        let entry = entry.unwrap();
+        let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
+            continue;
+        };
+        // A process may end while it is looked at: then it does not exist.
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(entry.path().join("stat")),
+            std::fs::read(entry.path().join("cmdline")),
+        ) else {
+            continue;
+        };
+        // "PID (COMMAND) STATE PPID ...", COMMAND being any text.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse().ok())
+        else {
+            continue;
+        };
+        let cmdline = cmdline.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+        found.push(Process { pid, ppid, cmdline });
+    }
+    found
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == pid)
+        .map(|p| p.pid)
+        .collect()
 }
 
 #[test]
@@ -82,6 +125,12 @@ fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
     let browser = LingeringBrowser::install(&env);
     let (mut run, port) = env.start_on_a_free_port(|port| env.start_headless(port));
     let stderr = run.wait_stderr(PROMPT);
+    // No browser is opened in this mode: gemauth, waiting at the prompt, has no child process.
+    assert_eq!(
+        children_of(run.id()),
+        Vec::<u32>::new(),
+        "a browser was started"
+    );
     let url = run.printed_url();
     let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
     assert!(
@@ -100,10 +149,10 @@ fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
     run.paste(&redirect);
     let done = run.finish();
     assert_logged_in(&env, &done);
-    // No browser was opened in this mode, at any moment of gemauth's life.
+    // Nor later, at any moment of gemauth's life: it would still be running.
     assert_eq!(
         browser.running(),
-        Vec::<String>::new(),
+        Vec::<u32>::new(),
         "a browser was started"
     );
     let form = &env.google.seen_grants("authorization_code")[0].form;
