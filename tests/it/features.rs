@@ -217,7 +217,7 @@ fn curl_available() -> bool {
 fn curl_adds_the_headers_and_passes_its_exit_code_through() {
     assert!(
         curl_available(),
-        "curl is needed for this test (.ci/run installs it)"
+        "curl is needed for this test (`bash .ci/run` installs it)"
     );
     let env = TestEnv::new();
     env.login();
@@ -461,7 +461,7 @@ fn rust_example_lists_models_with_the_library_api() {
 fn shell_example_lists_models_with_curl() {
     assert!(
         curl_available(),
-        "curl is needed for this test (.ci/run installs it)"
+        "curl is needed for this test (`bash .ci/run` installs it)"
     );
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");

@@ -51,7 +51,9 @@ impl OidcServer {
         if rotate {
             cmd.arg("--rotate");
         }
-        let mut child = cmd.spawn().expect("start node with oidc-provider");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run node (`bash .ci/run` installs it): {e}"));
         let mut line = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         stdout.read_line(&mut line).unwrap();
