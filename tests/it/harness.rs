@@ -1,7 +1,6 @@
 //! Test harness: an in-process fake Google authorization server on 127.0.0.1 that records what
 //! it receives, a fake browser (`BROWSER` points at a script that hands the URL to the test,
 //! which then follows it), and an isolated environment (HOME, XDG dirs, CLOUDSDK_CONFIG) per test.
-#![allow(dead_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{BufReader, Read, Write};
@@ -746,10 +745,31 @@ pub fn raw_request(host: &str, port: u16, request: &str) -> Page {
     }
 }
 
+/// A loopback port that refuses connections at once: a socket bound to it but not listening.
+/// While it lives no other program can bind the port, so a test's "nothing answers there"
+/// cannot meet a server that happened to start on a port the test had closed.
+pub struct ClosedPort(tokio::net::TcpSocket);
+
+impl ClosedPort {
+    pub fn new() -> Self {
+        let socket = tokio::net::TcpSocket::new_v4().expect("create a socket");
+        socket
+            .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
+            .expect("bind a loopback port");
+        ClosedPort(socket)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.0.local_addr().expect("bound address").port()
+    }
+}
+
 /// An isolated environment: temp HOME, XDG dirs, CLOUDSDK_CONFIG, fake server and browser.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
     pub google: FakeGoogle,
+    /// GCE_METADATA_HOST: no metadata server, and the attempt is refused at once.
+    no_metadata: ClosedPort,
 }
 
 impl TestEnv {
@@ -773,6 +793,7 @@ impl TestEnv {
         TestEnv {
             dir,
             google: FakeGoogle::start(),
+            no_metadata: ClosedPort::new(),
         }
     }
 
@@ -828,7 +849,10 @@ impl TestEnv {
             .env("BROWSER", self.browser())
             .env("GEMAUTH_TIMEOUT", "10")
             // Never look for a real metadata server: a closed loopback port answers at once.
-            .env("GCE_METADATA_HOST", "127.0.0.1:9")
+            .env(
+                "GCE_METADATA_HOST",
+                format!("127.0.0.1:{}", self.no_metadata.port()),
+            )
             .stdin(Stdio::null());
         cmd
     }
@@ -889,6 +913,31 @@ impl TestEnv {
             .arg(&client)
             .args(args);
         Running::spawn_interactive(cmd, self.path("browser-args"))
+    }
+
+    /// Calls `start` (e.g. [`TestEnv::start_login`]) with `["--port", PORT]`, PORT a port that
+    /// was free a moment ago, and returns the login once gemauth has bound it, with the port.
+    /// Another program may take the port between the test's check and gemauth's bind: gemauth
+    /// then exits saying so, and another port is tried.
+    pub fn start_on_a_free_port(&self, start: impl Fn(&[&str]) -> Running) -> (Running, u16) {
+        for _ in 0..10 {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|probe| probe.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let mut run = start(&["--port", &port.to_string()]);
+            // The authorization URL is printed once the listener is bound.
+            if run.wait_stderr_or_exit(&format!("{}/auth?", self.google.base)) {
+                return (run, port);
+            }
+            let done = run.finish();
+            assert!(
+                done.code() == 1 && done.stderr.contains(&format!("port {port}")),
+                "{}",
+                done.stderr
+            );
+        }
+        panic!("10 free ports in a row were taken before gemauth could bind them");
     }
 
     /// Runs a complete, approved login with the default settings.
@@ -1017,13 +1066,14 @@ pub fn approve_elsewhere(url: &str) -> String {
     auth.headers["location"].clone()
 }
 
-/// A gemauth process running in the background, its output collected by threads.
+/// A gemauth process running in the background. Its standard error goes to a file, so that
+/// what gemauth has written is there to read (a pipe's reader could lag behind); its standard
+/// output is collected by a thread.
 pub struct Running {
     child: Child,
     stdin: Option<std::process::ChildStdin>,
-    stdout: Arc<Mutex<String>>,
-    stderr: Arc<Mutex<String>>,
-    readers: Vec<thread::JoinHandle<()>>,
+    stdout: Option<thread::JoinHandle<String>>,
+    stderr: tempfile::NamedTempFile,
     browser_args: PathBuf,
 }
 
@@ -1042,43 +1092,24 @@ impl Finished {
 impl Running {
     pub fn spawn(mut cmd: Command, browser_args: PathBuf) -> Self {
         let _ = std::fs::remove_file(&browser_args);
+        let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = cmd
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
+            .stderr(stderr.reopen().unwrap())
             .spawn()
             .expect("start gemauth");
-        let stdout = Arc::new(Mutex::new(String::new()));
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let mut readers = vec![];
         let out = child.stdout.take().unwrap();
-        let sink = stdout.clone();
-        readers.push(thread::spawn(move || {
+        let stdout = thread::spawn(move || {
             let mut s = String::new();
             let _ = BufReader::new(out).read_to_string(&mut s);
-            sink.lock().unwrap().push_str(&s);
-        }));
-        let err = child.stderr.take().unwrap();
-        let sink = stderr.clone();
-        readers.push(thread::spawn(move || {
-            // Raw chunks, not lines: prompts end without a newline.
-            let mut err = err;
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = err.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                sink.lock()
-                    .unwrap()
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
-        }));
+            s
+        });
         let stdin = child.stdin.take();
         Running {
             child,
             stdin,
-            stdout,
+            stdout: Some(stdout),
             stderr,
-            readers,
             browser_args,
         }
     }
@@ -1101,8 +1132,32 @@ impl Running {
         self.stdin = None;
     }
 
+    /// The process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn stderr_so_far(&self) -> String {
-        self.stderr.lock().unwrap().clone()
+        String::from_utf8_lossy(&std::fs::read(self.stderr.path()).unwrap()).into_owned()
+    }
+
+    /// Waits until stderr contains `needle` (true) or the process has exited (false).
+    pub fn wait_stderr_or_exit(&mut self, needle: &str) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if self.stderr_so_far().contains(needle) {
+                return true;
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "stderr never contained {needle:?}: {}",
+                self.stderr_so_far()
+            );
+            thread::sleep(Duration::from_millis(20));
+        }
     }
 
     /// Waits until stderr contains `needle`; returns stderr.
@@ -1170,11 +1225,8 @@ impl Running {
             }
             thread::sleep(Duration::from_millis(10));
         };
-        for r in self.readers.drain(..) {
-            r.join().unwrap();
-        }
-        let stdout = self.stdout.lock().unwrap().clone();
-        let stderr = self.stderr.lock().unwrap().clone();
+        let stdout = self.stdout.take().unwrap().join().unwrap();
+        let stderr = self.stderr_so_far();
         Finished {
             status,
             stdout,

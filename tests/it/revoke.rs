@@ -1,8 +1,6 @@
 //! `gemauth revoke`: revocation at the server, local removal, and what happens on failure.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 #[test]
 fn revoke_revokes_at_the_server_and_removes_file_and_cache() {
@@ -88,9 +86,8 @@ fn server_failure_keeps_the_file_unless_forced() {
 fn unreachable_server_keeps_the_file() {
     let env = TestEnv::new();
     let path = env.path("creds.json");
-    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = closed.local_addr().unwrap().port();
-    drop(closed);
+    let closed = ClosedPort::new();
+    let port = closed.port();
     let creds = serde_json::json!({
         "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
         "refresh_token": "1//r", "revoke_uri": format!("http://127.0.0.1:{port}/revoke"),

@@ -1,13 +1,11 @@
 //! `print-access-token` for every kind of Application Default Credentials, against local fake
 //! token, STS, IAM Credentials and metadata endpoints that verify what they receive.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::PathBuf;
 
+use crate::harness::*;
 use base64::Engine as _;
-use common::*;
 use serde_json::{Value, json};
 
 const SA_EMAIL: &str = "ci-runner@test-project-1.iam.gserviceaccount.com";

@@ -3,35 +3,36 @@
 //! google-auth must be able to refresh with it.
 //!
 //! Needs a Python with google-auth and requests: `GEMAUTH_TEST_PYTHON`, else `python3`. Without
-//! one the test says so and passes, unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
-
-mod common;
+//! one the test is ignored (build.rs), unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
 
 use std::process::Command;
 
-use common::*;
+use crate::harness::*;
 
-fn python() -> Option<String> {
-    let python = std::env::var("GEMAUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
+/// The Python with google-auth: `GEMAUTH_TEST_PYTHON`, else `python3`.
+fn python() -> String {
+    let python = std::env::var("GEMAUTH_TEST_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "python3".into());
     let works = Command::new(&python)
         .args(["-c", "import google.auth, google.auth.transport.requests"])
         .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if works {
-        return Some(python);
-    }
+        .is_ok_and(|o| o.status.success());
     assert!(
-        std::env::var("GEMAUTH_REQUIRE_INTEROP").as_deref() != Ok("1"),
-        "GEMAUTH_REQUIRE_INTEROP=1 but {python} cannot import google.auth (run .ci/run)"
+        works,
+        "{python} cannot import google.auth (`bash .ci/run` installs it)"
     );
-    eprintln!("SKIPPED: {python} has no google-auth; `bash .ci/run` installs it");
-    None
+    python
 }
 
 #[test]
+#[cfg_attr(
+    not(has_google_auth),
+    ignore = "needs a Python with google-auth: GEMAUTH_TEST_PYTHON, else python3 (`bash .ci/run` installs one)"
+)]
 fn google_auth_loads_and_refreshes_the_login_file() {
-    let Some(python) = python() else { return };
+    let python = python();
     let env = TestEnv::new();
     env.login();
     let script = concat!(

@@ -2,9 +2,7 @@
 //! impersonation's source, empty or absurd server answers, header injection through the quota
 //! project, secrets in URLs, and exit codes of refusals at login and revoke.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 
 fn run_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Finished {

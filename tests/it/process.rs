@@ -1,17 +1,13 @@
 //! The process around the commands, as std's start-up sets it up for `main`: closed standard
 //! descriptors, a reader that goes away, arguments that are not UTF-8.
 
-#![cfg(unix)]
-
-mod common;
-
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::*;
+use crate::harness::*;
 
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {

@@ -1,13 +1,11 @@
 //! Never lose, corrupt or leak a credential: concurrent refresh, atomic private files, kills at
 //! random moments, hostile servers.
 
-mod common;
-
 use std::io::{Read, Write};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 fn spawn_print(env: &TestEnv) -> std::process::Child {
     env.spawn_piped(&["print-access-token"])

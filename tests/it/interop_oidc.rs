@@ -4,15 +4,13 @@
 //! development login and consent pages, cookies included.
 //!
 //! Needs `node` and `tests/interop/node_modules` (`npm ci --prefix tests/interop`). Without them
-//! the tests say so and pass, unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
-
-mod common;
+//! the tests are ignored (build.rs), unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
-use common::*;
+use crate::harness::*;
 
 const CLIENT_ID: &str = "gemauth-interop.apps.googleusercontent.com";
 const CLIENT_SECRET: &str = "GOCSPX-interop-secret";
@@ -37,22 +35,14 @@ impl Drop for OidcServer {
 }
 
 impl OidcServer {
-    fn start(rotate: bool) -> Option<Self> {
+    fn start(rotate: bool) -> Self {
         let installed = interop_dir()
             .join("node_modules/oidc-provider/package.json")
             .exists();
-        let node = Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !(installed && node) {
-            assert!(
-                std::env::var("GEMAUTH_REQUIRE_INTEROP").as_deref() != Ok("1"),
-                "GEMAUTH_REQUIRE_INTEROP=1 but node or oidc-provider is missing (run .ci/run)"
-            );
-            eprintln!("SKIPPED: needs node and `npm ci --prefix tests/interop`");
-            return None;
-        }
+        assert!(
+            installed,
+            "oidc-provider is not installed: run `npm ci --prefix tests/interop`"
+        );
         let mut cmd = Command::new("node");
         cmd.arg(interop_dir().join("oidc_server.mjs"))
             .stdin(Stdio::piped())
@@ -61,17 +51,19 @@ impl OidcServer {
         if rotate {
             cmd.arg("--rotate");
         }
-        let mut child = cmd.spawn().expect("start oidc-provider");
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run node (`bash .ci/run` installs it): {e}"));
         let mut line = String::new();
         let mut stdout = BufReader::new(child.stdout.take().unwrap());
         stdout.read_line(&mut line).unwrap();
         // Keep draining: the server must never write into a closed pipe.
         std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
         let started: serde_json::Value = serde_json::from_str(&line).expect("server started");
-        Some(OidcServer {
+        OidcServer {
             child,
             issuer: started["issuer"].as_str().unwrap().to_string(),
-        })
+        }
     }
 
     fn client_json(&self) -> serde_json::Value {
@@ -231,10 +223,12 @@ fn refresh_token(env: &TestEnv) -> String {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_oidc_provider),
+    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
+)]
 fn loopback_login_then_cached_and_refreshed_tokens() {
-    let Some(server) = OidcServer::start(false) else {
-        return;
-    };
+    let server = OidcServer::start(false);
     let env = TestEnv::new();
     let done = login(&env, &server);
     assert!(!done.stderr.contains("not granted"), "{}", done.stderr);
@@ -262,10 +256,12 @@ fn loopback_login_then_cached_and_refreshed_tokens() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_oidc_provider),
+    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
+)]
 fn pasted_redirect_url_login() {
-    let Some(server) = OidcServer::start(false) else {
-        return;
-    };
+    let server = OidcServer::start(false);
     let env = TestEnv::new();
     let client = write_client(&env, &server);
     let mut cmd = env.cmd();
@@ -285,10 +281,12 @@ fn pasted_redirect_url_login() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_oidc_provider),
+    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
+)]
 fn rotated_refresh_tokens_are_saved() {
-    let Some(server) = OidcServer::start(true) else {
-        return;
-    };
+    let server = OidcServer::start(true);
     let env = TestEnv::new();
     login(&env, &server);
     let before = refresh_token(&env);
@@ -305,10 +303,12 @@ fn rotated_refresh_tokens_are_saved() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_oidc_provider),
+    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
+)]
 fn revoke_makes_the_grant_inactive() {
-    let Some(server) = OidcServer::start(false) else {
-        return;
-    };
+    let server = OidcServer::start(false);
     let env = TestEnv::new();
     login(&env, &server);
     let rt = refresh_token(&env);
@@ -320,10 +320,12 @@ fn revoke_makes_the_grant_inactive() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_oidc_provider),
+    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
+)]
 fn out_of_band_revocation_exits_3_and_keeps_the_file() {
-    let Some(server) = OidcServer::start(false) else {
-        return;
-    };
+    let server = OidcServer::start(false);
     let env = TestEnv::new();
     login(&env, &server);
     server.revoke(&refresh_token(&env));
@@ -337,10 +339,12 @@ fn out_of_band_revocation_exits_3_and_keeps_the_file() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_oidc_provider),
+    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
+)]
 fn denied_consent_fails_the_login() {
-    let Some(server) = OidcServer::start(false) else {
-        return;
-    };
+    let server = OidcServer::start(false);
     let env = TestEnv::new();
     let client = write_client(&env, &server);
     let mut cmd = env.cmd();

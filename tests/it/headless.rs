@@ -1,9 +1,10 @@
 //! `gemauth login --no-browser`: paste mode for SSH sessions, containers and CI, racing the
 //! loopback listener, and the automatic fallback when no browser can be opened.
 
-mod common;
+use std::process::Command;
+use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 const PROMPT: &str = "Paste the address (or the code): ";
 
@@ -16,14 +17,120 @@ fn assert_logged_in(env: &TestEnv, done: &Finished) {
     assert_eq!(env.google.seen_grants("authorization_code").len(), 1);
 }
 
+/// The test's browser made one that stays open until killed (blocked opening a FIFO nobody
+/// writes to): one that gemauth started is still running when the test looks, so "no browser
+/// was started" cannot pass by timing.
+struct LingeringBrowser {
+    script: String,
+}
+
+impl LingeringBrowser {
+    fn install(env: &TestEnv) -> Self {
+        let hold = env.path("hold");
+        assert!(
+            Command::new("mkfifo")
+                .arg(&hold)
+                .status()
+                .unwrap()
+                .success()
+        );
+        // No command substitution: a forked subshell would be another process with this name.
+        let script = format!("#!/bin/sh\nread -r _ < '{}'\n", hold.display());
+        std::fs::write(env.browser(), script).unwrap();
+        let browser = LingeringBrowser {
+            script: env.browser().display().to_string(),
+        };
+        // The check finds a browser that runs: the script run as the kernel runs it for a
+        // `#!` line, "/bin/sh SCRIPT" (not executed itself: a file just written can be busy
+        // for exec while another thread's fork still holds it). Its command line is readable a
+        // moment after `spawn` returns, once the kernel has set up the new program.
+        let mut control = Command::new("/bin/sh").arg(env.browser()).spawn().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while browser.running() != [control.id()] {
+            assert!(Instant::now() < deadline, "the check never saw a browser");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        control.kill().unwrap();
+        control.wait().unwrap();
+        browser
+    }
+
+    /// The processes running the script.
+    fn running(&self) -> Vec<u32> {
+        processes()
+            .into_iter()
+            .filter(|p| p.cmdline.iter().any(|arg| arg == self.script.as_bytes()))
+            .map(|p| p.pid)
+            .collect()
+    }
+}
+
+impl Drop for LingeringBrowser {
+    fn drop(&mut self) {
+        for pid in self.running() {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+        }
+    }
+}
+
+struct Process {
+    pid: u32,
+    ppid: u32,
+    cmdline: Vec<Vec<u8>>,
+}
+
+/// The processes that exist, from /proc.
+fn processes() -> Vec<Process> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir("/proc").expect("/proc is readable") {
+        let entry = entry.unwrap();
+        let Ok(pid) = entry.file_name().to_string_lossy().parse() else {
+            continue;
+        };
+        // A process may end while it is looked at: then it does not exist.
+        let (Ok(stat), Ok(cmdline)) = (
+            std::fs::read_to_string(entry.path().join("stat")),
+            std::fs::read(entry.path().join("cmdline")),
+        ) else {
+            continue;
+        };
+        // "PID (COMMAND) STATE PPID ...", COMMAND being any text.
+        let Some(ppid) = stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse().ok())
+        else {
+            continue;
+        };
+        let cmdline = cmdline.split(|&b| b == 0).map(<[u8]>::to_vec).collect();
+        found.push(Process { pid, ppid, cmdline });
+    }
+    found
+}
+
+/// The processes whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    processes()
+        .into_iter()
+        .filter(|p| p.ppid == pid)
+        .map(|p| p.pid)
+        .collect()
+}
+
 #[test]
 fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
     let env = TestEnv::new();
-    let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
-    let mut run = env.start_headless(&["--port", &port.to_string()]);
+    let browser = LingeringBrowser::install(&env);
+    let (mut run, port) = env.start_on_a_free_port(|port| env.start_headless(port));
     let stderr = run.wait_stderr(PROMPT);
+    // No browser is opened in this mode: gemauth, waiting at the prompt, has no child process.
+    assert_eq!(
+        children_of(run.id()),
+        Vec::<u32>::new(),
+        "a browser was started"
+    );
     let url = run.printed_url();
     let lines: Vec<&str> = stderr.lines().map(str::trim).collect();
     assert!(
@@ -36,15 +143,18 @@ fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
         stderr.contains(&format!("ssh -L {port}:127.0.0.1:{port}")),
         "{stderr}"
     );
-    // No browser is opened in this mode.
-    std::thread::sleep(std::time::Duration::from_millis(200));
-    assert!(!env.path("browser-args").exists());
 
     let redirect = approve_elsewhere(&url);
     assert!(redirect.starts_with(&format!("http://127.0.0.1:{port}/?")));
     run.paste(&redirect);
     let done = run.finish();
     assert_logged_in(&env, &done);
+    // Nor later, at any moment of gemauth's life: it would still be running.
+    assert_eq!(
+        browser.running(),
+        Vec::<u32>::new(),
+        "a browser was started"
+    );
     let form = &env.google.seen_grants("authorization_code")[0].form;
     assert_eq!(form["redirect_uri"], format!("http://127.0.0.1:{port}/"));
 }

@@ -1,9 +1,7 @@
 //! Secrets never reach stderr or logs: every command runs with maximum verbosity, and the output
 //! is searched for the secrets planted in it.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 fn verbose(env: &TestEnv, args: &[&str]) -> Finished {
     let mut cmd = env.cmd();

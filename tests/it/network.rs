@@ -2,15 +2,13 @@
 //! certificate from a test CA (trusted through `SSL_CERT_FILE`), and a local CONNECT proxy
 //! (`HTTPS_PROXY`, `NO_PROXY`).
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::thread;
 
-use common::*;
+use crate::harness::*;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 struct TestCa {

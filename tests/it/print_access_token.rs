@@ -1,8 +1,6 @@
 //! `gemauth print-access-token`: discovery, cache, refresh, rotation and rejected credentials.
 
-mod common;
-
-use common::*;
+use crate::harness::*;
 
 #[test]
 fn cached_token_is_printed_without_network_and_expired_one_is_refreshed() {

@@ -1,12 +1,10 @@
 //! `status`, quota project, output formats, `curl`, completions and man page, help texts, and
 //! the library API through the examples.
 
-mod common;
-
 use std::path::PathBuf;
 use std::process::Command;
 
-use common::*;
+use crate::harness::*;
 
 fn json_of(done: &Finished) -> serde_json::Value {
     assert_eq!(done.code(), 0, "{}", done.stderr);
@@ -215,10 +213,11 @@ fn curl_available() -> bool {
 }
 
 #[test]
+#[cfg_attr(not(has_curl), ignore = "curl not found (`bash .ci/run` installs it)")]
 fn curl_adds_the_headers_and_passes_its_exit_code_through() {
     assert!(
         curl_available(),
-        "curl is needed for this test (.ci/run installs it)"
+        "curl is needed for this test (`bash .ci/run` installs it)"
     );
     let env = TestEnv::new();
     env.login();
@@ -292,58 +291,55 @@ fn curl_adds_the_headers_and_passes_its_exit_code_through() {
     assert_eq!(nothing.code(), 3, "no credentials: {}", nothing.stderr);
 }
 
-fn shell_available(shell: &str) -> bool {
-    Command::new(shell)
-        .arg("-c")
-        .arg("true")
+/// `gemauth completions SHELL` in a file, after checking that it names every subcommand's options.
+fn completion_script(env: &TestEnv, shell: &str) -> PathBuf {
+    let done = env.run(&["completions", shell]);
+    assert_eq!(done.code(), 0, "{shell}: {}", done.stderr);
+    assert!(done.stdout.len() > 500, "{shell}: {}", done.stdout);
+    assert!(done.stdout.contains("print-access-token"), "{shell}");
+    // Every subcommand's own options are there (clap builds them only on demand).
+    for option in [
+        "client-id-file",
+        "min-lifetime",
+        "force",
+        "check",
+        "no-browser",
+    ] {
+        // `--check` in most shells' syntax, `-l check` in fish's (not the word in a help line).
+        assert!(
+            done.stdout.contains(&format!("--{option}"))
+                || done.stdout.contains(&format!("-l {option}")),
+            "{shell}: {option}"
+        );
+    }
+    let script = env.path(&format!("completion.{shell}"));
+    std::fs::write(&script, &done.stdout).unwrap();
+    script
+}
+
+/// Checks that `check` (a shell's parse-only mode) accepts the completion script for `shell`.
+fn assert_shell_parses(shell: &str, check: &[&str]) {
+    let env = TestEnv::new();
+    let script = completion_script(&env, shell);
+    let out = Command::new(check[0])
+        .args(&check[1..])
+        .arg(&script)
         .output()
-        .is_ok_and(|o| o.status.success())
+        .unwrap_or_else(|e| panic!("cannot run {shell} (`bash .ci/run` installs it): {e}"));
+    assert!(
+        out.status.success(),
+        "{shell}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]
-fn completions_parse_in_their_shells_and_the_man_page_renders() {
+fn completions_and_the_man_page_are_generated_and_bash_parses_them() {
     let env = TestEnv::new();
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
-        let done = env.run(&["completions", shell]);
-        assert_eq!(done.code(), 0, "{shell}: {}", done.stderr);
-        assert!(done.stdout.len() > 500, "{shell}: {}", done.stdout);
-        assert!(done.stdout.contains("print-access-token"), "{shell}");
-        // Every subcommand's own options are there (clap builds them only on demand).
-        for option in [
-            "client-id-file",
-            "min-lifetime",
-            "force",
-            "check",
-            "no-browser",
-        ] {
-            // `--check` in most shells' syntax, `-l check` in fish's (not the word in a help line).
-            assert!(
-                done.stdout.contains(&format!("--{option}"))
-                    || done.stdout.contains(&format!("-l {option}")),
-                "{shell}: {option}"
-            );
-        }
-        let script = env.path(&format!("completion.{shell}"));
-        std::fs::write(&script, &done.stdout).unwrap();
-        let check: Option<Vec<&str>> = match shell {
-            "bash" => Some(vec!["bash", "-n"]),
-            "zsh" if shell_available("zsh") => Some(vec!["zsh", "-n"]),
-            "fish" if shell_available("fish") => Some(vec!["fish", "--no-execute"]),
-            _ => None,
-        };
-        if let Some(check) = check {
-            let out = Command::new(check[0])
-                .args(&check[1..])
-                .arg(&script)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{shell}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
+        completion_script(&env, shell);
     }
+    assert_shell_parses("bash", &["bash", "-n"]);
     let bad = env.run(&["completions", "tcsh"]);
     assert_eq!(bad.code(), 2);
 
@@ -354,13 +350,36 @@ fn completions_parse_in_their_shells_and_the_man_page_renders() {
         "{}",
         &man.stdout[..200.min(man.stdout.len())]
     );
+}
+
+#[test]
+#[cfg_attr(not(has_zsh), ignore = "zsh not found (`bash .ci/run` installs it)")]
+fn zsh_parses_the_completions() {
+    assert_shell_parses("zsh", &["zsh", "-n"]);
+}
+
+#[test]
+#[cfg_attr(not(has_fish), ignore = "fish not found (`bash .ci/run` installs it)")]
+fn fish_parses_the_completions() {
+    assert_shell_parses("fish", &["fish", "--no-execute"]);
+}
+
+#[test]
+#[cfg_attr(
+    not(has_groff),
+    ignore = "groff not found (`bash .ci/run` installs it)"
+)]
+fn groff_renders_the_man_page_without_warnings() {
+    let env = TestEnv::new();
+    let man = env.run(&["man"]);
+    assert_eq!(man.code(), 0);
     let page = env.path("gemauth.1");
     std::fs::write(&page, &man.stdout).unwrap();
     let out = Command::new("groff")
         .args(["-man", "-Tutf8", "-ww", "-z"])
         .arg(&page)
         .output()
-        .expect("groff is needed for this test (.ci/run installs it)");
+        .expect("groff is needed for this test (`bash .ci/run` installs it)");
     assert!(out.status.success());
     assert_eq!(String::from_utf8_lossy(&out.stderr), "", "groff warnings");
 }
@@ -436,15 +455,20 @@ fn rust_example_lists_models_with_the_library_api() {
     assert_eq!(env.run(&["print-access-token"]).stdout, "ya29.access-1\n");
 }
 
+#[cfg(unix)]
 #[test]
+#[cfg_attr(not(has_curl), ignore = "curl not found (`bash .ci/run` installs it)")]
 fn shell_example_lists_models_with_curl() {
     assert!(
         curl_available(),
-        "curl is needed for this test (.ci/run installs it)"
+        "curl is needed for this test (`bash .ci/run` installs it)"
     );
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
-    let bin_dir = gemauth_binary().parent().unwrap().to_path_buf();
+    // The script runs `gemauth`: the binary under test, whatever its file name.
+    let bin_dir = env.path("bin");
+    std::fs::create_dir(&bin_dir).unwrap();
+    std::os::unix::fs::symlink(gemauth_binary(), bin_dir.join("gemauth")).unwrap();
     let path = format!(
         "{}:{}",
         bin_dir.display(),

@@ -1,0 +1,25 @@
+//! gemauth's integration tests, one module per area, in one test binary (one link instead of
+//! one per file). Each test runs the real `gemauth` binary against the in-process fake Google
+//! server of [`harness`], in an environment of its own.
+//!
+//! Tests that need a program besides gemauth (node with oidc-provider, Python with google-auth,
+//! curl, groff, zsh, fish) are compiled as ignored, with the reason, when `build.rs` did not
+//! find it; with `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`) none is ignored, and a missing
+//! program fails its tests.
+
+mod harness;
+
+mod adc_types;
+mod edge_cases;
+mod features;
+mod headless;
+mod interop_google_auth;
+mod interop_oidc;
+mod login;
+mod network;
+mod print_access_token;
+#[cfg(unix)]
+mod process;
+mod reliability;
+mod revoke;
+mod secrets;
