@@ -14,7 +14,12 @@ use std::process::{Command, Stdio};
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
     println!("cargo::rerun-if-changed=tests/interop");
-    for var in ["PATH", "GEMAUTH_TEST_PYTHON", "GEMAUTH_REQUIRE_INTEROP"] {
+    for var in [
+        "PATH",
+        "GEMAUTH_TEST_PYTHON",
+        "GEMAUTH_TEST_KUBECTL",
+        "GEMAUTH_REQUIRE_INTEROP",
+    ] {
         println!("cargo::rerun-if-env-changed={var}");
     }
     let required = std::env::var("GEMAUTH_REQUIRE_INTEROP").is_ok_and(|v| v == "1");
@@ -23,7 +28,11 @@ fn main() {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "python3".into());
     let oidc_provider = "tests/interop/node_modules/oidc-provider/package.json";
-    let programs: [(&str, &dyn Fn() -> bool); 6] = [
+    let kubectl = std::env::var("GEMAUTH_TEST_KUBECTL")
+        .ok()
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| "kubectl".into());
+    let programs: [(&str, &dyn Fn() -> bool); 9] = [
         ("has_curl", &|| runs("curl", &["--version"])),
         ("has_groff", &|| runs("groff", &["--version"])),
         ("has_zsh", &|| runs("zsh", &["-c", "true"])),
@@ -33,6 +42,18 @@ fn main() {
         }),
         ("has_oidc_provider", &|| {
             Path::new(oidc_provider).exists() && runs("node", &["--version"])
+        }),
+        ("has_git", &|| runs("git", &["--version"])),
+        ("has_kubectl", &|| {
+            runs(&kubectl, &["version", "--client"])
+                || Path::new("/usr/lib/google-cloud-sdk/bin/kubectl").exists()
+        }),
+        // Mounting a small tmpfs (the disk-full test) needs root.
+        ("is_root", &|| {
+            Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
         }),
     ];
     for (cfg, found) in programs {

@@ -10,11 +10,14 @@
 mod harness;
 
 mod adc_types;
+mod credential_helpers;
 mod edge_cases;
 mod features;
 mod headless;
+mod identity_tokens;
 mod interop_google_auth;
 mod interop_oidc;
+mod library;
 mod login;
 mod network;
 mod print_access_token;
@@ -23,3 +26,5 @@ mod process;
 mod reliability;
 mod revoke;
 mod secrets;
+mod token_json;
+mod untrusted_input;

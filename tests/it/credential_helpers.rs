@@ -8,8 +8,6 @@
 //! `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`), where it fails.
 #![cfg(unix)]
 
-mod common;
-
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -17,8 +15,8 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
 
+use crate::harness::*;
 use base64::Engine as _;
-use common::*;
 
 /// Variables of the user's own Docker, Git and kubectl set-up that must not reach the tests.
 const FOREIGN_VARS: [&str; 12] = [
@@ -720,6 +718,10 @@ fn git_ok(git: &Path, env: &TestEnv, args: &[&str]) {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_git),
+    ignore = "git is not installed (`bash .ci/run` installs it)"
+)]
 fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
     let Some(git) = interop_tool("git", &[]) else {
         return;
@@ -1068,6 +1070,10 @@ fn kubectl_minor(kubectl: &Path) -> u32 {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not installed (`bash .ci/run` installs it)"
+)]
 fn real_kubectl_authenticates_with_the_exec_credential() {
     let Some(kubectl) = kubectl_path() else {
         return;
@@ -1098,6 +1104,10 @@ fn real_kubectl_authenticates_with_the_exec_credential() {
 }
 
 #[test]
+#[cfg_attr(
+    not(has_kubectl),
+    ignore = "kubectl is not installed (`bash .ci/run` installs it)"
+)]
 fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
     let Some(kubectl) = kubectl_path() else {
         return;
@@ -1132,6 +1142,10 @@ fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
 // ------------------------------------------------------------------------------------------
 
 #[test]
+#[cfg_attr(
+    not(has_git),
+    ignore = "git is not installed (`bash .ci/run` installs it)"
+)]
 fn status_names_the_configured_helpers() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//helper-grant");

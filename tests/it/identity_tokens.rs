@@ -2,12 +2,10 @@
 //! STS and metadata endpoints, which check what they receive: the cache per credential and
 //! audience, the single request of many parallel callers, and the cases that cannot work.
 
-mod common;
-
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 
 const SA_EMAIL: &str = "ci-runner@test-project-1.iam.gserviceaccount.com";

@@ -6,13 +6,11 @@
 //! (`GEMAUTH_TEST_PYTHON`, else `python3`; required when `GEMAUTH_REQUIRE_INTEROP=1`, as `.ci/run`
 //! sets), else written in its exact format.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
-use common::*;
+use crate::harness::*;
 use serde_json::{Value, json};
 
 const RETRIEVER: &str = "https://www.googleapis.com/auth/generative-language.retriever";

@@ -1,12 +1,10 @@
 //! The library API as a Rust program uses it: `gemauth::get_async` on a multi-thread runtime
 //! waits for another process's refresh without blocking the runtime's threads.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::harness::*;
 
 const CHILD: &str = "GEMAUTH_TEST_ASYNC_CHILD";
 
