@@ -270,21 +270,26 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
 }
 
 fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
-    let (path, query) = {
-        let url = request.url().to_string();
-        match url.split_once('?') {
-            Some((p, q)) => (p.to_string(), q.to_string()),
-            None => (url, String::new()),
-        }
+    let seen = read_request(&mut request);
+    let answer = {
+        let mut st = state.lock().unwrap();
+        st.seen.push(seen.clone());
+        answer(&mut st, &seen)
     };
+    respond(request, answer);
+}
+
+/// What the server saw of a request.
+fn read_request(request: &mut tiny_http::Request) -> Seen {
+    let url = request.url().to_string();
+    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
     let mut body = String::new();
     let _ = request.as_reader().read_to_string(&mut body);
-    let seen = Seen {
+    Seen {
         method: request.method().to_string(),
-        path: path.clone(),
-        query: parse_pairs(&query),
+        path: path.to_string(),
+        query: parse_pairs(query),
         form: parse_pairs(&body),
-        body: body.clone(),
         headers: request
             .headers()
             .iter()
@@ -295,194 +300,177 @@ fn handle(state: &Mutex<State>, mut request: tiny_http::Request) {
                 )
             })
             .collect(),
-    };
-    let mut st = state.lock().unwrap();
-    st.seen.push(seen.clone());
+        body,
+    }
+}
+
+/// The answer to one request: a canned one queued for its path, else the endpoint's own.
+fn answer(st: &mut State, seen: &Seen) -> Canned {
     if let Some(canned) = st
         .behaviour
         .canned
-        .get_mut(&path)
+        .get_mut(&seen.path)
         .and_then(VecDeque::pop_front)
     {
-        drop(st);
-        return respond(request, canned);
+        return canned;
     }
-    if let Some(canned) = google_extras(&mut st, &seen) {
-        drop(st);
-        return respond(request, canned);
+    if let Some(canned) = google_extras(st, seen) {
+        return canned;
     }
-    match path.as_str() {
-        "/auth" => {
-            let q = &seen.query;
-            let get = |k: &str| q.get(k).cloned().unwrap_or_default();
-            let redirect = get("redirect_uri");
-            let valid = get("response_type") == "code"
-                && get("client_id") == CLIENT_ID
-                && redirect.starts_with("http://127.0.0.1:")
-                && get("code_challenge_method") == "S256"
-                && !get("code_challenge").is_empty()
-                && !get("state").is_empty();
-            if !valid {
-                drop(st);
-                return respond(
-                    request,
-                    Canned::html(400, "<p>bad authorization request</p>"),
-                );
-            }
-            let mut location = url::Url::parse(&redirect).unwrap();
-            if let Some((error, description)) = st.behaviour.deny.clone() {
-                location
-                    .query_pairs_mut()
-                    .append_pair("error", &error)
-                    .append_pair("error_description", &description)
-                    .append_pair("state", &get("state"));
-            } else {
-                st.counter += 1;
-                let code = format!("4/0Ab-code+{}", st.counter);
-                st.codes.insert(
-                    code.clone(),
-                    CodeGrant {
-                        challenge: get("code_challenge"),
-                        redirect_uri: redirect.clone(),
-                        scope: get("scope"),
-                    },
-                );
-                location
-                    .query_pairs_mut()
-                    .append_pair("state", &get("state"))
-                    .append_pair("code", &code)
-                    .append_pair("scope", &get("scope"))
-                    .append_pair("iss", "https://accounts.google.com");
-            }
-            drop(st);
-            let mut canned = Canned::html(302, "");
-            canned.headers.push(("Location", location.to_string()));
-            respond(request, canned)
-        }
-        "/token" => {
-            let f = &seen.form;
-            let get = |k: &str| f.get(k).cloned().unwrap_or_default();
-            if get("client_id") != CLIENT_ID || get("client_secret") != CLIENT_SECRET {
-                drop(st);
-                return respond(request, oauth_error("invalid_client", "Unauthorized"));
-            }
-            st.counter += 1;
-            let n = st.counter;
-            let access = format!("ya29.access-{n}");
-            let answer = match get("grant_type").as_str() {
-                "authorization_code" => {
-                    let Some(grant) = st.codes.remove(&get("code")) else {
-                        drop(st);
-                        return respond(request, oauth_error("invalid_grant", "Bad code"));
-                    };
-                    let digest = Sha256::digest(get("code_verifier").as_bytes());
-                    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-                    if challenge != grant.challenge || get("redirect_uri") != grant.redirect_uri {
-                        drop(st);
-                        return respond(
-                            request,
-                            oauth_error("invalid_grant", "PKCE or redirect mismatch"),
-                        );
-                    }
-                    let scope = st.behaviour.granted_scope.clone().unwrap_or(grant.scope);
-                    let mut body = serde_json::json!({
-                        "access_token": access,
-                        "expires_in": st.behaviour.expires_in,
-                        "scope": scope,
-                        "token_type": "Bearer",
-                        "id_token": id_token(EMAIL),
-                        "refresh_token_expires_in": 604799,
-                    });
-                    if st.behaviour.issue_refresh_token {
-                        let rt = format!("1//refresh-{n}");
-                        st.refresh_tokens.insert(rt.clone(), true);
-                        body["refresh_token"] = rt.into();
-                    }
-                    body
-                }
-                "refresh_token" => {
-                    let rt = get("refresh_token");
-                    if st.refresh_tokens.get(&rt) != Some(&true) {
-                        drop(st);
-                        return respond(
-                            request,
-                            oauth_error("invalid_grant", "Token has been expired or revoked."),
-                        );
-                    }
-                    let mut body = serde_json::json!({
-                        "access_token": access,
-                        "expires_in": st.behaviour.expires_in,
-                        "scope": "https://www.googleapis.com/auth/cloud-platform",
-                        "token_type": "Bearer",
-                    });
-                    if st.behaviour.refresh_id_token {
-                        body["id_token"] = make_id_token(
-                            serde_json::json!({"aud": CLIENT_ID, "azp": CLIENT_ID,
-                                "email": EMAIL, "email_verified": true, "sub": "1", "n": n}),
-                            st.behaviour.id_token_lifetime,
-                        )
-                        .into();
-                    }
-                    if st.behaviour.rotate {
-                        let new = format!("1//refresh-{n}");
-                        st.refresh_tokens.insert(rt, false);
-                        st.refresh_tokens.insert(new.clone(), true);
-                        body["refresh_token"] = new.into();
-                    }
-                    body
-                }
-                _ => {
-                    drop(st);
-                    return respond(request, oauth_error("unsupported_grant_type", ""));
-                }
-            };
-            drop(st);
-            respond(request, Canned::json(200, &answer.to_string()))
-        }
-        "/revoke" => {
-            let token = seen.form.get("token").cloned().unwrap_or_default();
-            let known = st.refresh_tokens.get(&token) == Some(&true);
-            if known {
-                st.refresh_tokens.insert(token, false);
-            }
-            drop(st);
-            if known {
-                respond(request, Canned::json(200, "{}"))
-            } else {
-                respond(request, oauth_error("invalid_token", "Bad Request"))
-            }
-        }
-        "/v1/models" => {
-            // A stand-in for the Gemini API: accepts only tokens this server issued.
-            let auth = seen
-                .headers
-                .get("authorization")
-                .cloned()
-                .unwrap_or_default();
-            let issued = auth
-                .strip_prefix("Bearer ya29.access-")
-                .and_then(|n| n.parse::<u32>().ok())
-                .is_some_and(|n| n <= st.counter);
-            drop(st);
-            if issued {
-                respond(
-                    request,
-                    Canned::json(
-                        200,
-                        r#"{"models":[{"name":"models/gemini-test-pro"},{"name":"models/gemini-test-flash"}]}"#,
-                    ),
-                )
-            } else {
-                respond(
-                    request,
-                    Canned::json(401, r#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#),
-                )
-            }
-        }
-        _ => {
-            drop(st);
-            respond(request, Canned::html(404, "not found"))
-        }
+    match seen.path.as_str() {
+        "/auth" => authorization_endpoint(st, seen),
+        "/token" => token_endpoint(st, seen),
+        "/revoke" => revocation_endpoint(st, seen),
+        "/v1/models" => models_endpoint(st, seen),
+        _ => Canned::html(404, "not found"),
+    }
+}
+
+/// The authorization endpoint: checks the request (code flow, PKCE S256, a state, a loopback
+/// redirect) and redirects back with a code, or with the configured denial.
+fn authorization_endpoint(st: &mut State, seen: &Seen) -> Canned {
+    let get = |k: &str| seen.query.get(k).cloned().unwrap_or_default();
+    let redirect = get("redirect_uri");
+    let valid = get("response_type") == "code"
+        && get("client_id") == CLIENT_ID
+        && redirect.starts_with("http://127.0.0.1:")
+        && get("code_challenge_method") == "S256"
+        && !get("code_challenge").is_empty()
+        && !get("state").is_empty();
+    if !valid {
+        return Canned::html(400, "<p>bad authorization request</p>");
+    }
+    let mut location = url::Url::parse(&redirect).unwrap();
+    if let Some((error, description)) = st.behaviour.deny.clone() {
+        location
+            .query_pairs_mut()
+            .append_pair("error", &error)
+            .append_pair("error_description", &description)
+            .append_pair("state", &get("state"));
+    } else {
+        st.counter += 1;
+        let code = format!("4/0Ab-code+{}", st.counter);
+        st.codes.insert(
+            code.clone(),
+            CodeGrant {
+                challenge: get("code_challenge"),
+                redirect_uri: redirect.clone(),
+                scope: get("scope"),
+            },
+        );
+        location
+            .query_pairs_mut()
+            .append_pair("state", &get("state"))
+            .append_pair("code", &code)
+            .append_pair("scope", &get("scope"))
+            .append_pair("iss", "https://accounts.google.com");
+    }
+    Canned::html(302, "").header("Location", location.as_str())
+}
+
+/// The token endpoint's code and refresh-token grants (client authentication in the body).
+fn token_endpoint(st: &mut State, seen: &Seen) -> Canned {
+    let get = |k: &str| seen.form.get(k).cloned().unwrap_or_default();
+    if get("client_id") != CLIENT_ID || get("client_secret") != CLIENT_SECRET {
+        return oauth_error("invalid_client", "Unauthorized");
+    }
+    st.counter += 1;
+    let answer = match get("grant_type").as_str() {
+        "authorization_code" => code_grant(st, seen),
+        "refresh_token" => refresh_grant(st, seen),
+        _ => Err(oauth_error("unsupported_grant_type", "")),
+    };
+    match answer {
+        Ok(body) => Canned::json(200, &body.to_string()),
+        Err(refusal) => refusal,
+    }
+}
+
+fn code_grant(st: &mut State, seen: &Seen) -> Result<serde_json::Value, Canned> {
+    let get = |k: &str| seen.form.get(k).cloned().unwrap_or_default();
+    let n = st.counter;
+    let Some(grant) = st.codes.remove(&get("code")) else {
+        return Err(oauth_error("invalid_grant", "Bad code"));
+    };
+    let digest = Sha256::digest(get("code_verifier").as_bytes());
+    let challenge = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    if challenge != grant.challenge || get("redirect_uri") != grant.redirect_uri {
+        return Err(oauth_error("invalid_grant", "PKCE or redirect mismatch"));
+    }
+    let scope = st.behaviour.granted_scope.clone().unwrap_or(grant.scope);
+    let mut body = serde_json::json!({
+        "access_token": format!("ya29.access-{n}"),
+        "expires_in": st.behaviour.expires_in,
+        "scope": scope,
+        "token_type": "Bearer",
+        "id_token": id_token(EMAIL),
+        "refresh_token_expires_in": 604799,
+    });
+    if st.behaviour.issue_refresh_token {
+        let rt = format!("1//refresh-{n}");
+        st.refresh_tokens.insert(rt.clone(), true);
+        body["refresh_token"] = rt.into();
+    }
+    Ok(body)
+}
+
+fn refresh_grant(st: &mut State, seen: &Seen) -> Result<serde_json::Value, Canned> {
+    let n = st.counter;
+    let rt = seen.form.get("refresh_token").cloned().unwrap_or_default();
+    if st.refresh_tokens.get(&rt) != Some(&true) {
+        return Err(oauth_error(
+            "invalid_grant",
+            "Token has been expired or revoked.",
+        ));
+    }
+    let mut body = serde_json::json!({
+        "access_token": format!("ya29.access-{n}"),
+        "expires_in": st.behaviour.expires_in,
+        "scope": "https://www.googleapis.com/auth/cloud-platform",
+        "token_type": "Bearer",
+    });
+    if st.behaviour.refresh_id_token {
+        body["id_token"] = make_id_token(
+            serde_json::json!({"aud": CLIENT_ID, "azp": CLIENT_ID,
+                "email": EMAIL, "email_verified": true, "sub": "1", "n": n}),
+            st.behaviour.id_token_lifetime,
+        )
+        .into();
+    }
+    if st.behaviour.rotate {
+        let new = format!("1//refresh-{n}");
+        st.refresh_tokens.insert(rt, false);
+        st.refresh_tokens.insert(new.clone(), true);
+        body["refresh_token"] = new.into();
+    }
+    Ok(body)
+}
+
+/// RFC 7009 revocation of a refresh token this server issued.
+fn revocation_endpoint(st: &mut State, seen: &Seen) -> Canned {
+    let token = seen.form.get("token").cloned().unwrap_or_default();
+    if st.refresh_tokens.get(&token) != Some(&true) {
+        return oauth_error("invalid_token", "Bad Request");
+    }
+    st.refresh_tokens.insert(token, false);
+    Canned::json(200, "{}")
+}
+
+/// A stand-in for the Gemini API: accepts only access tokens this server issued.
+fn models_endpoint(st: &mut State, seen: &Seen) -> Canned {
+    let issued = seen
+        .headers
+        .get("authorization")
+        .and_then(|auth| auth.strip_prefix("Bearer ya29.access-"))
+        .and_then(|n| n.parse::<u32>().ok())
+        .is_some_and(|n| n <= st.counter);
+    if issued {
+        Canned::json(
+            200,
+            r#"{"models":[{"name":"models/gemini-test-pro"},{"name":"models/gemini-test-flash"}]}"#,
+        )
+    } else {
+        Canned::json(401, r#"{"error":{"code":401,"status":"UNAUTHENTICATED"}}"#)
     }
 }
 
@@ -990,10 +978,13 @@ impl TestEnv {
             .unwrap()
     }
 
-    /// Cached token files.
+    /// Cache entries (`KEY.json`; not the temp files of a writer that was killed mid-write).
     pub fn cached_tokens(&self) -> Vec<PathBuf> {
         match std::fs::read_dir(self.cache_dir().join("tokens")) {
-            Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
+            Ok(entries) => entries
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|x| x == "json"))
+                .collect(),
             Err(_) => vec![],
         }
     }
