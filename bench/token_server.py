@@ -95,7 +95,7 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", int(os.environ.get("BENCH_PORT", "0"))), Handler)
     cert, key = os.environ.get("BENCH_TLS_CERT"), os.environ.get("BENCH_TLS_KEY")
     if cert and key:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
