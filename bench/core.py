@@ -32,7 +32,8 @@ def ratio_margin(value, limit, at_most):
     """How far a ratio is from its limit, in words: '12% to spare', 'over by 7%'."""
     gap = abs(value - limit) / limit
     met = value <= limit if at_most else value >= limit
-    return f"{gap:.0%} to spare" if met else f"{'over' if at_most else 'short'} by {gap:.0%}"
+    text = f"{gap:.0%}" if gap >= 0.1 else f"{gap:.1%}"
+    return f"{text} to spare" if met else f"{'over' if at_most else 'short'} by {text}"
 
 
 def run(bench):
@@ -244,4 +245,11 @@ def first_line(argv, env=None):
         out = subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60).stdout
     except (OSError, subprocess.TimeoutExpired):
         return None
-    return out.strip().splitlines()[0] if out.strip() else None
+    if not out.strip():
+        return None
+    line = out.strip().splitlines()[0]
+    if line.startswith("curl "):
+        # curl's line lists every library it links; keep its version and its TLS library.
+        words = line.split()
+        line = " ".join(words[:2] + [w for w in words[2:] if "SSL" in w or "TLS" in w])
+    return line
