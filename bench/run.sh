@@ -3,7 +3,9 @@
 #
 #   bash bench/run.sh             build the release binary as `cargo install` does and measure, side
 #                                 by side in one run (bench/README.md says what and how)
-#   options: --quick (a quarter of the rounds), --strict (exit 1 when a target is missed)
+#   options: --quick (a quarter of the rounds), --strict (exit 1 when a target is missed),
+#            --binary PATH (measure that gemauth instead, e.g. the static musl build; the targets
+#            are for the one `cargo install` builds)
 #
 # Every command runs in a private network namespace where oauth2.googleapis.com is 127.0.0.1 (a
 # bind-mounted /etc/hosts) and bench/token_server.py answers on port 443 with a certificate from
@@ -22,9 +24,17 @@ say() { printf '== %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 harness_args=()
-for arg in "$@"; do
+binary=
+while [ $# -gt 0 ]; do
+  arg=$1
+  shift
   case $arg in
     --quick | --strict) harness_args+=("$arg") ;;
+    --binary)
+      [ $# -gt 0 ] || die "--binary needs a path"
+      binary=$1
+      shift
+      ;;
     -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown option $arg (try --help)" ;;
   esac
@@ -69,11 +79,16 @@ py=$venv/bin/python
 
 # --- build ---------------------------------------------------------------------------------------
 # The plain, dynamically linked release binary, as `cargo install --locked` builds it.
-say "release build: cargo build --release --locked"
-cargo build --release --locked --bin gemauth || die "the release build failed"
-target_dir=${CARGO_TARGET_DIR:-target}
-gemauth=$(cd "$target_dir/release" && pwd)/gemauth
-[ -x "$gemauth" ] || die "no binary at $gemauth"
+if [ -n "$binary" ]; then
+  [ -f "$binary" ] && [ -x "$binary" ] || die "no gemauth binary at $binary"
+  gemauth=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
+else
+  say "release build: cargo build --release --locked"
+  cargo build --release --locked --bin gemauth || die "the release build failed"
+  target_dir=${CARGO_TARGET_DIR:-target}
+  gemauth=$(cd "$target_dir/release" && pwd)/gemauth
+fi
+[ -x "$gemauth" ] || die "no gemauth binary at $gemauth"
 
 # --- measure, inside the namespace ---------------------------------------------------------------
 work=$(mktemp -d /tmp/gemauth-bench-hosts.XXXXXX)
