@@ -1,14 +1,14 @@
 """A minimal OAuth token endpoint for the benchmark, bound to 127.0.0.1 only.
 
-Run as `python token_server.py`: it listens on a free port, prints that port on stdout and serves
-until it is terminated.
+Run as `python token_server.py`: it listens on BENCH_PORT (the benchmark uses 443, inside its
+private network namespace), else on a free port, prints that port on stdout and serves until it
+is terminated.
 
   POST /token   a refresh-token grant (form body). The right client_id, client_secret and
                 refresh_token get {"access_token":"ya29.bench-N","expires_in":3599,
                 "token_type":"Bearer"} (N counts the requests, so callers can tell whether they
-                shared one token); anything else gets 400 invalid_grant. Every POST is counted.
+                shared one token); anything else gets 400 invalid_grant. Every one is counted.
   GET  /stats   {"token_requests": N}: the count so far (not itself counted).
-  POST /reset   sets the count to zero.
 
 The expected credentials come from the environment: BENCH_CLIENT_ID, BENCH_CLIENT_SECRET,
 BENCH_REFRESH_TOKEN. BENCH_EXPIRES_IN sets the tokens' lifetime (default 3599 seconds). With
@@ -71,11 +71,6 @@ class Handler(BaseHTTPRequestHandler):
         global _count
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length).decode("utf-8", "replace")
-        if self.path == "/reset":
-            with _lock:
-                _count = 0
-            self._reply(200, {})
-            return
         if self.path != "/token":
             self._reply(404, {"error": "not_found"})
             return
@@ -98,7 +93,7 @@ class Server(ThreadingHTTPServer):
 
 
 def main():
-    server = Server(("127.0.0.1", 0), Handler)
+    server = Server(("127.0.0.1", int(os.environ.get("BENCH_PORT", "0"))), Handler)
     cert, key = os.environ.get("BENCH_TLS_CERT"), os.environ.get("BENCH_TLS_KEY")
     if cert and key:
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

@@ -92,9 +92,10 @@ pub fn cloudsdk_config_note() -> Option<String> {
         return None;
     }
     Some(format!(
-        "{ENV_CLOUDSDK_CONFIG} is set to {}: gcloud and Google's Python, Go, Java and Node libraries \
-         look there, but the Rust libraries google-cloud-auth and gcp_auth look in \
-         ~/.config/gcloud only (point them at the file with {ENV_CREDENTIALS})",
+        "{ENV_CLOUDSDK_CONFIG} is set to {}: gcloud and Google's Python, Java and Node libraries \
+         look there, but the Rust libraries google-cloud-auth and gcp_auth and Go's \
+         golang.org/x/oauth2/google look in ~/.config/gcloud only (point them at the file with \
+         {ENV_CREDENTIALS})",
         dir.display()
     ))
 }

@@ -358,7 +358,8 @@ fn a_full_disk_fails_before_a_rotating_refresh_token_is_spent() {
 fn login_and_status_say_where_other_libraries_look_when_cloudsdk_config_is_set() {
     let env = TestEnv::new();
     let login = env.login();
-    let note = "the Rust libraries google-cloud-auth and gcp_auth look in ~/.config/gcloud only";
+    let note = "the Rust libraries google-cloud-auth and gcp_auth and Go's \
+                golang.org/x/oauth2/google look in ~/.config/gcloud only";
     assert!(login.stderr.contains(note), "{}", login.stderr);
     let status = env.run(&["status"]);
     assert_eq!(status.code(), 0, "{}", status.stderr);
