@@ -412,8 +412,11 @@ async fn subject_token(http: &Http, config: &ExternalAccount, path: &Path) -> Re
         ));
     }
     let raw = if let Some(file) = &source.file {
-        let bytes = std::fs::read(file)
-            .map_err(|e| bad(format!("cannot read the subject token file {file} ({e})")))?;
+        let bytes = store::read_bounded(std::path::Path::new(file)).map_err(|problem| {
+            bad(format!(
+                "cannot read the subject token file {file}: it {problem}"
+            ))
+        })?;
         String::from_utf8_lossy(&bytes).into_owned()
     } else if let Some(url) = &source.url {
         let url = Url::parse(url).map_err(|e| bad(format!("url is not a valid URL ({e})")))?;
@@ -481,7 +484,7 @@ async fn executable_token(
     // A still-valid answer saved by an earlier run is used as is.
     // (as in google-auth, a saved answer counts only with an expiration_time still ahead).
     if let Some(output_file) = &executable.output_file
-        && let Ok(saved) = std::fs::read(output_file)
+        && let Ok(saved) = store::read_bounded(std::path::Path::new(output_file))
         && serde_json::from_slice::<Value>(&saved).is_ok_and(|v| {
             v["expiration_time"]
                 .as_u64()
