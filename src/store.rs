@@ -153,13 +153,50 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     tmp.write_all(bytes)
         .and_then(|()| tmp.as_file().sync_all())
         .map_err(io("cannot write", tmp.path()))?;
-    tmp.persist(path)
+    // Kept (on Windows: no longer marked temporary) and closed, then renamed by std, which on
+    // Windows replaces a target that others have open (POSIX semantics) where tempfile's
+    // MoveFileEx cannot.
+    let tmp_path = tmp.path().to_path_buf();
+    let (file, tmp_path) = tmp
+        .keep()
         .map_err(|e| e.error)
-        .map_err(io("cannot replace", path))?;
+        .map_err(io("cannot write", &tmp_path))?;
+    drop(file);
+    if let Err(e) = replace(&tmp_path, path) {
+        let _ = fs::remove_file(&tmp_path);
+        return Err(io("cannot replace", path)(e));
+    }
     sync_dir(&dir);
     tracing::debug!(path = %path.display(), bytes = bytes.len(), "wrote file atomically");
     remove_stale_temp_files(&dir);
     Ok(())
+}
+
+/// Renames `from` over `to`. On Windows a file that another program holds open without sharing
+/// its deletion (as many programs open files, and virus scanners do for a moment) cannot be
+/// replaced until it is closed, so an access or sharing error is retried for up to two seconds.
+fn replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match fs::rename(from, to) {
+            Err(e)
+                if cfg!(windows)
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION)
+                    )
+                    && std::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(path = %to.display(), "the file is in use; retrying the replace");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Rewrites a credential file in place: loads it as a JSON object (checked like every loader
