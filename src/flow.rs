@@ -134,7 +134,12 @@ pub fn open_browser(
 }
 
 fn browser_command(cmd: &str, url: &str) -> std::result::Result<std::process::Command, String> {
-    let mut words = shell_words::split(cmd).map_err(|e| format!("cannot parse $BROWSER ({e})"))?;
+    let cmd = if cfg!(windows) {
+        literal_backslashes(cmd)
+    } else {
+        cmd.to_string()
+    };
+    let mut words = shell_words::split(&cmd).map_err(|e| format!("cannot parse $BROWSER ({e})"))?;
     if words.is_empty() {
         return Err("$BROWSER is empty".into());
     }
@@ -148,6 +153,24 @@ fn browser_command(cmd: &str, url: &str) -> std::result::Result<std::process::Co
     let mut command = std::process::Command::new(&words[0]);
     command.args(&words[1..]);
     Ok(command)
+}
+
+/// Escapes the backslashes of a Windows command (`C:\Program Files\…\browser.exe`) so that
+/// shell-style splitting keeps them as they are: on Windows they separate path components. Quotes
+/// still group words; inside single quotes nothing is escaped, so nothing is changed there.
+fn literal_backslashes(cmd: &str) -> String {
+    let mut out = String::with_capacity(cmd.len());
+    let (mut single, mut double) = (false, false);
+    for c in cmd.chars() {
+        match c {
+            '\'' if !double => single = !single,
+            '"' if !single => double = !double,
+            '\\' if !single => out.push('\\'),
+            _ => {}
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// What one request to the loopback listener means.
@@ -594,6 +617,21 @@ fn page(title: &str, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_browser_paths_keep_their_backslashes() {
+        let split = |cmd: &str| shell_words::split(&literal_backslashes(cmd)).unwrap();
+        assert_eq!(
+            split(r#""C:\Program Files\Browser\browser.exe" --new-window"#),
+            [r"C:\Program Files\Browser\browser.exe", "--new-window"]
+        );
+        assert_eq!(
+            split(r"C:\Users\me\open.cmd %s"),
+            [r"C:\Users\me\open.cmd", "%s"]
+        );
+        assert_eq!(split(r"'C:\a b\c.exe' x"), [r"C:\a b\c.exe", "x"]);
+        assert_eq!(split(r#""it's" C:\x"#), ["it's", r"C:\x"]);
+    }
 
     #[test]
     fn only_the_right_state_on_the_callback_path_counts() {
