@@ -84,11 +84,11 @@ pub fn authorization_request(
     })
 }
 
-/// True when a browser can plausibly be opened here: `$BROWSER` is set, or (on Linux and other
-/// Unix desktops) a display is available.
+/// True when a browser can plausibly be opened here: `$BROWSER` is set, on macOS and Windows,
+/// under WSL (Windows' browser), or on Linux and other Unix desktops when a display is available.
 pub fn browser_available() -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if set("BROWSER") {
+    if set("BROWSER") || is_wsl() {
         return true;
     }
     if cfg!(all(unix, not(target_os = "macos"))) {
@@ -107,7 +107,7 @@ pub fn open_browser(
 ) -> std::result::Result<(), String> {
     let commands = match std::env::var("BROWSER") {
         Ok(cmd) if !cmd.trim().is_empty() => vec![browser_command(&cmd, url)?],
-        _ => open::commands(url),
+        _ => system_launchers(url, is_wsl()),
     };
     let mut last_error = "no browser launcher found".to_string();
     let mut commands = commands.into_iter();
@@ -131,6 +131,28 @@ pub fn open_browser(
         }
     }
     Err(last_error)
+}
+
+/// True under the Windows Subsystem for Linux, where the browser is Windows' own.
+fn is_wsl() -> bool {
+    #[cfg(target_os = "linux")]
+    return is_wsl::is_wsl();
+    #[cfg(not(target_os = "linux"))]
+    return false;
+}
+
+/// The system's ways to open a URL, in order: under WSL `wslview` (wslu, installed with most WSL
+/// distributions) first; then the `open` crate's: `open` on macOS, the default browser's handler
+/// on Windows, PowerShell under WSL, `xdg-open` and the desktops' tools on Linux.
+fn system_launchers(url: &str, wsl: bool) -> Vec<std::process::Command> {
+    let mut commands = Vec::new();
+    if wsl {
+        let mut wslview = std::process::Command::new("wslview");
+        wslview.arg(url);
+        commands.push(wslview);
+    }
+    commands.extend(open::commands(url));
+    commands
 }
 
 fn browser_command(cmd: &str, url: &str) -> std::result::Result<std::process::Command, String> {
@@ -617,6 +639,34 @@ fn page(title: &str, message: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wsl_opens_the_url_with_wslview_first() {
+        let url = "http://127.0.0.1:1/auth?a=b&c=d";
+        let programs = |wsl| -> Vec<(String, Vec<String>)> {
+            system_launchers(url, wsl)
+                .iter()
+                .map(|c| {
+                    let s = |v: &std::ffi::OsStr| v.to_string_lossy().into_owned();
+                    (s(c.get_program()), c.get_args().map(s).collect())
+                })
+                .collect()
+        };
+        let under_wsl = programs(true);
+        assert_eq!(under_wsl[0], ("wslview".to_string(), vec![url.to_string()]));
+        assert_eq!(under_wsl[1..], programs(false)[..]);
+        let native = programs(false);
+        if cfg!(target_os = "macos") {
+            assert_eq!(
+                native[0],
+                ("/usr/bin/open".into(), vec!["--".into(), url.into()])
+            );
+        } else if cfg!(windows) {
+            assert!(native.iter().any(|(program, _)| program == "explorer.exe"));
+        } else {
+            assert!(native.iter().any(|(program, _)| program == "xdg-open"));
+        }
+    }
 
     #[test]
     fn windows_browser_paths_keep_their_backslashes() {
