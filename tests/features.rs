@@ -207,6 +207,7 @@ fn token_output_formats_and_min_lifetime() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
+#[cfg(unix)]
 fn curl_available() -> bool {
     Command::new("curl")
         .arg("--version")
@@ -214,6 +215,8 @@ fn curl_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The wrapper that records curl's arguments is a shell script.
+#[cfg(unix)]
 #[test]
 fn curl_adds_the_headers_and_passes_its_exit_code_through() {
     assert!(
@@ -292,6 +295,7 @@ fn curl_adds_the_headers_and_passes_its_exit_code_through() {
     assert_eq!(nothing.code(), 3, "no credentials: {}", nothing.stderr);
 }
 
+#[cfg(unix)]
 fn shell_available(shell: &str) -> bool {
     Command::new(shell)
         .arg("-c")
@@ -300,6 +304,8 @@ fn shell_available(shell: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The shells and groff are Unix programs.
+#[cfg(unix)]
 #[test]
 fn completions_parse_in_their_shells_and_the_man_page_renders() {
     let env = TestEnv::new();
@@ -399,7 +405,7 @@ fn example_binary(name: &str) -> PathBuf {
         .parent()
         .unwrap()
         .join("examples")
-        .join(name)
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 #[test]
@@ -416,6 +422,7 @@ fn rust_example_lists_models_with_the_library_api() {
         .env_clear()
         .env("HOME", env.path("home"))
         .env("XDG_CACHE_HOME", env.path("cache"))
+        .env("LOCALAPPDATA", env.path("cache"))
         .env("CLOUDSDK_CONFIG", env.gcloud_dir())
         .env("GEMINI_API_BASE", &env.google.base)
         .output()
@@ -436,6 +443,8 @@ fn rust_example_lists_models_with_the_library_api() {
     assert_eq!(env.run(&["print-access-token"]).stdout, "ya29.access-1\n");
 }
 
+/// The example is a bash script.
+#[cfg(unix)]
 #[test]
 fn shell_example_lists_models_with_curl() {
     assert!(

@@ -226,7 +226,12 @@ fn no_display_and_no_browser_variable_falls_back_to_paste_mode() {
 fn a_browser_that_exits_with_failure_switches_to_paste_mode() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
-    cmd.env("BROWSER", "false")
+    let fails = if cfg!(windows) {
+        "cmd /c exit 1"
+    } else {
+        "false"
+    };
+    cmd.env("BROWSER", fails)
         .args(["login", "--client-id-file"])
         .arg(env.client_file());
     let mut run = Running::spawn_interactive(cmd, env.path("browser-args"));
