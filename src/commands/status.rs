@@ -234,7 +234,10 @@ fn render_text(r: &Value) -> String {
             )
         },
     );
-    line("File mode:", text(&r["file_mode"]));
+    // Unix permissions; Windows files have access lists instead, so there is no line there.
+    if !r["file_mode"].is_null() {
+        line("File mode:", text(&r["file_mode"]));
+    }
     if let Some(check) = r.get("check") {
         line(
             "Check:",
