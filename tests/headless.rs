@@ -203,6 +203,8 @@ fn closed_stdin_then_timeout_says_how_to_retry() {
     assert!(!env.adc_path().exists());
 }
 
+/// Linux and other Unix desktops need a display; macOS and Windows always have a browser.
+#[cfg(all(unix, not(target_os = "macos")))]
 #[test]
 fn no_display_and_no_browser_variable_falls_back_to_paste_mode() {
     let env = TestEnv::new();
