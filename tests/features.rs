@@ -428,6 +428,8 @@ fn rust_example_lists_models_with_the_library_api() {
     );
     let out = Command::new(&binary)
         .env_clear()
+        // Windows sockets need SystemRoot.
+        .envs(std::env::var_os("SystemRoot").map(|v| ("SystemRoot", v)))
         .env("HOME", env.path("home"))
         .env("XDG_CACHE_HOME", env.path("cache"))
         .env("LOCALAPPDATA", env.path("cache"))

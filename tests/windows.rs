@@ -44,6 +44,23 @@ fn no_credentials_names_the_file_under_appdata() {
     );
     assert_eq!(done.stderr, expected);
     assert!(!appdata(&env).exists(), "nothing is created");
+
+    // Without APPDATA, gcloud's fallback: the system drive's root.
+    let mut cmd = default_paths(&env);
+    cmd.arg("print-access-token")
+        .env_remove("APPDATA")
+        .env("NO_GCE_CHECK", "true")
+        .env_remove("GCE_METADATA_HOST");
+    let done = Running::spawn(cmd, env.path("browser-args")).finish();
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    let drive = std::env::var("SystemDrive").unwrap_or_else(|_| "C:".into());
+    assert!(
+        done.stderr.starts_with(&format!(
+            "error: no credentials found (looked in {drive}\\gcloud\\{ADC})\n"
+        )),
+        "{}",
+        done.stderr
+    );
 }
 
 #[test]
