@@ -1,8 +1,10 @@
-//! Build script. For the integration tests (tests/it): looks, once per build, for the programs
+//! Build script. Tells the binary its target triple (`gemauth --version`). For the integration
+//! tests (tests/it): looks, once per build, for the programs
 //! some of them need besides gemauth, and sets a cfg for each one found. A test whose program is
 //! missing is compiled as ignored, with the reason, so that `cargo test` counts it as ignored and
 //! not as passed. With GEMAUTH_REQUIRE_INTEROP=1 (set by .ci/run) every cfg is set: nothing is
-//! ignored, and a missing program fails its tests.
+//! ignored, and a missing program fails its tests. A cross build (Windows tests run under Wine)
+//! sets none of them.
 //!
 //! The search runs again when PATH, GEMAUTH_TEST_PYTHON or GEMAUTH_REQUIRE_INTEROP change, or
 //! tests/interop does (`npm ci --prefix tests/interop`). After installing a program some other
@@ -13,6 +15,8 @@ use std::process::{Command, Stdio};
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    let target = std::env::var("TARGET").unwrap_or_default();
+    println!("cargo::rustc-env=GEMAUTH_TARGET={target}");
     println!("cargo::rerun-if-changed=tests/interop");
     for var in [
         "PATH",
@@ -56,9 +60,12 @@ fn main() {
                 .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
         }),
     ];
+    // The programs found are this machine's: a cross build's tests (Windows under Wine) run
+    // none of them.
+    let native = std::env::var("HOST").is_ok_and(|host| host == target);
     for (cfg, found) in programs {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
-        if required || found() {
+        if native && (required || found()) {
             println!("cargo::rustc-cfg={cfg}");
         }
     }

@@ -10,7 +10,8 @@ use clap::{
 #[derive(Debug, Parser)]
 #[command(
     name = "gemauth",
-    version,
+    // The version and the target triple the binary was built for (from build.rs).
+    version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GEMAUTH_TARGET"), ")"),
     about = "Fast OAuth credentials for Google APIs (Gemini included): sign in once, then print access tokens",
     after_help = concat!(
         "Example:\n  gemauth login --client-id-file client_secret.json\n  curl -H \"Authorization: Bearer $(gemauth print-access-token)\" https://generativelanguage.googleapis.com/v1/models\n\n",

@@ -353,7 +353,10 @@ fn render_text(r: &Report) -> String {
             ),
         },
     );
-    line("File mode:", or_none(r.file_mode.as_deref()));
+    // Unix permissions; Windows files have access lists instead, so there is no line there.
+    if let Some(mode) = &r.file_mode {
+        line("File mode:", mode.clone());
+    }
     line("ID tokens:", r.id_tokens.clone());
     line(
         "Helpers:",

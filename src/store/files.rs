@@ -2,7 +2,7 @@
 //! FIFO or device), and private files written atomically (temp file with its space reserved,
 //! fsync, rename, directory fsync); private directories; removal of what killed writers left.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
@@ -164,14 +164,50 @@ impl Reservation {
             .and_then(|()| file.set_len(bytes.len() as u64))
             .and_then(|()| file.sync_all())
             .map_err(io("cannot write"))?;
-        self.tmp
-            .persist(&self.target)
+        // Kept (on Windows: no longer marked temporary) and closed, then renamed by std, which
+        // on Windows replaces a target that others have open (POSIX semantics) where tempfile's
+        // MoveFileEx cannot.
+        let (file, tmp_path) = self
+            .tmp
+            .keep()
             .map_err(|e| e.error)
-            .map_err(io("cannot replace"))?;
+            .map_err(io("cannot write"))?;
+        drop(file);
+        if let Err(e) = replace(&tmp_path, &self.target) {
+            let _ = fs::remove_file(&tmp_path);
+            return Err(io("cannot replace")(e));
+        }
         sync_dir(&self.dir);
         tracing::debug!(path = %self.target.display(), bytes = bytes.len(), "wrote file atomically");
         remove_stale_temp_files(&self.dir);
         Ok(())
+    }
+}
+
+/// Renames `from` over `to`. On Windows a file that another program holds open without sharing
+/// its deletion (as many programs open files, and virus scanners do for a moment) cannot be
+/// replaced until it is closed, so an access or sharing error is retried for up to two seconds.
+fn replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    const ERROR_ACCESS_DENIED: i32 = 5;
+    const ERROR_SHARING_VIOLATION: i32 = 32;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    let mut pause = std::time::Duration::from_millis(10);
+    loop {
+        match fs::rename(from, to) {
+            Err(e)
+                if cfg!(windows)
+                    && matches!(
+                        e.raw_os_error(),
+                        Some(ERROR_ACCESS_DENIED | ERROR_SHARING_VIOLATION)
+                    )
+                    && std::time::Instant::now() < deadline =>
+            {
+                tracing::debug!(path = %to.display(), "the file is in use; retrying the replace");
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+            result => return result,
+        }
     }
 }
 
@@ -257,7 +293,7 @@ pub fn create_private_dir(dir: &Path) -> Result<()> {
 
 fn sync_dir(dir: &Path) {
     #[cfg(unix)]
-    if let Ok(d) = File::open(dir) {
+    if let Ok(d) = fs::File::open(dir) {
         // Makes the rename durable; failure here cannot be acted upon, the data is already safe.
         let _ = d.sync_all();
     }
@@ -315,13 +351,13 @@ mod tests {
             fs::write(p, b"partial").unwrap();
         }
         let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        File::options()
+        fs::File::options()
             .write(true)
             .open(&stale)
             .unwrap()
             .set_modified(old)
             .unwrap();
-        File::options()
+        fs::File::options()
             .write(true)
             .open(&other)
             .unwrap()

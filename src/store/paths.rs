@@ -1,7 +1,6 @@
 //! Where credentials are: gcloud's config directory, the well-known ADC file, discovery in the
 //! order of `google.auth.default()`, gemauth's cache directory, and exposure warnings.
 
-use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
@@ -18,16 +17,23 @@ fn env_path(name: &str) -> Option<PathBuf> {
         .map(PathBuf::from)
 }
 
-/// gcloud's configuration directory: `$CLOUDSDK_CONFIG`, else `~/.config/gcloud`
-/// (`%APPDATA%\gcloud` on Windows).
+/// gcloud's configuration directory, where gcloud and Google's client libraries look:
+/// `$CLOUDSDK_CONFIG`, else `~/.config/gcloud` (macOS included); on Windows
+/// `%APPDATA%\gcloud`, or `%SystemDrive%\gcloud` when `APPDATA` is not set.
 pub fn gcloud_config_dir() -> Result<PathBuf> {
     if let Some(dir) = env_path(ENV_CLOUDSDK_CONFIG) {
         return Ok(dir);
     }
-    if cfg!(windows)
-        && let Some(appdata) = env_path("APPDATA")
-    {
-        return Ok(appdata.join("gcloud"));
+    if cfg!(windows) {
+        return Ok(match env_path("APPDATA") {
+            Some(appdata) => appdata.join("gcloud"),
+            None => {
+                let drive = std::env::var_os("SystemDrive").filter(|v| !v.is_empty());
+                let mut root = drive.unwrap_or_else(|| "C:".into());
+                root.push("\\");
+                PathBuf::from(root).join("gcloud")
+            }
+        });
     }
     home_dir()
         .map(|h| h.join(".config").join("gcloud"))
@@ -105,7 +111,7 @@ pub fn exposed_warning(path: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = fs::metadata(path).ok()?.permissions().mode() & 0o777;
+        let mode = std::fs::metadata(path).ok()?.permissions().mode() & 0o777;
         (mode & 0o077 != 0).then(|| {
             format!(
                 "{} is readable by other users (mode {mode:03o}); run `chmod 600 {}`",
@@ -121,7 +127,14 @@ pub fn exposed_warning(path: &Path) -> Option<String> {
     }
 }
 
-/// gemauth's cache directory: `$XDG_CACHE_HOME/gemauth` (or the platform's cache directory).
+/// gemauth's directory in the platform's cache directory: `$XDG_CACHE_HOME/gemauth` or
+/// `~/.cache/gemauth` on Linux, `~/Library/Caches/gemauth` on macOS, `%LOCALAPPDATA%\gemauth`
+/// on Windows (the variable is read first, as `APPDATA` is for gcloud's directory).
 pub fn cache_dir() -> Option<PathBuf> {
+    if cfg!(windows)
+        && let Some(local) = env_path("LOCALAPPDATA")
+    {
+        return Some(local.join("gemauth"));
+    }
     dirs::cache_dir().map(|d| d.join("gemauth"))
 }

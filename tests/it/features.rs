@@ -28,6 +28,7 @@ fn status_reports_the_credential_without_network() {
         "Universe domain: googleapis.com".into(),
         "https://www.googleapis.com/auth/cloud-platform".into(),
         "valid until".into(),
+        #[cfg(unix)]
         "File mode:       0600".into(),
     ] {
         assert!(
@@ -36,6 +37,8 @@ fn status_reports_the_credential_without_network() {
             text.stdout
         );
     }
+    // Windows files have access lists, not modes.
+    assert_eq!(text.stdout.contains("File mode:"), cfg!(unix));
     assert!(!text.stdout.contains("warning"));
     assert!(!text.stdout.contains("ya29.") && !text.stdout.contains("1//"));
 
@@ -50,7 +53,12 @@ fn status_reports_the_credential_without_network() {
     assert_eq!(json["scopes"].as_array().unwrap().len(), 4);
     assert_eq!(json["cached_token"]["fresh"], true);
     assert!(json["cached_token"]["expires_in"].as_u64().unwrap() > 3000);
-    assert_eq!(json["file_mode"], "0600");
+    let mode = if cfg!(unix) {
+        "0600".into()
+    } else {
+        serde_json::Value::Null
+    };
+    assert_eq!(json["file_mode"], mode);
     assert_eq!(json["warnings"], serde_json::json!([]));
     assert!(json.get("check").is_none());
     assert_eq!(
@@ -205,6 +213,7 @@ fn token_output_formats_and_min_lifetime() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
+#[cfg(unix)]
 fn curl_available() -> bool {
     Command::new("curl")
         .arg("--version")
@@ -212,6 +221,8 @@ fn curl_available() -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// The wrapper that records curl's arguments is a shell script.
+#[cfg(unix)]
 #[test]
 #[cfg_attr(not(has_curl), ignore = "curl not found (`bash .ci/run` installs it)")]
 fn curl_adds_the_headers_and_passes_its_exit_code_through() {
@@ -291,6 +302,7 @@ fn curl_adds_the_headers_and_passes_its_exit_code_through() {
     assert_eq!(nothing.code(), 3, "no credentials: {}", nothing.stderr);
 }
 
+#[cfg(unix)]
 /// `gemauth completions SHELL` in a file, after checking that it names every subcommand's options.
 fn completion_script(env: &TestEnv, shell: &str) -> PathBuf {
     let done = env.run(&["completions", shell]);
@@ -317,6 +329,7 @@ fn completion_script(env: &TestEnv, shell: &str) -> PathBuf {
     script
 }
 
+#[cfg(unix)]
 /// Checks that `check` (a shell's parse-only mode) accepts the completion script for `shell`.
 fn assert_shell_parses(shell: &str, check: &[&str]) {
     let env = TestEnv::new();
@@ -333,6 +346,8 @@ fn assert_shell_parses(shell: &str, check: &[&str]) {
     );
 }
 
+/// The shells and groff are Unix programs.
+#[cfg(unix)]
 #[test]
 fn completions_and_the_man_page_are_generated_and_bash_parses_them() {
     let env = TestEnv::new();
@@ -352,18 +367,21 @@ fn completions_and_the_man_page_are_generated_and_bash_parses_them() {
     );
 }
 
+#[cfg(unix)]
 #[test]
 #[cfg_attr(not(has_zsh), ignore = "zsh not found (`bash .ci/run` installs it)")]
 fn zsh_parses_the_completions() {
     assert_shell_parses("zsh", &["zsh", "-n"]);
 }
 
+#[cfg(unix)]
 #[test]
 #[cfg_attr(not(has_fish), ignore = "fish not found (`bash .ci/run` installs it)")]
 fn fish_parses_the_completions() {
     assert_shell_parses("fish", &["fish", "--no-execute"]);
 }
 
+#[cfg(unix)]
 #[test]
 #[cfg_attr(
     not(has_groff),
@@ -418,7 +436,7 @@ fn example_binary(name: &str) -> PathBuf {
         .parent()
         .unwrap()
         .join("examples")
-        .join(name)
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
 #[test]
@@ -433,8 +451,11 @@ fn rust_example_lists_models_with_the_library_api() {
     );
     let out = Command::new(&binary)
         .env_clear()
+        // Windows sockets need SystemRoot.
+        .envs(std::env::var_os("SystemRoot").map(|v| ("SystemRoot", v)))
         .env("HOME", env.path("home"))
         .env("XDG_CACHE_HOME", env.path("cache"))
+        .env("LOCALAPPDATA", env.path("cache"))
         .env("CLOUDSDK_CONFIG", env.gcloud_dir())
         .env("GEMINI_API_BASE", &env.google.base)
         .output()
@@ -455,6 +476,7 @@ fn rust_example_lists_models_with_the_library_api() {
     assert_eq!(env.run(&["print-access-token"]).stdout, "ya29.access-1\n");
 }
 
+/// The example is a bash script.
 #[cfg(unix)]
 #[test]
 #[cfg_attr(not(has_curl), ignore = "curl not found (`bash .ci/run` installs it)")]

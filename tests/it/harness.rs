@@ -752,6 +752,29 @@ impl ClosedPort {
     }
 }
 
+/// The fake browser's file name and text: it hands its arguments to the test, one a line, in
+/// the file `browser-args` beside it (written whole, by a rename); the test follows the URL.
+#[cfg(unix)]
+const FAKE_BROWSER: (&str, &str) = (
+    "browser.sh",
+    "#!/bin/sh\nout=\"$(dirname \"$0\")/browser-args\"\n\
+     printf '%s\\n' \"$@\" > \"$out.tmp\" && mv \"$out.tmp\" \"$out\"\n",
+);
+/// On Windows a JScript run by cscript: a batch file would get its arguments through cmd.exe,
+/// which mangles the `%` of a URL's escapes under Wine.
+#[cfg(windows)]
+const FAKE_BROWSER: (&str, &str) = (
+    "browser.js",
+    "var fso = new ActiveXObject('Scripting.FileSystemObject');\r\n\
+     var dir = fso.GetParentFolderName(WScript.ScriptFullName);\r\n\
+     var tmp = dir + '\\\\browser-args.tmp', out = dir + '\\\\browser-args';\r\n\
+     var f = fso.CreateTextFile(tmp, true);\r\n\
+     for (var i = 0; i < WScript.Arguments.length; i++) f.WriteLine(WScript.Arguments(i));\r\n\
+     f.Close();\r\n\
+     if (fso.FileExists(out)) fso.DeleteFile(out);\r\n\
+     fso.MoveFile(tmp, out);\r\n",
+);
+
 /// An isolated environment: temp HOME, XDG dirs, CLOUDSDK_CONFIG, fake server and browser.
 pub struct TestEnv {
     pub dir: tempfile::TempDir,
@@ -766,13 +789,9 @@ impl TestEnv {
         for d in ["home", "config", "cache", "gcloud-parent"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
-        let browser = dir.path().join("browser.sh");
-        std::fs::write(
-            &browser,
-            "#!/bin/sh\n# Fake browser: hand the arguments to the test, which follows the URL.\n\
-             out=\"$(dirname \"$0\")/browser-args\"\nprintf '%s\\n' \"$@\" > \"$out.tmp\" && mv \"$out.tmp\" \"$out\"\n",
-        )
-        .unwrap();
+        let (name, script) = FAKE_BROWSER;
+        let browser = dir.path().join(name);
+        std::fs::write(&browser, script).unwrap();
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
@@ -791,7 +810,7 @@ impl TestEnv {
 
     /// gcloud's config dir; gemauth must create it (0700) on first login.
     pub fn gcloud_dir(&self) -> PathBuf {
-        self.path("gcloud-parent/gcloud")
+        self.path("gcloud-parent").join("gcloud")
     }
 
     pub fn adc_path(&self) -> PathBuf {
@@ -799,12 +818,30 @@ impl TestEnv {
             .join("application_default_credentials.json")
     }
 
+    /// gemauth's cache: in `XDG_CACHE_HOME` (Linux) or `LOCALAPPDATA` (Windows), both the test's
+    /// `cache`; macOS has one place only, under `HOME`.
     pub fn cache_dir(&self) -> PathBuf {
-        self.path("cache/gemauth")
+        if cfg!(target_os = "macos") {
+            self.path("home/Library/Caches/gemauth")
+        } else {
+            self.path("cache/gemauth")
+        }
     }
 
-    pub fn browser(&self) -> PathBuf {
-        self.path("browser.sh")
+    /// The fake browser as `$BROWSER` names it (a command line, split like a shell's).
+    /// The fake browser's script file.
+    pub fn browser_script(&self) -> PathBuf {
+        self.path(FAKE_BROWSER.0)
+    }
+
+    /// `BROWSER` for the fake browser: a command line.
+    pub fn browser(&self) -> String {
+        let script = self.browser_script();
+        if cfg!(windows) {
+            format!("cscript //nologo \"{}\"", script.display())
+        } else {
+            format!("'{}'", script.display())
+        }
     }
 
     /// The gemauth binary with an environment that reaches nothing outside the test.
@@ -833,6 +870,7 @@ impl TestEnv {
         cmd.env("HOME", self.path("home"))
             .env("XDG_CONFIG_HOME", self.path("config"))
             .env("XDG_CACHE_HOME", self.path("cache"))
+            .env("LOCALAPPDATA", self.path("cache"))
             .env("CLOUDSDK_CONFIG", self.gcloud_dir())
             .env("BROWSER", self.browser())
             .env("GEMAUTH_TIMEOUT", "10")
@@ -1246,6 +1284,7 @@ pub fn mode(path: &Path) -> u32 {
 }
 
 /// True when the tests run as root (permission checks cannot be exercised then).
+#[cfg(unix)]
 pub fn running_as_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")

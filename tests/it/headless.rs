@@ -36,15 +36,18 @@ impl LingeringBrowser {
         );
         // No command substitution: a forked subshell would be another process with this name.
         let script = format!("#!/bin/sh\nread -r _ < '{}'\n", hold.display());
-        std::fs::write(env.browser(), script).unwrap();
+        std::fs::write(env.browser_script(), script).unwrap();
         let browser = LingeringBrowser {
-            script: env.browser().display().to_string(),
+            script: env.browser_script().display().to_string(),
         };
         // The check finds a browser that runs: the script run as the kernel runs it for a
         // `#!` line, "/bin/sh SCRIPT" (not executed itself: a file just written can be busy
         // for exec while another thread's fork still holds it). Its command line is readable a
         // moment after `spawn` returns, once the kernel has set up the new program.
-        let mut control = Command::new("/bin/sh").arg(env.browser()).spawn().unwrap();
+        let mut control = Command::new("/bin/sh")
+            .arg(env.browser_script())
+            .spawn()
+            .unwrap();
         let deadline = Instant::now() + Duration::from_secs(10);
         while browser.running() != [control.id()] {
             assert!(Instant::now() < deadline, "the check never saw a browser");
@@ -313,6 +316,8 @@ fn closed_stdin_then_timeout_says_how_to_retry() {
     assert!(!env.adc_path().exists());
 }
 
+/// Linux and other Unix desktops need a display; macOS and Windows always have a browser.
+#[cfg(all(unix, not(target_os = "macos")))]
 #[test]
 fn no_display_and_no_browser_variable_falls_back_to_paste_mode() {
     let env = TestEnv::new();
@@ -336,7 +341,12 @@ fn no_display_and_no_browser_variable_falls_back_to_paste_mode() {
 fn a_browser_that_exits_with_failure_switches_to_paste_mode() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
-    cmd.env("BROWSER", "false")
+    let fails = if cfg!(windows) {
+        "cmd /c exit 1"
+    } else {
+        "false"
+    };
+    cmd.env("BROWSER", fails)
         .args(["login", "--client-id-file"])
         .arg(env.client_file());
     let mut run = Running::spawn_interactive(cmd, env.path("browser-args"));

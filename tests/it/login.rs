@@ -282,7 +282,7 @@ fn login_times_out_with_a_clear_message() {
 fn browser_variable_is_split_like_a_shell_and_percent_s_is_replaced() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
-    let browser = format!("'{}' --new-window 'url=%s'", env.browser().display());
+    let browser = format!("{} --new-window 'url=%s'", env.browser());
     cmd.env("BROWSER", browser)
         .args(["login", "--client-id-file"])
         .arg(env.client_file());

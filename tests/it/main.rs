@@ -28,3 +28,5 @@ mod revoke;
 mod secrets;
 mod token_json;
 mod untrusted_input;
+#[cfg(windows)]
+mod windows;

@@ -328,29 +328,28 @@ fn another_login_never_sees_the_previous_cached_token() {
     assert_eq!(grants[1].form["refresh_token"], "1//second");
 }
 
+/// Unix permissions; on Windows there is no such warning (tests/windows.rs).
+#[cfg(unix)]
 #[test]
 fn exposed_credential_file_gets_a_warning() {
+    use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new();
     let path = env.adc_path();
     env.write_credentials(&path, "1//r");
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let done = env.run(&["print-access-token"]);
-        assert_eq!(done.code(), 0);
-        assert!(
-            done.stderr.contains("readable by other users"),
-            "{}",
-            done.stderr
-        );
-        assert!(done.stdout.starts_with("ya29."));
-        assert_eq!(
-            done.stderr.matches("readable by other users").count(),
-            1,
-            "warned once: {}",
-            done.stderr
-        );
-        assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
-    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let done = env.run(&["print-access-token"]);
+    assert_eq!(done.code(), 0);
+    assert!(
+        done.stderr.contains("readable by other users"),
+        "{}",
+        done.stderr
+    );
+    assert!(done.stdout.starts_with("ya29."));
+    assert_eq!(
+        done.stderr.matches("readable by other users").count(),
+        1,
+        "warned once: {}",
+        done.stderr
+    );
+    assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }

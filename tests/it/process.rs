@@ -1,8 +1,6 @@
 //! The process around the commands, as std's start-up sets it up for `main`: closed standard
 //! descriptors, a reader that goes away, arguments that are not UTF-8.
 
-use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -94,8 +92,11 @@ fn closed_standard_fds_never_send_output_into_files_gemauth_opens() {
     assert_eq!(snapshot(env.dir.path()), before);
 }
 
+/// Linux: the child reports its descriptors and signal mask from /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn programs_gemauth_runs_get_dev_null_for_closed_fds_and_the_default_sigpipe() {
+    use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//child");
     let report = env.path("child-report");
@@ -155,8 +156,11 @@ fn a_reader_that_went_away_is_an_error_not_a_signal() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
+/// Not on macOS, whose file systems only take file names in UTF-8.
+#[cfg(not(target_os = "macos"))]
 #[test]
 fn arguments_that_are_not_utf8_reach_the_command_intact() {
+    use std::os::unix::ffi::OsStrExt;
     let env = TestEnv::new();
     let name = std::ffi::OsStr::from_bytes(b"cred-\xff\xfe.json");
     let path = env.dir.path().join(name);

@@ -2,7 +2,6 @@
 //! random moments, hostile servers.
 
 use std::io::{Read, Write};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -54,8 +53,11 @@ fn short_lived_tokens_are_reused_for_half_their_lifetime() {
     assert!(env.google.seen_grants("refresh_token").is_empty());
 }
 
+/// Unix permissions (on Windows a new file gets its directory's access list).
+#[cfg(unix)]
 #[test]
 fn files_are_private_under_umask_022() {
+    use std::process::Command;
     let env = TestEnv::new();
     let client = env.client_file();
     let mut cmd = Command::new("sh");
@@ -68,15 +70,12 @@ fn files_are_private_under_umask_022() {
     let run = Running::spawn(cmd, env.path("browser-args"));
     follow_authorization(&run.browser_url());
     assert_eq!(run.finish().code(), 0);
-    #[cfg(unix)]
-    {
-        assert_eq!(mode(&env.adc_path()), 0o600);
-        assert_eq!(mode(&env.gcloud_dir()), 0o700);
-        for token in env.cached_tokens() {
-            assert_eq!(mode(&token), 0o600);
-        }
-        assert_eq!(mode(&env.cache_dir()), 0o700);
+    assert_eq!(mode(&env.adc_path()), 0o600);
+    assert_eq!(mode(&env.gcloud_dir()), 0o700);
+    for token in env.cached_tokens() {
+        assert_eq!(mode(&token), 0o600);
     }
+    assert_eq!(mode(&env.cache_dir()), 0o700);
 }
 
 /// A tiny deterministic generator for kill delays (no extra crate needed).
@@ -92,7 +91,7 @@ fn delays(seed: u64, n: usize, max_micros: u64) -> Vec<Duration> {
         .collect()
 }
 
-#[cfg(unix)]
+/// Killed (SIGKILL; TerminateProcess on Windows) at random moments of a refresh with rotation.
 #[test]
 fn sigkill_at_random_moments_never_leaves_a_partial_file() {
     let env = TestEnv::new();
@@ -107,7 +106,7 @@ fn sigkill_at_random_moments_never_leaves_a_partial_file() {
         env.expire_cache();
         let mut child = spawn_print(&env);
         std::thread::sleep(delay);
-        let _ = child.kill(); // SIGKILL
+        let _ = child.kill(); // SIGKILL, TerminateProcess on Windows
         let _ = child.wait();
         let bytes = std::fs::read(&path).expect("the credential file is never missing");
         let value: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
@@ -131,7 +130,6 @@ fn sigkill_at_random_moments_never_leaves_a_partial_file() {
     assert_eq!(done.code(), 0, "{}", done.stderr);
 }
 
-#[cfg(unix)]
 #[test]
 fn sigkill_during_login_leaves_the_old_file_or_the_new_one() {
     let env = TestEnv::new();

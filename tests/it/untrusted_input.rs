@@ -15,6 +15,7 @@ fn now() -> u64 {
         .as_secs()
 }
 
+#[cfg(unix)]
 fn mkfifo(path: &Path) {
     let status = std::process::Command::new("mkfifo")
         .arg(path)
@@ -246,10 +247,12 @@ fn future_dated_and_overlong_entries_are_stale() {
 }
 
 /// A small file system of its own: a tmpfs when the tests may mount one (root), else `None`.
+#[cfg(target_os = "linux")]
 struct SmallDisk {
     dir: std::path::PathBuf,
 }
 
+#[cfg(target_os = "linux")]
 impl SmallDisk {
     fn mount(at: &Path) -> Option<SmallDisk> {
         std::fs::create_dir_all(at).unwrap();
@@ -278,6 +281,7 @@ impl SmallDisk {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for SmallDisk {
     fn drop(&mut self) {
         let _ = std::process::Command::new("umount").arg(&self.dir).status();
