@@ -1,4 +1,5 @@
-//! Command-line syntax: the clap structures for every subcommand, and nothing else.
+//! Command-line syntax: the clap structures for every subcommand, and `parse` (the program's
+//! name `docker-credential-gemauth` selects the Docker helper; usage errors get a `hint:`).
 
 use std::ffi::OsString;
 use std::path::PathBuf;
@@ -131,12 +132,14 @@ pub enum Command {
 
     /// Print a shell completion script
     #[command(
-        after_help = "Examples:\n  gemauth completions bash > ~/.local/share/bash-completion/completions/gemauth\n  gemauth completions zsh > \"${fpath[1]}/_gemauth\"\n  gemauth completions fish > ~/.config/fish/completions/gemauth.fish"
+        after_help = "Examples:\n  mkdir -p ~/.local/share/bash-completion/completions && gemauth completions bash > ~/.local/share/bash-completion/completions/gemauth\n  mkdir -p ~/.zfunc && gemauth completions zsh > ~/.zfunc/_gemauth\n  mkdir -p ~/.config/fish/completions && gemauth completions fish > ~/.config/fish/completions/gemauth.fish"
     )]
     Completions(Deferred<CompletionsArgs>),
 
     /// Print the man page (roff)
-    #[command(after_help = "Example:\n  gemauth man > ~/.local/share/man/man1/gemauth.1")]
+    #[command(
+        after_help = "Example:\n  mkdir -p ~/.local/share/man/man1 && gemauth man > ~/.local/share/man/man1/gemauth.1"
+    )]
     Man,
 }
 

@@ -1,5 +1,7 @@
-//! File formats: Google's Desktop OAuth client JSON (`client_secret.json`), the
-//! `authorized_user` Application Default Credentials file, endpoint and scope rules.
+//! File formats and the one credential model: Google's Desktop OAuth client JSON
+//! (`client_secret.json`), every Application Default Credentials type (`Credential`, its type
+//! table and cache keys; google-auth's `token.json` read as `authorized_user`), endpoint, scope
+//! and project-ID rules.
 
 use std::path::{Path, PathBuf};
 
@@ -269,8 +271,9 @@ impl Scopes {
 }
 
 /// An `authorized_user` credential file, as read by Google's client libraries. Fields gemauth
-/// does not know are kept in `extra` and written back unchanged.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+/// does not know are kept in `extra` and written back unchanged. Its `Debug` shows only the
+/// names of the `extra` fields: a google-auth `token.json` keeps a live access token there.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct AuthorizedUser {
     /// `authorized_user`; empty for a google-auth `token.json` (`Credentials.to_json()`), which
     /// has no `type` field and is read as a user credential all the same.
@@ -293,6 +296,24 @@ pub struct AuthorizedUser {
     pub revoke_uri: Option<String>,
     #[serde(flatten)]
     pub extra: Map<String, Value>,
+}
+
+impl std::fmt::Debug for AuthorizedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthorizedUser")
+            .field("kind", &self.kind)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("refresh_token", &self.refresh_token)
+            .field("quota_project_id", &self.quota_project_id)
+            .field("universe_domain", &self.universe_domain)
+            .field("account", &self.account)
+            .field("scopes", &self.scopes)
+            .field("token_uri", &self.token_uri)
+            .field("revoke_uri", &self.revoke_uri)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
 }
 
 impl AuthorizedUser {
@@ -1035,7 +1056,9 @@ mod debug_tests {
             scopes: None,
             token_uri: None,
             revoke_uri: None,
-            extra: Map::new(),
+            extra: [("token".to_string(), Value::from("planted-access-token"))]
+                .into_iter()
+                .collect(),
         };
         let client = ClientConfig {
             client_id: "id".into(),

@@ -12,9 +12,11 @@
 //! ```
 //!
 //! Modules, top to bottom as the data flows: `cli` (clap structures) → `commands` (one per
-//! subcommand) → `token` (discovery, cache, single-flight refresh) → `flow` (the authorization
-//! code flow), `adc` (every credential type), `oauth` (HTTP to the token server) → `store`
-//! (paths, private files, the token cache and its locks), `credentials` (file formats), `error`.
+//! subcommand; `login` drives `flow`, the authorization code flow) → `token` and `idtoken`
+//! (discovery, cache, single-flight refresh) → `adc` (minting for every credential type) →
+//! `oauth` (HTTP to the token server) → `store` (paths, bounded reads, private files, the token
+//! cache and its locks), `credentials` (file formats, the credential model), `secret`, `error`,
+//! `logging` (`-v`).
 
 #![forbid(unsafe_code)]
 

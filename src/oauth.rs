@@ -1,5 +1,6 @@
-//! HTTP calls to the OAuth 2.0 server: authorization-code exchange, refresh-token grant and
-//! revocation, with timeouts, no redirects, capped bodies, bounded retries and typed errors.
+//! HTTP calls to the OAuth 2.0 server: authorization-code exchange, refresh-token grant, ID token
+//! answers and revocation, with TLS (rustls, ring passed in), timeouts, no redirects, capped
+//! bodies, bounded retries and typed errors; the runtime that network work runs on.
 
 use std::time::{Duration, Instant};
 
@@ -219,7 +220,8 @@ pub struct TokenResponse {
     pub id_token: Option<IdToken>,
 }
 
-/// An OpenID Connect ID token, kept only to read the account's email from it.
+/// An OpenID Connect ID token from a token answer (the account's email at login, the token
+/// itself for `print-identity-token`); its `Debug` is redacted.
 #[derive(Deserialize)]
 #[serde(transparent)]
 pub struct IdToken(String);

@@ -1,7 +1,7 @@
 //! Fresh access tokens for any Application Default Credentials, for the CLI and for Rust programs
 //! alike: discovery, the cache, the single-flight refresh under the credential lock, and the
 //! write-back of rotated refresh tokens.
-//!
+
 use std::path::{Path, PathBuf};
 
 use crate::adc;
@@ -219,8 +219,17 @@ async fn refresh_locked(target: &Target, request: &Request) -> Result<Token> {
         None => credential,
     };
     let minted = minted.token?;
+    // A token already dead (`expires_in: 0`, an `expireTime` in the past) is never handed out.
+    if minted.expires_at <= store::now() {
+        return Err(Error::Server {
+            endpoint: format!("the {} token server", credential.type_name()),
+            status: 200,
+            detail: "the new access token has already expired (is this machine's clock right?)"
+                .into(),
+        });
+    }
     tracing::debug!(
-        lifetime = minted.expires_at - minted.obtained_at,
+        lifetime = minted.expires_at.saturating_sub(minted.obtained_at),
         kind = credential.type_name(),
         "obtained a new access token"
     );

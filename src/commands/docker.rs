@@ -215,17 +215,14 @@ pub fn config_path() -> Result<PathBuf> {
 
 /// The config file's top-level object; `None` when there is no file.
 fn load_config(path: &Path) -> Result<Option<Map<String, Value>>> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(source) => {
-            return Err(Error::Io {
-                action: "cannot read",
-                path: path.to_path_buf(),
-                source,
-            });
-        }
-    };
+    if !crate::store::is_present(path) {
+        return Ok(None);
+    }
+    // Bounded and never blocking, like every file gemauth reads (a FIFO is refused at once).
+    let bytes = crate::store::read_bounded(path).map_err(|problem| Error::ToolConfig {
+        path: path.to_path_buf(),
+        problem,
+    })?;
     let problem = |problem: String| Error::ToolConfig {
         path: path.to_path_buf(),
         problem,

@@ -1,6 +1,6 @@
 //! What the credential helpers for Docker, Git and kubectl share: reading the tool's request on
-//! stdin, obtaining the token they hand out, and finding which of them are configured (for
-//! `status`).
+//! stdin, obtaining the token they hand out, and finding which of them are configured for `status`
+//! (Docker's `credHelpers` and git's `credential.*.helper`; kubeconfigs are not read).
 
 use std::io::{BufRead, Read};
 use std::path::PathBuf;

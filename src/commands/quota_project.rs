@@ -15,7 +15,7 @@ pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
         Some(p) => p.clone(),
         None => store::well_known_path()?,
     };
-    if !path.exists() {
+    if !store::is_present(&path) {
         return Err(Error::NoCredentials { searched: path });
     }
     let _lock = CredentialLock::acquire(&path)?;

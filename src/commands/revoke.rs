@@ -22,7 +22,7 @@ pub fn run(args: RevokeArgs) -> Result<()> {
             path.display()
         );
     }
-    if !path.exists() {
+    if !store::is_present(&path) {
         eprintln!(
             "No credentials stored at {}; nothing to revoke.",
             path.display()
@@ -72,7 +72,12 @@ pub fn run(args: RevokeArgs) -> Result<()> {
         }
     }
     store::remove_file(&path)?;
-    TokenCache::new(&Credential::User(Box::new(user)).cache_key(&[])).remove()?;
+    // Its cached access token and the ID token of its refresh grant.
+    let credential = Credential::User(Box::new(user));
+    TokenCache::new(&credential.cache_key(&[])).remove()?;
+    for include_email in [false, true] {
+        TokenCache::new(&credential.id_token_cache_key("", include_email)).remove()?;
+    }
     eprintln!("Removed {}", path.display());
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! The access-token cache (one private file per credential and scopes) and the cross-process
+//! The token cache (one private file per credential and scopes, or audience for ID tokens) and
+//! the cross-process
 //! lock that lets one process refresh while the others wait and then reuse its token.
 
 use std::fs::{self, File};

@@ -24,7 +24,13 @@ pub fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
         use std::os::unix::fs::OpenOptionsExt;
         options.custom_flags(libc::O_NONBLOCK);
     }
-    let file = options.open(path).map_err(|e| open_problem(&e))?;
+    let file = options.open(path).map_err(|e| {
+        // Windows refuses to open a directory as a file ("access denied"): say what it is.
+        match fs::metadata(path) {
+            Ok(meta) if meta.is_dir() => "is a directory, not a file".to_string(),
+            _ => open_problem(&e),
+        }
+    })?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot be read ({e})"))?;

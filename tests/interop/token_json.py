@@ -1,6 +1,6 @@
 """Writes and reads google-auth `token.json` files, as the Gemini OAuth quickstart's
 `load_creds()` does (`Credentials.to_json()`, `Credentials.from_authorized_user_file()`), for
-tests/token_json.rs. Prints JSON on stdout.
+tests/it/token_json.rs. Prints JSON on stdout.
 
 usage: token_json.py write TOKEN_URI CLIENT_ID CLIENT_SECRET REFRESH_TOKEN TOKEN EXPIRES_IN SCOPE...
        token_json.py load FILE

@@ -4,8 +4,8 @@
 //! talking to a local API server over https; and `status` naming the configured helpers.
 //!
 //! git and kubectl are found on PATH (kubectl also in the Google Cloud SDK's bin directory, or
-//! `GEMAUTH_TEST_KUBECTL`). When one is missing the test says so and passes, unless
-//! `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`), where it fails.
+//! `GEMAUTH_TEST_KUBECTL`). A test whose tool `build.rs` did not find is ignored, with the
+//! reason; one that runs and does not find it fails.
 #![cfg(unix)]
 
 use std::io::{Read, Write};
@@ -99,23 +99,17 @@ fn revoked_credentials(env: &TestEnv) {
     );
 }
 
-/// A tool the interoperability tests run, or `None` (after saying so) when it is missing and
-/// not required.
-fn interop_tool(name: &str, extra: &[PathBuf]) -> Option<PathBuf> {
+/// A tool the interoperability tests run (their cfg says `build.rs` found it): its path.
+fn interop_tool(name: &str, extra: &[PathBuf]) -> PathBuf {
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
         .unwrap_or_default()
         .into_iter()
         .map(|dir| dir.join(name));
-    if let Some(found) = on_path.chain(extra.iter().cloned()).find(|p| p.is_file()) {
-        return Some(found);
-    }
-    assert!(
-        std::env::var("GEMAUTH_REQUIRE_INTEROP").as_deref() != Ok("1"),
-        "GEMAUTH_REQUIRE_INTEROP=1 but {name} is not installed (run .ci/run)"
-    );
-    eprintln!("SKIPPED: {name} is not installed; `bash .ci/run` installs it");
-    None
+    on_path
+        .chain(extra.iter().cloned())
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| panic!("{name} is not installed (`bash .ci/run` installs it)"))
 }
 
 // ------------------------------------------------------------------------------------------
@@ -723,9 +717,7 @@ fn git_ok(git: &Path, env: &TestEnv, args: &[&str]) {
     ignore = "git is not installed (`bash .ci/run` installs it)"
 )]
 fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
-    let Some(git) = interop_tool("git", &[]) else {
-        return;
-    };
+    let git = interop_tool("git", &[]);
     let env = TestEnv::new();
     let token = cached_token(&env);
     let refreshes = env.google.seen("/token").len();
@@ -1045,9 +1037,9 @@ fn kubectl_command(kubectl: &Path, env: &TestEnv, kubeconfig: &Path) -> Command 
     cmd
 }
 
-fn kubectl_path() -> Option<PathBuf> {
+fn kubectl_path() -> PathBuf {
     match std::env::var_os("GEMAUTH_TEST_KUBECTL").filter(|p| !p.is_empty()) {
-        Some(path) => Some(PathBuf::from(path)),
+        Some(path) => PathBuf::from(path),
         None => interop_tool(
             "kubectl",
             &[PathBuf::from("/usr/lib/google-cloud-sdk/bin/kubectl")],
@@ -1075,9 +1067,7 @@ fn kubectl_minor(kubectl: &Path) -> u32 {
     ignore = "kubectl is not installed (`bash .ci/run` installs it)"
 )]
 fn real_kubectl_authenticates_with_the_exec_credential() {
-    let Some(kubectl) = kubectl_path() else {
-        return;
-    };
+    let kubectl = kubectl_path();
     let env = TestEnv::new();
     let token = cached_token(&env);
     let server = FakeApiServer::start(&token);
@@ -1109,9 +1099,7 @@ fn real_kubectl_authenticates_with_the_exec_credential() {
     ignore = "kubectl is not installed (`bash .ci/run` installs it)"
 )]
 fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
-    let Some(kubectl) = kubectl_path() else {
-        return;
-    };
+    let kubectl = kubectl_path();
     let env = TestEnv::new();
     revoked_credentials(&env);
     let server = FakeApiServer::start("ya29.never-issued");
@@ -1177,7 +1165,8 @@ fn status_names_the_configured_helpers() {
         "docker: credHelpers in {} for gcr.io, us-docker.pkg.dev",
         docker.join("config.json").display()
     )];
-    if let Some(git) = interop_tool("git", &[]) {
+    {
+        let git = interop_tool("git", &[]);
         git_ok(
             &git,
             &env,

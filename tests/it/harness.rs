@@ -1162,6 +1162,7 @@ impl Running {
     }
 
     /// The process id.
+    #[cfg(target_os = "linux")]
     pub fn id(&self) -> u32 {
         self.child.id()
     }

@@ -1,7 +1,9 @@
 //! `gemauth login --no-browser`: paste mode for SSH sessions, containers and CI, racing the
 //! loopback listener, and the automatic fallback when no browser can be opened.
 
+#[cfg(target_os = "linux")]
 use std::process::Command;
+#[cfg(target_os = "linux")]
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -17,6 +19,7 @@ fn assert_logged_in(env: &TestEnv, done: &Finished) {
     assert_eq!(env.google.seen_grants("authorization_code").len(), 1);
 }
 
+#[cfg(target_os = "linux")]
 /// The test's browser made one that stays open until killed (blocked opening a FIFO nobody
 /// writes to): one that gemauth started is still running when the test looks, so "no browser
 /// was started" cannot pass by timing.
@@ -24,6 +27,7 @@ struct LingeringBrowser {
     script: String,
 }
 
+#[cfg(target_os = "linux")]
 impl LingeringBrowser {
     fn install(env: &TestEnv) -> Self {
         let hold = env.path("hold");
@@ -68,6 +72,7 @@ impl LingeringBrowser {
     }
 }
 
+#[cfg(target_os = "linux")]
 impl Drop for LingeringBrowser {
     fn drop(&mut self) {
         for pid in self.running() {
@@ -78,12 +83,14 @@ impl Drop for LingeringBrowser {
     }
 }
 
+#[cfg(target_os = "linux")]
 struct Process {
     pid: u32,
     ppid: u32,
     cmdline: Vec<Vec<u8>>,
 }
 
+#[cfg(target_os = "linux")]
 /// The processes that exist, from /proc.
 fn processes() -> Vec<Process> {
     let mut found = vec![];
@@ -113,6 +120,7 @@ fn processes() -> Vec<Process> {
     found
 }
 
+#[cfg(target_os = "linux")]
 /// The processes whose parent is `pid`.
 fn children_of(pid: u32) -> Vec<u32> {
     processes()
@@ -122,6 +130,8 @@ fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Linux: the check for a started browser reads /proc.
+#[cfg(target_os = "linux")]
 #[test]
 fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
     let env = TestEnv::new();

@@ -3,7 +3,7 @@
 //! server of [`harness`], in an environment of its own.
 //!
 //! Tests that need a program besides gemauth (node with oidc-provider, Python with google-auth,
-//! curl, groff, zsh, fish) are compiled as ignored, with the reason, when `build.rs` did not
+//! curl, groff, zsh, fish, git, kubectl) or root (a tmpfs mount) are compiled as ignored, with the reason, when `build.rs` did not
 //! find it; with `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`) none is ignored, and a missing
 //! program fails its tests.
 

@@ -3,6 +3,23 @@
 use crate::harness::*;
 
 #[test]
+fn revoke_removes_the_cached_id_token_too() {
+    let env = TestEnv::new();
+    env.google.with(|b| b.refresh_id_token = true);
+    env.login();
+    env.expire_cache();
+    let id = env.run(&["print-identity-token"]);
+    assert_eq!(id.code(), 0, "{}", id.stderr);
+    assert!(
+        env.cached_tokens().len() >= 2,
+        "access and ID token entries"
+    );
+    let done = env.run(&["revoke"]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert!(env.cached_tokens().is_empty(), "{:?}", env.cached_tokens());
+}
+
+#[test]
 fn revoke_revokes_at_the_server_and_removes_file_and_cache() {
     let env = TestEnv::new();
     env.login();

@@ -120,6 +120,74 @@ fn a_symlink_loop_is_reported_as_such() {
     std::fs::create_dir_all(env.gcloud_dir()).unwrap();
     std::os::unix::fs::symlink(&a, env.adc_path()).unwrap();
     assert_refused(&env, &["print-access-token"], 3, "symbolic link loop");
+    // Not "nothing to revoke" or "no credentials found" either.
+    assert_refused(&env, &["revoke"], 3, "symbolic link loop");
+    assert_refused(
+        &env,
+        &["set-quota-project", "my-project-123"],
+        3,
+        "symbolic link loop",
+    );
+    assert!(env.google.seen("/revoke").is_empty());
+}
+
+#[test]
+#[cfg(unix)]
+fn a_fifo_as_dockers_config_is_refused_at_once() {
+    let env = TestEnv::new();
+    env.write_credentials(&env.adc_path(), "1//r");
+    let docker = env.path("docker");
+    std::fs::create_dir_all(&docker).unwrap();
+    mkfifo(&docker.join("config.json"));
+    let run = |args: &[&str]| {
+        let started = Instant::now();
+        let mut cmd = env.cmd();
+        cmd.args(args).env("DOCKER_CONFIG", &docker);
+        let out = Running::spawn(cmd, env.path("browser-args")).finish();
+        assert!(started.elapsed() < Duration::from_secs(10), "{args:?} hung");
+        out
+    };
+    let status = run(&["status"]);
+    assert_eq!(status.code(), 0, "{}", status.stderr);
+    let configure = run(&["configure-docker", "gcr.io"]);
+    assert_eq!(configure.code(), 1, "{}", configure.stderr);
+    assert!(
+        configure.stderr.contains("it is a FIFO"),
+        "{}",
+        configure.stderr
+    );
+    assert!(
+        configure.stderr.contains("\nhint: "),
+        "{}",
+        configure.stderr
+    );
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(docker.join("config.json"))
+            .unwrap()
+            .file_type()
+            .is_fifo()
+    );
+}
+
+#[test]
+fn a_token_that_is_already_dead_is_never_printed() {
+    let env = TestEnv::new();
+    env.write_credentials(&env.adc_path(), "1//r");
+    env.google.enqueue(
+        "/token",
+        Canned::json(
+            200,
+            r#"{"access_token":"ya29.dead","expires_in":0,"token_type":"Bearer"}"#,
+        ),
+    );
+    let out = env.run(&["print-access-token"]);
+    assert_eq!(out.code(), 1, "{}", out.stderr);
+    assert_eq!(out.stdout, "");
+    assert!(out.stderr.contains("already expired"), "{}", out.stderr);
+    assert!(env.cached_tokens().is_empty());
+    // The next call gets a sound token.
+    assert_eq!(env.run(&["print-access-token"]).stdout, "ya29.access-1\n");
 }
 
 /// A credential with a cached token; returns the cache entry's path.
