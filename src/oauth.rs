@@ -39,7 +39,14 @@ fn env_secs(name: &str, default: u64) -> Duration {
 
 /// Runs network work on a single-threaded runtime, built only when a command or a blocking
 /// library call needs the network.
+/// Inside a Tokio runtime (a program calling the blocking `gemauth::get` from async code) it
+/// returns an error instead of panicking: such callers want `gemauth::get_async`.
 pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::Internal(
+            "gemauth::get and get_with block; inside a Tokio runtime use gemauth::get_async".into(),
+        ));
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

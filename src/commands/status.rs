@@ -269,17 +269,41 @@ fn or_none(value: Option<&str>) -> String {
         .to_string()
 }
 
+/// The text report being written: `Label:` and value lines, with control characters (escape
+/// sequences a hostile file could hold) removed from what came from outside.
+struct Text(String);
+
+impl Text {
+    fn line(&mut self, label: &str, value: String) {
+        let value: String = value.chars().filter(|c| !c.is_control()).collect();
+        self.0.push_str(&format!("{label:<16} {value}\n"));
+    }
+}
+
 fn render_text(r: &Report) -> String {
-    let mut out = String::new();
-    let mut line = |label: &str, value: String| out.push_str(&format!("{label:<16} {value}\n"));
-    line(
+    let mut text = Text(String::new());
+    identity_lines(r, &mut text);
+    detail_lines(r, &mut text);
+    state_lines(r, &mut text);
+    for warning in &r.warnings {
+        text.0.push_str(&format!("warning: {warning}\n"));
+    }
+    for note in &r.notes {
+        text.0.push_str(&format!("note: {note}\n"));
+    }
+    text.0
+}
+
+/// Where the credential is, its type and who it acts as.
+fn identity_lines(r: &Report, text: &mut Text) {
+    text.line(
         "Credential file:",
         match &r.credential_file {
             Some(file) => format!("{file} (from {})", r.source),
             None => format!("none (using the {})", r.source),
         },
     );
-    line(
+    text.line(
         "Type:",
         if r.type_inferred {
             format!("{} (google-auth token.json, no type field)", r.kind)
@@ -287,13 +311,17 @@ fn render_text(r: &Report) -> String {
             r.kind.to_string()
         },
     );
-    line("Account:", or_none(r.account.as_deref()));
+    text.line("Account:", or_none(r.account.as_deref()));
+}
+
+/// What the credential type says about itself, and its quota project.
+fn detail_lines(r: &Report, text: &mut Text) {
     match &r.details {
         Details::User {
             client_id, scopes, ..
         } => {
-            line("Client ID:", client_id.clone());
-            line("Scopes:", or_none(Some(&scopes.join(" "))));
+            text.line("Client ID:", client_id.clone());
+            text.line("Scopes:", or_none(Some(&scopes.join(" "))));
         }
         // The account is the client email: shown once.
         Details::ServiceAccount { .. } => {}
@@ -302,20 +330,20 @@ fn render_text(r: &Report) -> String {
             source_type,
             ..
         } => {
-            line("Impersonates via:", impersonation_url.clone());
-            line("Source type:", source_type.to_string());
+            text.line("Impersonates via:", impersonation_url.clone());
+            text.line("Source type:", source_type.to_string());
         }
         Details::External {
             audience,
             impersonation_url,
             ..
         } => {
-            line("Audience:", audience.clone());
-            line("Impersonates via:", or_none(impersonation_url.as_deref()));
+            text.line("Audience:", audience.clone());
+            text.line("Impersonates via:", or_none(impersonation_url.as_deref()));
         }
         Details::Metadata { .. } => {}
     }
-    line("Quota project:", or_none(r.quota_project_id.as_deref()));
+    text.line("Quota project:", or_none(r.quota_project_id.as_deref()));
     match &r.details {
         Details::User {
             universe_domain,
@@ -332,13 +360,17 @@ fn render_text(r: &Report) -> String {
             token_uri,
             ..
         } => {
-            line("Universe domain:", universe_domain.clone());
-            line("Token endpoint:", token_uri.clone());
+            text.line("Universe domain:", universe_domain.clone());
+            text.line("Token endpoint:", token_uri.clone());
         }
-        Details::Metadata { metadata_host } => line("Metadata host:", metadata_host.clone()),
+        Details::Metadata { metadata_host } => text.line("Metadata host:", metadata_host.clone()),
         Details::Impersonated { .. } => {}
     }
-    line(
+}
+
+/// The cached token, file mode, ID tokens, helpers and the check.
+fn state_lines(r: &Report, text: &mut Text) {
+    text.line(
         "Cached token:",
         match &r.cached_token {
             None => "none".to_string(),
@@ -355,19 +387,23 @@ fn render_text(r: &Report) -> String {
     );
     // Unix permissions; Windows files have access lists instead, so there is no line there.
     if let Some(mode) = &r.file_mode {
-        line("File mode:", mode.clone());
+        text.line("File mode:", mode.clone());
     }
-    line("ID tokens:", r.id_tokens.clone());
-    line(
-        "Helpers:",
-        if r.helpers.is_empty() {
-            "none configured (see `gemauth configure-docker`, docs/helpers.md)".to_string()
-        } else {
-            r.helpers.join("\n                 ")
-        },
-    );
+    text.line("ID tokens:", r.id_tokens.clone());
+    match r.helpers.split_first() {
+        None => text.line(
+            "Helpers:",
+            "none configured (see `gemauth configure-docker`, docs/helpers.md)".to_string(),
+        ),
+        Some((first, rest)) => {
+            text.line("Helpers:", first.clone());
+            for helper in rest {
+                text.line("", helper.clone());
+            }
+        }
+    }
     if let Some(check) = &r.check {
-        line(
+        text.line(
             "Check:",
             match (&check.ok, &check.expires_at) {
                 (true, Some(at)) => format!("ok, a token valid until {at}"),
@@ -375,11 +411,4 @@ fn render_text(r: &Report) -> String {
             },
         );
     }
-    for warning in &r.warnings {
-        out.push_str(&format!("warning: {warning}\n"));
-    }
-    for note in &r.notes {
-        out.push_str(&format!("note: {note}\n"));
-    }
-    out
 }

@@ -33,6 +33,20 @@ fn child() {
             .unwrap();
         let waited = started.elapsed();
         ticker.abort();
+        // The blocking form, called where it must not be (it would need a refresh): an error,
+        // not a panic.
+        let blocking = gemauth::get_with(&gemauth::Request {
+            min_lifetime: Some(u64::MAX),
+            ..Default::default()
+        });
+        println!(
+            "blocking_in_runtime={}",
+            match blocking {
+                Err(e) if e.to_string().contains("get_async") => "error",
+                Err(_) => "other-error",
+                Ok(_) => "ok",
+            }
+        );
         println!(
             "token={} waited_ms={} ticks={}",
             token.access_token.expose(),
@@ -94,6 +108,7 @@ fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
             .unwrap()
             .to_string()
     };
+    assert!(stdout.contains("blocking_in_runtime=error"), "{stdout}");
     // It used the token the lock holder obtained: one request in all.
     assert_eq!(field("token"), "ya29.slow");
     assert_eq!(env.google.seen("/token").len(), 1);
