@@ -15,6 +15,7 @@ pub const EXIT_CREDENTIALS: u8 = 3;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("invalid arguments: {0}")]
     Usage(String),

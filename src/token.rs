@@ -14,6 +14,7 @@ use crate::store::{self, CachedToken, CredentialLock, TokenCache};
 
 /// An access token and what goes with it.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Token {
     /// The bearer token for the `Authorization` header.
     pub access_token: Secret<String>,
