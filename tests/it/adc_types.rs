@@ -2,7 +2,6 @@
 //! token, STS, IAM Credentials and metadata endpoints that verify what they receive.
 
 use std::ffi::OsStr;
-use std::path::PathBuf;
 
 use crate::harness::*;
 use base64::Engine as _;
@@ -10,28 +9,6 @@ use serde_json::{Value, json};
 
 const SA_EMAIL: &str = "ci-runner@test-project-1.iam.gserviceaccount.com";
 const CLOUD_PLATFORM: &str = "https://www.googleapis.com/auth/cloud-platform";
-
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
-
-/// The public half of the test key, as the fake token endpoint checks signatures with it.
-fn register_test_key(env: &TestEnv) {
-    use rustls_pki_types::pem::PemObject;
-    let der =
-        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(fixture("test-sa-key.pem").as_bytes())
-            .unwrap();
-    let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
-    let public = ring::signature::KeyPair::public_key(&pair)
-        .as_ref()
-        .to_vec();
-    env.google.with(|b| b.service_account_keys.push(public));
-}
 
 fn service_account_json(env: &TestEnv, key: &str) -> Value {
     json!({

@@ -5,15 +5,6 @@
 use crate::harness::*;
 use serde_json::{Value, json};
 
-fn run_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Finished {
-    let mut cmd = env.cmd();
-    cmd.args(args);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    Running::spawn(cmd, env.path("browser-args")).finish()
-}
-
 #[test]
 fn a_changed_federation_source_is_a_different_cache_entry() {
     let env = TestEnv::new();
@@ -218,8 +209,7 @@ fn quota_projects_cannot_inject_headers() {
     assert!(env.google.seen("/auth").is_empty());
 
     env.write_credentials(&env.adc_path(), "1//r");
-    let bad_env = run_with(
-        &env,
+    let bad_env = env.run_with(
         &["print-quota-project"],
         &[("GOOGLE_CLOUD_QUOTA_PROJECT", "x\nX-Evil: 1")],
     );

@@ -1038,6 +1038,20 @@ impl TestEnv {
         }
     }
 
+    /// Runs a command to completion with more environment variables (30 s limit).
+    pub fn run_with<V: AsRef<std::ffi::OsStr>>(
+        &self,
+        args: &[&str],
+        vars: &[(&str, V)],
+    ) -> Finished {
+        let mut cmd = self.cmd();
+        cmd.args(args);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        Running::spawn(cmd, self.path("browser-args")).finish()
+    }
+
     /// Runs a command to completion (30 s limit).
     pub fn run(&self, args: &[&str]) -> Finished {
         let mut cmd = self.cmd();
@@ -1292,4 +1306,27 @@ pub fn running_as_root() -> bool {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
         .unwrap_or(false)
+}
+
+/// A file of tests/fixtures.
+pub fn fixture(name: &str) -> String {
+    std::fs::read_to_string(
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures")
+            .join(name),
+    )
+    .unwrap()
+}
+
+/// The public half of the test key, as the fake token endpoint checks signatures with it.
+pub fn register_test_key(env: &TestEnv) {
+    use rustls_pki_types::pem::PemObject;
+    let der =
+        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(fixture("test-sa-key.pem").as_bytes())
+            .unwrap();
+    let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
+    let public = ring::signature::KeyPair::public_key(&pair)
+        .as_ref()
+        .to_vec();
+    env.google.with(|b| b.service_account_keys.push(public));
 }

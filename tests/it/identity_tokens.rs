@@ -14,29 +14,6 @@ const SERVICE: &str = "https://hello-abc123-uc.a.run.app";
 const OTHER_SERVICE: &str = "https://other-abc123-uc.a.run.app";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(
-        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("tests/fixtures")
-            .join(name),
-    )
-    .unwrap()
-}
-
-/// Registers the public half of the test key: the fake token endpoint verifies every assertion's
-/// signature with it.
-fn register_test_key(env: &TestEnv) {
-    use rustls_pki_types::pem::PemObject;
-    let der =
-        rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(fixture("test-sa-key.pem").as_bytes())
-            .unwrap();
-    let pair = ring::signature::RsaKeyPair::from_pkcs8(der.secret_pkcs8_der()).unwrap();
-    let public = ring::signature::KeyPair::public_key(&pair)
-        .as_ref()
-        .to_vec();
-    env.google.with(|b| b.service_account_keys.push(public));
-}
-
 fn service_account_file(env: &TestEnv) -> PathBuf {
     register_test_key(env);
     env.write_json(

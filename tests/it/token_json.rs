@@ -6,7 +6,7 @@
 //! (`GEMAUTH_TEST_PYTHON`, else `python3`; required when `GEMAUTH_REQUIRE_INTEROP=1`, as `.ci/run`
 //! sets), else written in its exact format.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
@@ -103,15 +103,6 @@ fn quickstart_token_json(
     path
 }
 
-fn with_env(env: &TestEnv, args: &[&str], vars: &[(&str, &Path)]) -> Finished {
-    let mut cmd = env.cmd();
-    cmd.args(args);
-    for (k, v) in vars {
-        cmd.env(k, v);
-    }
-    Running::spawn(cmd, env.path("browser-args")).finish()
-}
-
 #[test]
 fn a_fresh_quickstart_token_json_gives_its_token_without_a_request() {
     let env = TestEnv::new();
@@ -122,8 +113,7 @@ fn a_fresh_quickstart_token_json_gives_its_token_without_a_request() {
     let done = env.run(&["print-access-token", "--credential-file", arg]);
     assert_eq!(done.code(), 0, "{}", done.stderr);
     assert_eq!(done.stdout, "ya29.quickstart-token\n");
-    let done = with_env(
-        &env,
+    let done = env.run_with(
         &["print-access-token"],
         &[("GOOGLE_APPLICATION_CREDENTIALS", &file)],
     );
