@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use url::Url;
 
 use crate::credentials::{
-    self, CLOUD_PLATFORM, Credential, CredentialSource, ExternalAccount, ServiceAccount,
+    self, AuthorizedUser, CLOUD_PLATFORM, Credential, CredentialSource, ExternalAccount,
+    ServiceAccount,
 };
 use crate::error::{Error, Result, sanitize};
 use crate::oauth::{self, Http, describe_body, endpoint_name};
@@ -39,6 +40,28 @@ pub struct Minted {
     pub rotated: Option<RefreshToken>,
 }
 
+/// A user credential's refresh-token grant: the answer, and the new refresh token when the
+/// server rotated it (the same one again is no rotation).
+pub(crate) async fn refresh_user(
+    http: &Http,
+    user: &AuthorizedUser,
+) -> Result<(oauth::TokenResponse, Option<RefreshToken>)> {
+    let token_uri = user.token_endpoint()?;
+    let response = oauth::refresh(
+        http,
+        &token_uri,
+        &user.client_id,
+        &user.client_secret,
+        &user.refresh_token,
+    )
+    .await?;
+    let rotated = response
+        .refresh_token
+        .clone()
+        .filter(|new| new.secret() != user.refresh_token.secret());
+    Ok((response, rotated))
+}
+
 impl Credential {
     /// Obtains a new access token from the server.
     pub fn mint<'a>(
@@ -50,19 +73,7 @@ impl Credential {
         Box::pin(async move {
             match self {
                 Credential::User(user) => {
-                    let token_uri = user.token_endpoint()?;
-                    let response = oauth::refresh(
-                        http,
-                        &token_uri,
-                        &user.client_id,
-                        &user.client_secret,
-                        &user.refresh_token,
-                    )
-                    .await?;
-                    let rotated = response
-                        .refresh_token
-                        .clone()
-                        .filter(|new| new.secret() != user.refresh_token.secret());
+                    let (response, rotated) = refresh_user(http, user).await?;
                     Ok(Minted {
                         token: Ok(response.to_cached(Vec::new())),
                         rotated,

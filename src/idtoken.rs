@@ -298,27 +298,19 @@ impl Minted {
 async fn mint(credential: &Credential, http: &Http, want: &Want) -> Result<Minted> {
     match credential {
         Credential::User(user) => {
-            let token_uri = user.token_endpoint()?;
-            let response = oauth::refresh(
-                http,
-                &token_uri,
-                &user.client_id,
-                &user.client_secret,
-                &user.refresh_token,
-            )
-            .await?;
+            let (response, rotated) = adc::refresh_user(http, user).await?;
             let id_token = match &response.id_token {
-                Some(t) => Ok((endpoint_name(&token_uri), t.secret().to_string())),
+                Some(t) => Ok((
+                    endpoint_name(&user.token_endpoint()?),
+                    t.secret().to_string(),
+                )),
                 None => Err(Error::ScopesNotGranted {
                     missing: "openid (the token endpoint sent no ID token)".into(),
                 }),
             };
             Ok(Minted {
                 id_token,
-                rotated: response
-                    .refresh_token
-                    .clone()
-                    .filter(|new| new.secret() != user.refresh_token.secret()),
+                rotated,
                 access_token: Some(response.to_cached(Vec::new())),
             })
         }
