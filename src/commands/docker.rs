@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::cli::{ConfigureDockerArgs, DOCKER_HELPER_NAME, DockerAction, DockerCredentialArgs};
 use crate::error::{EXIT_ERROR, EXIT_OK, Error, Result};
 
-use super::helpers;
+use super::helpers::{self, is_loopback, split_port};
 
 /// The user name Google's registries take with an access token as the password.
 pub const USERNAME: &str = "oauth2accesstoken";
@@ -160,32 +160,6 @@ impl Registry {
             .iter()
             .any(|(key, helper)| helper == HELPER && normalized_key(key) == self.host_port))
     }
-}
-
-/// The host of `host[:port]` (IPv6 in brackets), when it is a plausible host name.
-pub(crate) fn split_port(host_port: &str) -> Option<&str> {
-    let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']')?;
-        (v6, after.strip_prefix(':'))
-    } else {
-        match host_port.rsplit_once(':') {
-            Some((host, port)) => (host, Some(port)),
-            None => (host_port, None),
-        }
-    };
-    let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
-    let host_ok = !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
-    (port_ok && host_ok).then_some(host)
-}
-
-pub(crate) fn is_loopback(host: &str) -> bool {
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A `credHelpers` key as a registry: without scheme or path, lower case.

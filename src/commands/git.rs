@@ -6,8 +6,7 @@ use std::collections::HashMap;
 use crate::cli::GitCredentialArgs;
 use crate::error::Result;
 
-use super::docker::{is_loopback, split_port};
-use super::helpers;
+use super::helpers::{self, is_loopback, split_port};
 
 /// The user name sent with the token (as the password) to Google's Git hosts.
 pub const USERNAME: &str = "oauth2accesstoken";

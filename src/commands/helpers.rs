@@ -1,6 +1,6 @@
-//! What the credential helpers for Docker, Git and kubectl share: reading the tool's request on
-//! stdin, obtaining the token they hand out, and finding which of them are configured for `status`
-//! (Docker's `credHelpers` and git's `credential.*.helper`; kubeconfigs are not read).
+//! What the credential helpers for Docker, Git and kubectl (and `gemauth curl`) share: reading
+//! the tool's request on stdin, obtaining the token they hand out, and the host checks that decide
+//! where a token may go (`split_port`, `is_loopback`). It imports none of the helpers' modules.
 
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
@@ -86,11 +86,29 @@ pub(crate) fn token(
     Ok(token)
 }
 
-/// Where the helpers are configured to use gemauth, one line each: Docker's `credHelpers` (and
-/// `credsStore`) naming gemauth, and git's `credential.*.helper` entries naming it. Nothing is
-/// reported for a tool whose configuration cannot be read.
-pub fn configured_helpers() -> Vec<String> {
-    let mut out = super::docker::configured();
-    out.extend(super::git::configured());
-    out
+/// The host of `host[:port]` (IPv6 in brackets), when it is a plausible host name.
+pub(crate) fn split_port(host_port: &str) -> Option<&str> {
+    let (host, port) = if let Some(rest) = host_port.strip_prefix('[') {
+        let (v6, after) = rest.split_once(']')?;
+        (v6, after.strip_prefix(':'))
+    } else {
+        match host_port.rsplit_once(':') {
+            Some((host, port)) => (host, Some(port)),
+            None => (host_port, None),
+        }
+    };
+    let port_ok = port.is_none_or(|p| !p.is_empty() && p.parse::<u16>().is_ok());
+    let host_ok = !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_' | ':'));
+    (port_ok && host_ok).then_some(host)
+}
+
+/// A loopback host: `localhost`, 127.0.0.0/8 or `::1` (without brackets).
+pub(crate) fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }

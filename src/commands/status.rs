@@ -122,7 +122,8 @@ pub fn run(args: StatusArgs) -> Result<()> {
         }),
         file_mode: file.as_deref().and_then(file_mode),
         id_tokens: crate::idtoken::support(&credential),
-        helpers: super::helpers::configured_helpers(),
+        // Docker's `credHelpers` (and `credsStore`), then git's `credential.*.helper` entries.
+        helpers: [super::docker::configured(), super::git::configured()].concat(),
         warnings: match &target {
             Target::File(path, source) => warnings(path, *source),
             Target::Metadata(_) => Vec::new(),

@@ -1,7 +1,7 @@
 //! One authorization attempt: the URL with PKCE (S256), a fresh `state`, offline access and
-//! forced consent; the answer it expects; and the wait for whichever answer comes first.
+//! forced consent; the options of the wait; and the wait for whichever answer comes first (the
+//! listener's redirect or a paste).
 
-use std::collections::HashMap;
 use std::net::TcpListener as StdListener;
 
 use oauth2::basic::BasicClient;
@@ -13,9 +13,21 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::{MAX_PASTE_ATTEMPTS, Notice, Options, Outcome, browser, listener, paste};
+use super::callback::{Callback, Outcome};
+use super::event::{Event, Notice};
+use super::{browser, listener, paste};
 use crate::credentials::ClientConfig;
-use crate::error::{Error, Result, sanitize};
+use crate::error::{Error, Result};
+
+/// How many bad pastes are tolerated before the login gives up.
+pub const MAX_PASTE_ATTEMPTS: u32 = 3;
+
+/// How the login is completed: options of [`authorize`].
+pub struct Options {
+    pub timeout: std::time::Duration,
+    /// Start in paste mode and open no browser.
+    pub no_browser: bool,
+}
 
 /// The redirect URI for a listener's port: exactly `http://127.0.0.1:PORT/`.
 pub fn redirect_uri(port: u16) -> String {
@@ -56,85 +68,6 @@ pub fn authorization_request(
         verifier,
         redirect_uri,
     })
-}
-
-/// What one request to the loopback listener means.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Callback {
-    /// The redirect carrying the authorization code.
-    Code(String),
-    /// The redirect carrying an error (e.g. the user denied access).
-    Denied {
-        error: String,
-        description: Option<String>,
-    },
-    /// Anything else: the listener answers with an error and keeps waiting.
-    Ignored { status: u16, reason: &'static str },
-}
-
-/// Interprets a request target (`/?code=…&state=…`) against the expected `state`. Only the
-/// callback path `/` with exactly one matching `state` can end the login.
-pub fn parse_callback(target: &str, expected_state: &str) -> Callback {
-    let (path, query) = target.split_once('?').unwrap_or((target, ""));
-    if path != "/" {
-        return Callback::Ignored {
-            status: 404,
-            reason: "This address is not part of the sign-in.",
-        };
-    }
-    let mut params: HashMap<String, Vec<String>> = HashMap::new();
-    for (k, v) in url::form_urlencoded::parse(query.as_bytes()) {
-        params
-            .entry(k.into_owned())
-            .or_default()
-            .push(v.into_owned());
-    }
-    let single = |name: &str| -> std::result::Result<Option<&str>, ()> {
-        match params.get(name).map(Vec::as_slice) {
-            None => Ok(None),
-            Some([one]) => Ok(Some(one.as_str())),
-            Some(_) => Err(()),
-        }
-    };
-    let stale = Callback::Ignored {
-        status: 400,
-        reason: "This sign-in response does not belong to the login that is waiting (missing or wrong state). Return to the terminal.",
-    };
-    match single("state") {
-        Ok(Some(s)) if constant_time_eq(s.as_bytes(), expected_state.as_bytes()) => {}
-        _ => return stale,
-    }
-    match (single("code"), single("error")) {
-        (Err(()), _) | (_, Err(())) => Callback::Ignored {
-            status: 400,
-            reason: "The sign-in response repeats a parameter.",
-        },
-        (_, Ok(Some(error))) => Callback::Denied {
-            error: sanitize(error),
-            description: single("error_description")
-                .ok()
-                .flatten()
-                .map(sanitize)
-                .filter(|d| !d.is_empty()),
-        },
-        (Ok(Some(code)), Ok(None)) if !code.is_empty() => Callback::Code(code.to_string()),
-        _ => Callback::Ignored {
-            status: 400,
-            reason: "The sign-in response carries no authorization code.",
-        },
-    }
-}
-
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Something that happened while the login waits.
-pub(super) enum Event {
-    Redirect(Outcome),
-    BrowserFailed(String),
-    Line { text: String, from_pipe: bool },
-    StdinClosed,
 }
 
 /// Shows the authorization URL (through `notify`), opens the browser (or not), and waits for
@@ -309,52 +242,5 @@ impl Wait<'_> {
         });
         notify(Notice::Prompt);
         Ok(None)
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_the_right_state_on_the_callback_path_counts() {
-        assert_eq!(
-            parse_callback("/?state=s1&code=4%2F0Ab&iss=https://x", "s1"),
-            Callback::Code("4/0Ab".into())
-        );
-        assert!(matches!(
-            parse_callback("/?state=s2&code=c", "s1"),
-            Callback::Ignored { status: 400, .. }
-        ));
-        assert!(matches!(
-            parse_callback("/?code=c", "s1"),
-            Callback::Ignored { status: 400, .. }
-        ));
-        assert!(matches!(
-            parse_callback("/favicon.ico", "s1"),
-            Callback::Ignored { status: 404, .. }
-        ));
-        assert!(matches!(
-            parse_callback("/?state=s1&state=s1&code=c", "s1"),
-            Callback::Ignored { status: 400, .. }
-        ));
-        assert!(matches!(
-            parse_callback("/?state=s1&code=c&code=d", "s1"),
-            Callback::Ignored { status: 400, .. }
-        ));
-        assert!(matches!(
-            parse_callback("/?state=s1&code=", "s1"),
-            Callback::Ignored { status: 400, .. }
-        ));
-        assert_eq!(
-            parse_callback(
-                "/?state=s1&error=access_denied&error_description=no%0A",
-                "s1"
-            ),
-            Callback::Denied {
-                error: "access_denied".into(),
-                description: Some("no".into())
-            }
-        );
     }
 }

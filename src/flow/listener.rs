@@ -9,8 +9,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
-use super::Outcome;
-use super::authorize::{Callback, Event, parse_callback};
+use super::callback::{Callback, Outcome, parse_callback};
+use super::event::Event;
 use crate::error::{Error, Result};
 
 /// Largest request head the listener reads from a browser.

@@ -3,8 +3,8 @@
 use tokio::sync::mpsc;
 use url::Url;
 
-use super::Notice;
-use super::authorize::{Callback, Event, parse_callback};
+use super::callback::{Callback, parse_callback};
+use super::event::{Event, Notice};
 
 /// Starts paste mode: tells the user how to hand the answer back, and reads standard input on a
 /// thread of its own (a blocking read of the terminal must not keep the runtime alive).
