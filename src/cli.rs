@@ -86,9 +86,11 @@ pub enum Command {
     /// Run curl with the Authorization header (and x-goog-user-project) added
     #[command(after_help = concat!(
         "Example:\n  gemauth curl -sS https://generativelanguage.googleapis.com/v1/models\n\n",
-        "Every argument after gemauth's own options goes to curl. The headers are passed in a private\n",
-        "temporary file, never on the command line. curl's exit code is passed through; gemauth's own\n",
-        "failures use its codes (1 error, 3 credentials missing or rejected)."
+        "Every argument after gemauth's own options goes to curl. The headers reach curl through a pipe\n",
+        "(on Windows a private temporary file, removed when curl ends), never on the command line. A URL\n",
+        "that would send the token over plain http to another machine is refused before anything is sent.\n",
+        "curl's exit code is passed through; gemauth's own failures use its codes (1 error, 2 usage error\n",
+        "or plain http to another host, 3 credentials missing or rejected)."
     ))]
     Curl(Deferred<CurlArgs>),
 

@@ -146,6 +146,9 @@ pub enum Error {
 
     #[error("{0}")]
     Internal(String),
+
+    #[error("refusing to send the access token in clear text (plain http) to {host}: {url}")]
+    PlainHttp { host: String, url: String },
 }
 
 fn describe(description: &Option<String>) -> String {
@@ -159,9 +162,10 @@ impl Error {
     /// The documented process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::IdTokenRequest { .. } | Error::HelperInput { .. } => {
-                EXIT_USAGE
-            }
+            Error::Usage(_)
+            | Error::IdTokenRequest { .. }
+            | Error::HelperInput { .. }
+            | Error::PlainHttp { .. } => EXIT_USAGE,
             Error::NoCredentials { .. }
             | Error::NoMetadataServer { .. }
             | Error::ScopesNotGranted { .. }
@@ -207,6 +211,7 @@ impl Error {
             Error::NoSpace { .. } => "free some disk space and run the command again; nothing was sent to the server and the credential is unchanged".into(),
             Error::IdTokenRequest { hint, .. } => hint.clone(),
             Error::Internal(_) => "this is unexpected: run the command again with -v and report what it prints".into(),
+            Error::PlainHttp { .. } => "use an https:// URL; plain http is allowed only to this machine (127.0.0.1, [::1], localhost)".into(),
         })
     }
 }

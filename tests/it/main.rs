@@ -11,6 +11,7 @@ mod harness;
 
 mod adc_types;
 mod credential_helpers;
+mod curl_command;
 mod edge_cases;
 mod features;
 mod headless;
