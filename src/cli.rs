@@ -98,8 +98,8 @@ pub enum Command {
     #[command(after_help = concat!(
         "Examples:\n  echo us-central1-docker.pkg.dev | gemauth docker-credential get\n  gemauth configure-docker us-central1-docker.pkg.dev   # then docker runs docker-credential-gemauth\n\n",
         "`get` reads a registry on stdin and prints {\"ServerURL\",\"Username\",\"Secret\"}; for a registry that is\n",
-        "not Google's (nor named for gemauth in credHelpers) it prints Docker's \"credentials not found\"\n",
-        "answer and exits 1. `list` prints the registries configured for gemauth; `store` and `erase`\n",
+        "not Google's (nor named for gemauth in credHelpers), or a server URL that is not a registry host,\n",
+        "it prints Docker's \"credentials not found\" answer and exits 1. `list` prints the registries configured for gemauth; `store` and `erase`\n",
         "store nothing.\n\n",
         "Exit codes:\n  0  success\n  1  error, or no credentials for that registry\n  2  usage error\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
     ))]

@@ -30,6 +30,8 @@ pub const DEFAULT_REGISTRIES: [&str; 5] = [
 ];
 
 const TOOL: &str = "docker";
+/// The largest Docker config file gemauth reads (Docker's own are a few KiB).
+const MAX_CONFIG_BYTES: u64 = 1024 * 1024;
 
 /// `{"ServerURL", "Username", "Secret"}`, in the order Docker's own helpers print them.
 #[derive(Serialize)]
@@ -71,7 +73,17 @@ pub fn credential(args: DockerCredentialArgs) -> Result<u8> {
 fn get(args: &DockerCredentialArgs) -> Result<u8> {
     let input = helpers::read_all(TOOL)?;
     let server_url = input.trim();
-    let registry = Registry::parse(server_url)?;
+    // A server URL that is not a registry host (`https://gcr.io@evil.com`) is not gemauth's:
+    // Docker's "not found" answer lets Docker go on without credentials, as for any other
+    // registry that is not Google's.
+    let registry = match Registry::parse(server_url) {
+        Ok(registry) => registry,
+        Err(e) => {
+            tracing::debug!("{e}: no credentials");
+            super::print_stdout(NOT_FOUND)?;
+            return Ok(EXIT_ERROR);
+        }
+    };
     if !registry.may_get_token()? {
         tracing::debug!(
             registry = %registry.host_port,
@@ -192,15 +204,19 @@ fn load_config(path: &Path) -> Result<Option<Map<String, Value>>> {
     if !crate::store::is_present(path) {
         return Ok(None);
     }
-    // Bounded and never blocking, like every file gemauth reads (a FIFO is refused at once).
-    let bytes = crate::store::read_bounded(path).map_err(|problem| Error::ToolConfig {
-        path: path.to_path_buf(),
-        problem,
-    })?;
     let problem = |problem: String| Error::ToolConfig {
         path: path.to_path_buf(),
         problem,
     };
+    // Checked here to name Docker's file in the message; read_bounded keeps its own bound.
+    if std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.len() > MAX_CONFIG_BYTES) {
+        return Err(problem(format!(
+            "Docker's config file is too large (more than {} KiB)",
+            MAX_CONFIG_BYTES / 1024
+        )));
+    }
+    // Bounded and never blocking, like every file gemauth reads (a FIFO is refused at once).
+    let bytes = crate::store::read_bounded(path).map_err(problem)?;
     // An empty file is what some tools create: it holds no settings.
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Some(Map::new()));

@@ -30,6 +30,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
             path.display()
         )));
     }
+    check_destination(&path)?;
 
     let listener = flow::bind(args.port)?;
     let port = listener
@@ -76,6 +77,45 @@ pub fn run(args: LoginArgs) -> Result<()> {
     })??;
 
     save(&args, &client, &scopes, &path, tokens)
+}
+
+/// Checks, before the user signs in, that the credential file can be written: its nearest
+/// existing directory is a directory and accepts a new file (tried with a temporary file, removed
+/// at once; the directories still missing are created only when the login succeeds).
+fn check_destination(path: &std::path::Path) -> Result<()> {
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => std::path::Path::new("."),
+    };
+    let mut existing = parent;
+    let meta = loop {
+        match std::fs::metadata(existing) {
+            Ok(meta) => break meta,
+            Err(_) => match existing.parent() {
+                Some(up) if !up.as_os_str().is_empty() => existing = up,
+                _ => return Ok(()),
+            },
+        }
+    };
+    if !meta.is_dir() {
+        return Err(Error::ToolConfig {
+            path: existing.to_path_buf(),
+            problem: format!(
+                "is not a directory, so the credential file {} cannot be created",
+                path.display()
+            ),
+        });
+    }
+    tempfile::Builder::new()
+        .prefix(".gemauth-write-check-")
+        .tempfile_in(existing)
+        .map(drop)
+        .map_err(|e| Error::Io {
+            action: "cannot save the credential file: cannot create a file in",
+            path: existing.to_path_buf(),
+            // The kind alone ("permission denied"): the message names the temporary file.
+            source: std::io::Error::from(e.kind()),
+        })
 }
 
 /// Writes the credential file (under the credential lock) and seeds the token cache.

@@ -12,6 +12,7 @@ mod harness;
 mod adc_types;
 mod credential_helpers;
 mod curl_command;
+mod docker_answers;
 mod edge_cases;
 mod features;
 mod headless;
@@ -20,6 +21,7 @@ mod interop_google_auth;
 mod interop_oidc;
 mod library;
 mod login;
+mod login_destination;
 mod network;
 mod print_access_token;
 #[cfg(unix)]
