@@ -15,7 +15,7 @@ use clap::{
     version = concat!(env!("CARGO_PKG_VERSION"), " (", env!("GEMAUTH_TARGET"), ")"),
     about = "Fast OAuth credentials for Google APIs (Gemini included): sign in once, then print access tokens",
     after_help = concat!(
-        "Example:\n  gemauth login --client-id-file client_secret.json\n  curl -H \"Authorization: Bearer $(gemauth print-access-token)\" https://generativelanguage.googleapis.com/v1/models\n\n",
+        "Example:\n  gemauth login --client-id-file client_secret.json\n  curl -H \"Authorization: Bearer $(gemauth print-access-token)\" \\\n       -H \"x-goog-user-project: $(gemauth print-quota-project)\" \\\n       https://generativelanguage.googleapis.com/v1/models\n\n",
         "Exit codes:\n  0  success\n  1  error (network, server, file system, login not completed)\n  2  usage error\n  3  credentials missing, unreadable or rejected: run `gemauth login`"
     ),
     propagate_version = true
@@ -138,11 +138,26 @@ pub enum Command {
     )]
     Completions(Deferred<CompletionsArgs>),
 
-    /// Print the man page (roff)
-    #[command(
-        after_help = "Example:\n  mkdir -p ~/.local/share/man/man1 && gemauth man > ~/.local/share/man/man1/gemauth.1"
-    )]
-    Man,
+    /// Print a man page (roff), or write them all to a directory
+    #[command(after_help = concat!(
+        "Examples:\n  gemauth man --dir ~/.local/share/man/man1   # every page; `man gemauth-login` then finds it\n",
+        "  gemauth man --dir ~/.cargo/share/man/man1   # next to a `cargo install`ed gemauth\n",
+        "  gemauth man login | man -l -\n\n",
+        "man finds DIR/share/man for every DIR/bin on PATH (man-db, macOS); elsewhere add the directory\n",
+        "above man1 to MANPATH."
+    ))]
+    Man(Deferred<ManArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The subcommand whose page to print (e.g. login) [default: the gemauth(1) page]
+    #[arg(value_name = "SUBCOMMAND", conflicts_with = "dir")]
+    pub subcommand: Option<String>,
+
+    /// Write every page (gemauth.1, gemauth-login.1, …) into DIR, created if needed
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -42,7 +42,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::GitCredential(args) => git::credential(args.0),
         Command::KubectlCredential(args) => kubectl::credential(args.0),
         Command::Completions(args) => docs::completions(args.0),
-        Command::Man => docs::man(),
+        Command::Man(args) => docs::man(args.0),
     }
     .map(|()| crate::error::EXIT_OK)
 }

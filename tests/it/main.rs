@@ -22,6 +22,7 @@ mod interop_oidc;
 mod library;
 mod login;
 mod login_destination;
+mod man_pages;
 mod network;
 mod print_access_token;
 #[cfg(unix)]
