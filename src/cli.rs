@@ -56,8 +56,8 @@ pub enum Command {
     PrintIdentityToken(Deferred<PrintIdentityTokenArgs>),
 
     /// Revoke the grant at the server and remove the local credential
-    #[command(after_help = concat!(
-        "Examples:\n  gemauth revoke\n  gemauth revoke --force   # remove the local file even if the server cannot be reached\n\n",
+    #[command(visible_alias = "logout", after_help = concat!(
+        "Examples:\n  gemauth revoke   # or: gemauth logout\n  gemauth revoke --force   # remove the local file even if the server cannot be reached\n\n",
         "Exit codes:\n  0  success, or nothing stored\n  1  error (the credential file was kept)\n  2  usage error\n  3  the credential file is unreadable"
     ))]
     Revoke(Deferred<RevokeArgs>),
@@ -459,7 +459,7 @@ fn usage_hint(subcommand: Option<&str>, kind: clap::error::ErrorKind) -> String 
     use clap::error::ErrorKind;
     match (subcommand, kind) {
         (Some("login"), ErrorKind::MissingRequiredArgument) => "download your Desktop OAuth \
-            client's JSON from the Google Cloud console (APIs & Services > Credentials), then run \
+            client's JSON from the Google Cloud console (Google Auth Platform → Clients), then run \
             `gemauth login --client-id-file client_secret.json`"
             .into(),
         (Some(sub), _) => format!("run `gemauth {sub} --help` for its options"),

@@ -33,8 +33,13 @@ pub enum Error {
     #[error("port {port} on 127.0.0.1 is not available: {reason}")]
     PortUnavailable { port: u16, reason: String },
 
-    #[error("the sign-in was not completed within {secs} seconds{}", if *.stdin_closed { " (standard input was closed, so nothing could be pasted)" } else { "" })]
-    LoginTimeout { secs: u64, stdin_closed: bool },
+    #[error("the sign-in was not completed within {}{}", seconds(*.secs), if *.stdin_closed { " (standard input was closed, so nothing could be pasted)" } else { "" })]
+    LoginTimeout {
+        secs: u64,
+        stdin_closed: bool,
+        /// The command that runs the same login again (its client file and flags), for the hint.
+        rerun: Option<String>,
+    },
 
     #[error("the pasted answer was not accepted {attempts} times; last problem: {reason}")]
     BadPaste { reason: String, attempts: u32 },
@@ -151,6 +156,14 @@ pub enum Error {
     PlainHttp { host: String, url: String },
 }
 
+fn seconds(n: u64) -> String {
+    if n == 1 {
+        "1 second".into()
+    } else {
+        format!("{n} seconds")
+    }
+}
+
 fn describe(description: &Option<String>) -> String {
     match description {
         Some(d) if !d.is_empty() => format!(" ({d})"),
@@ -183,11 +196,11 @@ impl Error {
         let login = "run `gemauth login --client-id-file client_secret.json` to sign in again";
         Some(match self {
             Error::Usage(_) => "run `gemauth --help` for usage".into(),
-            Error::ClientSecretFile { .. } => "in the Google Cloud console (APIs & Services > Credentials) create an OAuth client ID of type \"Desktop app\", download its JSON and pass it with --client-id-file".into(),
+            Error::ClientSecretFile { .. } => "in the Google Cloud console (Google Auth Platform → Clients) create a client of type \"Desktop app\", download its JSON and pass it with --client-id-file".into(),
             Error::Endpoint { .. } => "endpoints must use https (plain http is allowed only for 127.0.0.1, [::1] and localhost); check the file that names it".into(),
             Error::PortUnavailable { .. } => "choose another port with --port N, or omit --port to use a free one".into(),
-            Error::LoginTimeout { stdin_closed: true, .. } => "run `gemauth login --no-browser` again in an interactive terminal and paste the address, or forward the printed port with `ssh -L PORT:127.0.0.1:PORT HOST` so the browser reaches the listener".into(),
-            Error::LoginTimeout { .. } => "run `gemauth login` again and finish signing in within the time limit, or raise it with --timeout SECS".into(),
+            Error::LoginTimeout { stdin_closed: true, rerun, .. } => format!("run `{}` again in an interactive terminal and paste the address, or forward the printed port with `ssh -L PORT:127.0.0.1:PORT HOST` so the browser reaches the listener", rerun.as_deref().unwrap_or("gemauth login --client-id-file client_secret.json --no-browser")),
+            Error::LoginTimeout { rerun, .. } => format!("run `{}` again and finish signing in within the time limit, or give it more time with --timeout SECS", rerun.as_deref().unwrap_or("gemauth login --client-id-file client_secret.json")),
             Error::BadPaste { .. } => "run `gemauth login --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1:) and paste it".into(),
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
             Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
@@ -262,7 +275,8 @@ mod tests {
         assert_eq!(
             Error::LoginTimeout {
                 secs: 1,
-                stdin_closed: false
+                stdin_closed: false,
+                rerun: None
             }
             .exit_code(),
             EXIT_ERROR

@@ -44,7 +44,19 @@ pub fn run(args: LoginArgs) -> Result<()> {
         no_browser: args.no_browser,
     };
     let tokens = crate::oauth::block_on(async {
-        let code = match flow::authorize(listener, &request, options, &mut tell).await? {
+        let outcome = flow::authorize(listener, &request, options, &mut tell)
+            .await
+            .map_err(|e| match e {
+                Error::LoginTimeout {
+                    secs, stdin_closed, ..
+                } => Error::LoginTimeout {
+                    secs,
+                    stdin_closed,
+                    rerun: Some(rerun_command(&args, stdin_closed)),
+                },
+                other => other,
+            })?;
+        let code = match outcome {
             Outcome::Code(code) => code,
             Outcome::Denied { error, description } => {
                 return Err(Error::AuthorizationDenied { error, description });
@@ -77,6 +89,35 @@ pub fn run(args: LoginArgs) -> Result<()> {
     })??;
 
     save(&args, &client, &scopes, &path, tokens)
+}
+
+/// The command that runs this login again: the same client file and flags (not `--timeout`, which
+/// the hint talks about), with `--no-browser` when the answer has to be pasted.
+fn rerun_command(args: &LoginArgs, paste: bool) -> String {
+    let quote = |path: &std::path::Path| shell_words::quote(&path.to_string_lossy()).into_owned();
+    let mut words = vec![
+        "gemauth login --client-id-file".to_string(),
+        quote(&args.client_id_file),
+    ];
+    if args.no_browser || paste {
+        words.push("--no-browser".into());
+    }
+    if let Some(scopes) = &args.scopes {
+        words.extend(["--scopes".into(), shell_words::quote(scopes).into_owned()]);
+    }
+    if let Some(port) = args.port {
+        words.extend(["--port".into(), port.to_string()]);
+    }
+    if let Some(path) = &args.credential_file {
+        words.extend(["--credential-file".into(), quote(path)]);
+    }
+    if let Some(project) = &args.quota_project {
+        words.extend([
+            "--quota-project".into(),
+            shell_words::quote(project).into_owned(),
+        ]);
+    }
+    words.join(" ")
 }
 
 /// Checks, before the user signs in, that the credential file can be written: its nearest

@@ -172,6 +172,8 @@ impl Wait<'_> {
                     return Err(Error::LoginTimeout {
                         secs: timeout.as_secs(),
                         stdin_closed: self.stdin_closed,
+                        // The caller knows the command line: `commands/login.rs` fills it in.
+                        rerun: None,
                     });
                 }
             };

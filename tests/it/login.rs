@@ -270,7 +270,7 @@ fn login_times_out_with_a_clear_message() {
     let done = run.finish();
     assert_eq!(done.code(), 1);
     assert!(
-        done.stderr.contains("not completed within 1 seconds"),
+        done.stderr.contains("not completed within 1 second") && !done.stderr.contains("1 seconds"),
         "{}",
         done.stderr
     );

@@ -16,6 +16,7 @@ mod docker_answers;
 mod edge_cases;
 mod features;
 mod headless;
+mod hints;
 mod identity_tokens;
 mod interop_google_auth;
 mod interop_oidc;

@@ -526,7 +526,7 @@ fn usage_errors_end_with_a_hint_naming_the_next_command() {
     assert!(
         out.stderr.trim_end().ends_with(
             "hint: download your Desktop OAuth client's JSON from the Google Cloud console \
-             (APIs & Services > Credentials), then run `gemauth login --client-id-file client_secret.json`"
+             (Google Auth Platform → Clients), then run `gemauth login --client-id-file client_secret.json`"
         ),
         "{}",
         out.stderr

@@ -1,0 +1,120 @@
+//! Names and hints a new user meets: `logout` is another name for `revoke`; a login that times
+//! out says how to run the same login again (its client file and flags kept) and counts its
+//! seconds right; the client-file hints name the console's current pages, as README does.
+
+use crate::harness::*;
+
+#[test]
+fn logout_is_another_name_for_revoke() {
+    let env = TestEnv::new();
+    let help = env.run(&["--help"]);
+    let revoke_line = help
+        .stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("revoke "))
+        .unwrap_or_else(|| panic!("{}", help.stdout));
+    assert!(revoke_line.contains("logout"), "{revoke_line}");
+    let own = env.run(&["logout", "--help"]);
+    assert_eq!(own.code(), 0, "{}", own.stderr);
+    assert!(own.stdout.contains("--force"), "{}", own.stdout);
+
+    env.login();
+    assert!(env.adc_path().exists());
+    let done = env.run(&["logout"]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert!(!env.adc_path().exists());
+    assert_eq!(env.google.seen("/revoke").len(), 1);
+
+    let bad = env.run(&["logout", "--bogus"]);
+    assert_eq!(bad.code(), 2);
+    assert!(
+        bad.stderr.contains("hint: run `gemauth revoke --help`"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[test]
+fn a_timed_out_login_says_how_to_run_the_same_login_again() {
+    let env = TestEnv::new();
+    let client = env.client_file();
+    let client = client.to_str().unwrap();
+    let target = env.path("my creds.json");
+    let target = target.to_str().unwrap();
+    let mut cmd = env.cmd();
+    cmd.args([
+        "login",
+        "--client-id-file",
+        client,
+        "--timeout",
+        "1",
+        "--scopes",
+        "cloud-platform",
+        "--credential-file",
+        target,
+        "--quota-project",
+        "other-project-7",
+    ]);
+    let done = Running::spawn(cmd, env.path("browser-args")).finish();
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("not completed within 1 second") && !done.stderr.contains("1 seconds"),
+        "{}",
+        done.stderr
+    );
+    let hint = done
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .unwrap_or_else(|| panic!("{}", done.stderr));
+    let rerun = format!(
+        "`gemauth login --client-id-file {client} --scopes cloud-platform --credential-file '{target}' --quota-project other-project-7`"
+    );
+    assert!(hint.contains(&rerun), "{hint}\nexpected {rerun}");
+    assert!(hint.contains("--timeout SECS"), "{hint}");
+
+    // Headless, with standard input closed: the same, with --no-browser.
+    let mut cmd = env.cmd();
+    cmd.args([
+        "login",
+        "--no-browser",
+        "--client-id-file",
+        client,
+        "--timeout",
+        "2",
+    ]);
+    let done = Running::spawn(cmd, env.path("browser-args")).finish();
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("not completed within 2 seconds"),
+        "{}",
+        done.stderr
+    );
+    assert!(
+        done.stderr.contains(&format!(
+            "hint: run `gemauth login --client-id-file {client} --no-browser` again"
+        )),
+        "{}",
+        done.stderr
+    );
+}
+
+#[test]
+fn client_file_hints_name_the_consoles_current_pages() {
+    let env = TestEnv::new();
+    let missing = env.run(&["login", "--client-id-file", "no-such-client.json"]);
+    assert_eq!(missing.code(), 1, "{}", missing.stderr);
+    let usage = env.run(&["login"]);
+    assert_eq!(usage.code(), 2, "{}", usage.stderr);
+    for done in [&missing, &usage] {
+        assert!(
+            done.stderr.contains("Google Auth Platform → Clients"),
+            "{}",
+            done.stderr
+        );
+        assert!(!done.stderr.contains("APIs & Services"), "{}", done.stderr);
+    }
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
+    assert!(readme.contains("Google Auth Platform → Clients"));
+}
