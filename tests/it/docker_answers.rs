@@ -2,32 +2,16 @@
 //! mine" (Docker's "credentials not found" answer, exit 1, so that Docker goes on without
 //! credentials), and a Docker config file over the size limit is reported as Docker's file.
 
-use std::io::Write;
-use std::process::Stdio;
-
 use crate::harness::*;
 
-/// `gemauth ARGS` with `input` on stdin, Docker's config in the test's HOME.
+/// `gemauth ARGS` with `input` on stdin (then closed), Docker's config in the test's HOME.
 fn docker_helper(env: &TestEnv, args: &[&str], input: &str) -> Finished {
     let mut cmd = env.cmd();
-    cmd.env_remove("DOCKER_CONFIG")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    let input = input.to_string();
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
-    let out = child.wait_with_output().unwrap();
-    writer.join().unwrap();
-    Finished {
-        status: out.status,
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    cmd.env_remove("DOCKER_CONFIG").args(args);
+    let mut run = Running::spawn_interactive(cmd, env.path("browser-args"));
+    run.paste(input);
+    run.close_stdin();
+    run.finish()
 }
 
 #[test]

@@ -383,26 +383,6 @@ fn fish_parses_the_completions() {
 
 #[cfg(unix)]
 #[test]
-#[cfg_attr(
-    not(has_groff),
-    ignore = "groff not found (`bash .ci/run` installs it)"
-)]
-fn groff_renders_the_man_page_without_warnings() {
-    let env = TestEnv::new();
-    let man = env.run(&["man"]);
-    assert_eq!(man.code(), 0);
-    let page = env.path("gemauth.1");
-    std::fs::write(&page, &man.stdout).unwrap();
-    let out = Command::new("groff")
-        .args(["-man", "-Tutf8", "-ww", "-z"])
-        .arg(&page)
-        .output()
-        .expect("groff is needed for this test (`bash .ci/run` installs it)");
-    assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr), "", "groff warnings");
-}
-
-#[test]
 fn every_help_text_has_an_example() {
     let env = TestEnv::new();
     for sub in [
