@@ -3,7 +3,7 @@
 //! machine is refused before anything is sent.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, SystemTime};
 
 use crate::harness::*;
 
@@ -42,9 +42,12 @@ fn write_script(path: &Path, text: &str) {
 
 #[cfg(unix)]
 fn wait_for(path: &Path, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(20);
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while !path.exists() {
-        assert!(Instant::now() < deadline, "{what} never happened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} never happened"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -89,9 +92,12 @@ fn an_interrupted_curl_leaves_no_file_with_the_token() {
             .status()
             .unwrap();
         assert!(killed.success());
-        let deadline = Instant::now() + Duration::from_secs(20);
+        let deadline = std::time::Instant::now() + Duration::from_secs(20);
         while child.try_wait().unwrap().is_none() {
-            assert!(Instant::now() < deadline, "gemauth outlived SIG{signal}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "gemauth outlived SIG{signal}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         // curl may outlive gemauth (it gets the terminal's signals itself): stop it too.

@@ -4,10 +4,11 @@
 
 use crate::harness::*;
 
-/// `gemauth ARGS` with `input` on stdin (then closed), Docker's config in the test's HOME.
+/// `gemauth ARGS` with `input` on stdin (then closed), Docker's config in `home/.docker`.
 fn docker_helper(env: &TestEnv, args: &[&str], input: &str) -> Finished {
     let mut cmd = env.cmd();
-    cmd.env_remove("DOCKER_CONFIG").args(args);
+    cmd.env("DOCKER_CONFIG", env.path("home/.docker"))
+        .args(args);
     let mut run = Running::spawn_interactive(cmd, env.path("browser-args"));
     run.paste(input);
     run.close_stdin();

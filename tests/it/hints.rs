@@ -68,7 +68,13 @@ fn a_timed_out_login_says_how_to_run_the_same_login_again() {
         .find(|l| l.starts_with("hint: "))
         .unwrap_or_else(|| panic!("{}", done.stderr));
     let rerun = format!(
-        "`gemauth login --client-id-file {client} --scopes cloud-platform --credential-file '{target}' --quota-project other-project-7`"
+        "`gemauth login --client-id-file {} --scopes cloud-platform --credential-file {} --quota-project other-project-7`",
+        shell_words::quote(client),
+        shell_words::quote(target),
+    );
+    assert!(
+        rerun.contains("'"),
+        "the path with a space is quoted: {rerun}"
     );
     assert!(hint.contains(&rerun), "{hint}\nexpected {rerun}");
     assert!(hint.contains("--timeout SECS"), "{hint}");
@@ -92,7 +98,8 @@ fn a_timed_out_login_says_how_to_run_the_same_login_again() {
     );
     assert!(
         done.stderr.contains(&format!(
-            "hint: run `gemauth login --client-id-file {client} --no-browser` again"
+            "hint: run `gemauth login --client-id-file {} --no-browser` again",
+            shell_words::quote(client)
         )),
         "{}",
         done.stderr
