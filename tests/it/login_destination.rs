@@ -8,11 +8,26 @@ use crate::harness::*;
 
 /// Runs a login that must fail before the sign-in starts; returns its stderr.
 fn login_fails_before_signing_in(env: &TestEnv, args: &[&str], vars: &[(&str, &Path)]) -> String {
+    login_as_fails_before_signing_in(env, env.cmd(), args, vars)
+}
+
+/// [`login_fails_before_signing_in`] with `cmd` as the command that runs gemauth.
+fn login_as_fails_before_signing_in(
+    env: &TestEnv,
+    mut cmd: std::process::Command,
+    args: &[&str],
+    vars: &[(&str, &Path)],
+) -> String {
     let client = env.client_file();
-    let client = client.to_str().unwrap();
-    let mut all = vec!["login", "--client-id-file", client, "--timeout", "3"];
-    all.extend_from_slice(args);
-    let done = env.run_with(&all, vars);
+    cmd.arg("login")
+        .arg("--client-id-file")
+        .arg(&client)
+        .args(["--timeout", "3"])
+        .args(args);
+    for (k, v) in vars {
+        cmd.env(k, v);
+    }
+    let done = Running::spawn(cmd, env.path("browser-args")).finish();
     assert_ne!(done.code(), 0, "{}", done.stderr);
     assert_eq!(done.stdout, "");
     assert!(
@@ -62,20 +77,45 @@ fn a_destination_under_a_regular_file_fails_before_the_sign_in() {
     assert_eq!(std::fs::read(&file).unwrap(), b"x");
 }
 
+/// A read-only directory. Root writes into one anyway, so under root (as in CI) gemauth runs as
+/// `nobody` (with `setpriv`), in a test directory opened up for it.
 #[cfg(unix)]
 #[test]
-#[cfg_attr(is_root, ignore = "root writes into a read-only directory")]
 fn a_read_only_directory_fails_before_the_sign_in() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new();
+    let as_nobody = running_as_root();
+    let gemauth = || {
+        if !as_nobody {
+            return env.cmd();
+        }
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(gemauth_binary())
+            .stdin(std::process::Stdio::null());
+        env.isolate(&mut cmd);
+        cmd
+    };
+    if as_nobody {
+        let open = std::fs::Permissions::from_mode(0o755);
+        std::fs::set_permissions(env.dir.path(), open).unwrap();
+        std::fs::set_permissions(env.client_file(), std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+    }
     let dir = env.path("read-only");
     std::fs::create_dir(&dir).unwrap();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o555)).unwrap();
     let target = dir.join("adc.json");
-    let stderr =
-        login_fails_before_signing_in(&env, &["--credential-file", target.to_str().unwrap()], &[]);
+    let stderr = login_as_fails_before_signing_in(
+        &env,
+        gemauth(),
+        &["--credential-file", target.to_str().unwrap()],
+        &[],
+    );
     assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
-    let stderr = login_fails_before_signing_in(&env, &[], &[("CLOUDSDK_CONFIG", &dir)]);
+    assert!(stderr.contains("permission denied"), "{stderr}");
+    let stderr =
+        login_as_fails_before_signing_in(&env, gemauth(), &[], &[("CLOUDSDK_CONFIG", &dir)]);
     assert!(stderr.contains(&dir.display().to_string()), "{stderr}");
     assert_eq!(
         std::fs::read_dir(&dir).unwrap().count(),
