@@ -181,13 +181,6 @@ fn service_account_refresh_is_single_flight() {
     assert_eq!(env.google.seen("/token").len(), 1);
 }
 
-fn impersonation_url(env: &TestEnv) -> String {
-    format!(
-        "{}/v1/projects/-/serviceAccounts/target@test-project-1.iam.gserviceaccount.com:generateAccessToken",
-        env.google.base
-    )
-}
-
 #[test]
 fn impersonated_service_account_uses_its_source_then_iam_credentials() {
     let env = TestEnv::new();
@@ -199,13 +192,7 @@ fn impersonated_service_account_uses_its_source_then_iam_credentials() {
             "service_account_impersonation_url": impersonation_url(&env),
             "delegates": ["projects/-/serviceAccounts/middle@test-project-1.iam.gserviceaccount.com"],
             "quota_project_id": "billing-project",
-            "source_credentials": {
-                "type": "authorized_user",
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source",
-                "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
     let done = print_token(
@@ -213,8 +200,7 @@ fn impersonated_service_account_uses_its_source_then_iam_credentials() {
         &file,
         &["--format", "json", "--scopes", "cloud-platform"],
     );
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["access_token"], "ya29.impersonated-2");
     assert_eq!(out["quota_project_id"], "billing-project");
 
@@ -253,10 +239,7 @@ fn impersonation_refused_by_iam_exits_3() {
         &json!({
             "type": "impersonated_service_account",
             "service_account_impersonation_url": url,
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
     let done = print_token(&env, &file, &[]);

@@ -45,6 +45,24 @@ fn gemauth(env: &TestEnv) -> Command {
     cmd
 }
 
+/// Checks a helper's answer when the grant was revoked: exit code 3, nothing on standard output,
+/// Google's `invalid_grant` on standard error.
+fn assert_grant_rejected(done: &Finished) {
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    assert_eq!(done.stdout, "");
+    assert!(done.stderr.contains("invalid_grant"), "{}", done.stderr);
+}
+
+/// `program` in the test's environment, with none of the user's tool settings.
+fn isolated(env: &TestEnv, program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    env.isolate(&mut cmd);
+    for var in FOREIGN_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 /// Runs a command with `input` on stdin; returns its exit status and output.
 fn run_with_stdin(mut cmd: Command, input: &str) -> Finished {
     let mut child = cmd
@@ -87,15 +105,7 @@ fn revoked_credentials(env: &TestEnv) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     write_private(
         &path,
-        serde_json::json!({
-            "type": "authorized_user",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "refresh_token": "1//revoked-grant",
-            "token_uri": format!("{}/token", env.google.base),
-        })
-        .to_string()
-        .as_bytes(),
+        env.user_source("1//revoked-grant").to_string().as_bytes(),
     );
 }
 
@@ -277,13 +287,7 @@ fn docker_errors_go_to_stderr_with_a_non_zero_exit() {
 
     revoked_credentials(&env);
     let revoked = helper(&env, &["docker-credential", "get"], "gcr.io");
-    assert_eq!(revoked.code(), 3, "{}", revoked.stderr);
-    assert_eq!(revoked.stdout, "");
-    assert!(
-        revoked.stderr.contains("invalid_grant"),
-        "{}",
-        revoked.stderr
-    );
+    assert_grant_rejected(&revoked);
 
     for garbage in ["", "   \n", "not a host", "https://", "gcr.io:notaport"] {
         let bad = helper(&env, &["docker-credential", "get"], garbage);
@@ -320,11 +324,7 @@ fn private_binary(env: &TestEnv) -> PathBuf {
 }
 
 fn configure_docker(env: &TestEnv, binary: &Path, args: &[&str], path_var: &str) -> Finished {
-    let mut cmd = Command::new(binary);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(env, binary);
     cmd.arg("configure-docker").args(args).env("PATH", path_var);
     run_with_stdin(cmd, "")
 }
@@ -430,11 +430,7 @@ fn configure_docker_creates_the_file_and_honours_docker_config() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
     let elsewhere = env.path("docker-elsewhere");
-    let mut cmd = Command::new(&binary);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(&env, &binary);
     cmd.args(["configure-docker", "us-docker.pkg.dev"])
         .env("DOCKER_CONFIG", &elsewhere)
         .env("PATH", "/usr/bin:/bin");
@@ -606,13 +602,7 @@ fn git_helper_answers_google_hosts_only() {
         &["git-credential", "get"],
         "protocol=https\nhost=source.developers.google.com\n",
     );
-    assert_eq!(revoked.code(), 3, "{}", revoked.stderr);
-    assert_eq!(revoked.stdout, "");
-    assert!(
-        revoked.stderr.contains("invalid_grant"),
-        "{}",
-        revoked.stderr
-    );
+    assert_grant_rejected(&revoked);
 }
 
 /// A Git server for the dumb HTTP protocol on 127.0.0.1: serves a bare repository's files to
@@ -687,11 +677,7 @@ impl GitServer {
 /// `git ARGS` with only the configuration given here: no user, system or askpass settings, no
 /// prompts.
 fn git_command(git: &Path, env: &TestEnv) -> Command {
-    let mut cmd = Command::new(git);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(env, git);
     cmd.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_AUTHOR_NAME", "Test")
@@ -700,6 +686,30 @@ fn git_command(git: &Path, env: &TestEnv) -> Command {
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .stdin(Stdio::null());
     cmd
+}
+
+/// `git clone` of the test server's repository into `dest`, with `helper` as the only credential
+/// helper, configured for the server's URL.
+fn clone_with_helper(
+    git: &Path,
+    env: &TestEnv,
+    server: &GitServer,
+    helper: &str,
+    dest: &Path,
+) -> std::process::Output {
+    git_command(git, env)
+        .args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            &format!("credential.{}.helper={helper}", server.url),
+            "clone",
+            "-q",
+            &format!("{}/repo.git", server.url),
+            dest.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
 }
 
 fn git_ok(git: &Path, env: &TestEnv, args: &[&str]) {
@@ -757,23 +767,13 @@ fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
 
     // Configured for that URL with --host 127.0.0.1: the clone succeeds with the token.
     let dest = env.path("clone-ok");
-    let out = git_command(&git, &env)
-        .args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            &format!(
-                "credential.{}.helper={}",
-                server.url,
-                helper_command(" --host 127.0.0.1")
-            ),
-            "clone",
-            "-q",
-            &format!("{}/repo.git", server.url),
-            dest.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = clone_with_helper(
+        &git,
+        &env,
+        &server,
+        &helper_command(" --host 127.0.0.1"),
+        &dest,
+    );
     assert!(
         out.status.success(),
         "git clone: {}",
@@ -795,19 +795,7 @@ fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
     // The same configuration without --host: gemauth says nothing, git sends no credentials.
     let before = server.authorizations().len();
     let dest = env.path("clone-refused");
-    let out = git_command(&git, &env)
-        .args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            &format!("credential.{}.helper={}", server.url, helper_command("")),
-            "clone",
-            "-q",
-            &format!("{}/repo.git", server.url),
-            dest.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = clone_with_helper(&git, &env, &server, &helper_command(""), &dest);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(&token), "{stderr}");
@@ -1026,11 +1014,7 @@ fn write_kubeconfig(env: &TestEnv, server: &FakeApiServer, api_version: &str) ->
 }
 
 fn kubectl_command(kubectl: &Path, env: &TestEnv, kubeconfig: &Path) -> Command {
-    let mut cmd = Command::new(kubectl);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(env, kubectl);
     cmd.env("KUBECONFIG", kubeconfig)
         .args(["version", "-o", "json", "--request-timeout=20s"])
         .stdin(Stdio::null());

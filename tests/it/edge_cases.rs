@@ -48,10 +48,7 @@ fn a_rotated_source_refresh_token_of_an_impersonation_is_saved() {
                 "{}/v1/projects/-/serviceAccounts/t@p.iam.gserviceaccount.com:generateAccessToken",
                 env.google.base
             ),
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
             "kept": "yes",
         }),
     );
@@ -86,10 +83,7 @@ fn a_rotated_source_refresh_token_is_saved_even_when_impersonation_fails() {
         &json!({
             "type": "impersonated_service_account",
             "service_account_impersonation_url": format!("{}{path}", env.google.base),
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
     env.google.enqueue(

@@ -104,13 +104,7 @@ fn status_check_uses_the_server_only_when_asked() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1, "cached");
 
     env.expire_cache();
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::expired_grant());
     let failed = env.run(&["status", "--check"]);
     assert_eq!(failed.code(), 3);
     assert_eq!(failed.stdout, "");
@@ -127,13 +121,7 @@ fn status_check_uses_the_server_only_when_asked() {
 fn status_without_credentials_exits_3() {
     let env = TestEnv::new();
     let done = env.run(&["status"]);
-    assert_eq!(done.code(), 3);
-    assert_eq!(done.stdout, "");
-    assert!(
-        done.stderr.contains("no credentials found"),
-        "{}",
-        done.stderr
-    );
+    done.assert_no_credentials();
 }
 
 #[test]

@@ -12,6 +12,14 @@ const SA_EMAIL: &str = "ci-runner@test-project-1.iam.gserviceaccount.com";
 const TARGET: &str = "target@test-project-1.iam.gserviceaccount.com";
 const SERVICE: &str = "https://hello-abc123-uc.a.run.app";
 const OTHER_SERVICE: &str = "https://other-abc123-uc.a.run.app";
+/// An ID token for SERVICE with the email claim, printed as JSON.
+const EMAIL_AS_JSON: [&str; 5] = [
+    "--audiences",
+    SERVICE,
+    "--include-email",
+    "--format",
+    "json",
+];
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 fn service_account_file(env: &TestEnv) -> PathBuf {
@@ -27,13 +35,6 @@ fn service_account_file(env: &TestEnv) -> PathBuf {
             "client_id": "1234567890",
             "token_uri": format!("{}/token", env.google.base),
         }),
-    )
-}
-
-fn impersonation_url(env: &TestEnv) -> String {
-    format!(
-        "{}/v1/projects/-/serviceAccounts/{TARGET}:generateAccessToken",
-        env.google.base
     )
 }
 
@@ -125,8 +126,7 @@ fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
 
     // JSON: the token, when it expires, its audience and its account.
     let done = print_id(&env, &file, &["--audiences", SERVICE, "--format", "json"]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["id_token"], first.as_str());
     assert_eq!(out["audience"], SERVICE);
     assert_eq!(out["email"], SA_EMAIL);
@@ -159,14 +159,7 @@ fn fifty_parallel_callers_cause_one_id_token_request() {
             ])
         })
         .collect();
-    let mut tokens = Vec::new();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        assert_eq!(stderr, "");
-        tokens.push(String::from_utf8(out.stdout).unwrap());
-    }
+    let tokens = quiet_outputs(children);
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 1, "one request");
     assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
     assert_eq!(jwt_claims(&tokens[0])["aud"], SERVICE);
@@ -184,28 +177,11 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
             "type": "impersonated_service_account",
             "service_account_impersonation_url": impersonation_url(&env),
             "delegates": [delegate],
-            "source_credentials": {
-                "type": "authorized_user",
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source",
-                "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
-    let done = print_id(
-        &env,
-        &file,
-        &[
-            "--audiences",
-            SERVICE,
-            "--include-email",
-            "--format",
-            "json",
-        ],
-    );
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let done = print_id(&env, &file, &EMAIL_AS_JSON);
+    let out = done.json();
     let claims = jwt_claims(out["id_token"].as_str().unwrap());
     assert_eq!(claims["aud"], SERVICE);
     assert_eq!(claims["email"], TARGET);
@@ -266,10 +242,7 @@ fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
         &id_token_path(),
         Canned::json(403, r#"{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getOpenIdToken' denied","status":"PERMISSION_DENIED"}}"#),
     );
-    let source = json!({
-        "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-    });
+    let source = env.user_source("1//source");
     let file = env.write_json(
         "impersonated.json",
         &json!({"type": "impersonated_service_account",
@@ -337,8 +310,7 @@ fn federation_with_impersonation_exchanges_then_generates_an_id_token() {
         json!({"audience": SERVICE, "includeEmail": false, "delegates": []})
     );
     let done = print_id(&env, &file, &["--audiences", SERVICE, "--format", "json"]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["email"], TARGET, "the account the file names");
     assert_eq!(env.google.seen("/sts").len(), 1, "cached");
 }
@@ -390,17 +362,9 @@ fn the_metadata_server_identity_endpoint() {
 
     let done = run_on_gce(
         &env,
-        &[
-            "print-identity-token",
-            "--audiences",
-            SERVICE,
-            "--include-email",
-            "--format",
-            "json",
-        ],
+        &[&["print-identity-token"][..], &EMAIL_AS_JSON].concat(),
     );
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["email"], "vm-sa@test-project-1.iam.gserviceaccount.com");
     let seen = env.google.seen(path);
     assert_eq!(seen.len(), 2);
@@ -443,8 +407,7 @@ fn a_user_login_gets_its_own_id_token_for_its_client() {
     assert_eq!(refreshes[0].form["client_id"], CLIENT_ID);
 
     let done = env.run(&["print-identity-token", "--format", "json"]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["id_token"], token.as_str());
     assert_eq!(out["audience"], CLIENT_ID);
     assert_eq!(out["email"], EMAIL);

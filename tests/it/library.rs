@@ -65,11 +65,7 @@ fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
     env.write_credentials(&env.adc_path(), "1//r");
     env.google.enqueue(
         "/token",
-        Canned::json(
-            200,
-            r#"{"access_token":"ya29.slow","expires_in":3599,"token_type":"Bearer"}"#,
-        )
-        .delayed(Duration::from_millis(1500)),
+        Canned::access_token("ya29.slow", 3599).delayed(Duration::from_millis(1500)),
     );
     // Another process takes the lock and waits for the slow server.
     let holder = env.spawn_piped(&["print-access-token"]);

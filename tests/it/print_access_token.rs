@@ -68,13 +68,7 @@ fn revoked_grant_exits_3_and_leaves_the_file_byte_for_byte() {
     let env = TestEnv::new();
     let path = env.adc_path();
     let before = env.write_credentials(&path, "1//unknown");
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::expired_grant());
     let done = env.run(&["print-access-token"]);
     assert_eq!(done.code(), 3);
     assert_eq!(done.stdout, "");
@@ -200,13 +194,7 @@ fn discovery_order_is_flag_then_environment_then_well_known() {
 fn missing_credentials_exit_3_with_a_login_hint() {
     let env = TestEnv::new();
     let done = env.run(&["print-access-token"]);
-    assert_eq!(done.code(), 3);
-    assert_eq!(done.stdout, "");
-    assert!(
-        done.stderr.contains("no credentials found"),
-        "{}",
-        done.stderr
-    );
+    done.assert_no_credentials();
     assert!(done.stderr.contains(&env.adc_path().display().to_string()));
     assert!(done.stderr.contains("hint: run `gemauth login"));
 

@@ -17,14 +17,7 @@ fn fifty_concurrent_calls_make_one_refresh_even_with_rotation() {
     env.write_credentials(&path, "1//original");
     env.google.with(|b| b.rotate = true);
     let children: Vec<_> = (0..50).map(|_| spawn_print(&env)).collect();
-    let mut tokens = vec![];
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        assert_eq!(stderr, "");
-        tokens.push(String::from_utf8(out.stdout).unwrap());
-    }
+    let tokens = quiet_outputs(children);
     let refreshes = env.google.seen_grants("refresh_token");
     assert_eq!(refreshes.len(), 1, "exactly one refresh request");
     assert!(tokens.iter().all(|t| t == "ya29.access-1\n"), "{tokens:?}");

@@ -95,13 +95,7 @@ fn no_command_prints_a_secret_even_with_maximum_verbosity() {
     assert_clean("print-access-token (refresh)", &refreshed.stderr, &secrets);
     assert!(refreshed.stderr.contains("obtained a new access token"));
 
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::expired_grant());
     env.expire_cache();
     let rejected = verbose(&env, &["print-access-token"]);
     assert_eq!(rejected.code(), 3);
@@ -177,13 +171,7 @@ fn no_command_prints_a_secret_even_with_maximum_verbosity() {
         .into_iter()
         .filter(|(args, _)| !args.contains(&"list"))
     {
-        env.google.enqueue(
-            "/token",
-            Canned::json(
-                400,
-                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-            ),
-        );
+        env.google.enqueue("/token", Canned::expired_grant());
         env.expire_cache();
         let rejected = verbose_with_stdin(&env, args, input);
         assert_eq!(rejected.code(), 3, "{args:?}: {}", rejected.stderr);

@@ -126,8 +126,7 @@ fn a_fresh_quickstart_token_json_gives_its_token_without_a_request() {
         "--format",
         "json",
     ]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["scopes"], json!([RETRIEVER]));
     assert!(env.google.seen("/token").is_empty(), "no network call");
     assert_eq!(

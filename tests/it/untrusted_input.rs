@@ -174,13 +174,8 @@ fn a_fifo_as_dockers_config_is_refused_at_once() {
 fn a_token_that_is_already_dead_is_never_printed() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            200,
-            r#"{"access_token":"ya29.dead","expires_in":0,"token_type":"Bearer"}"#,
-        ),
-    );
+    env.google
+        .enqueue("/token", Canned::access_token("ya29.dead", 0));
     let out = env.run(&["print-access-token"]);
     assert_eq!(out.code(), 1, "{}", out.stderr);
     assert_eq!(out.stdout, "");

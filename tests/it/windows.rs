@@ -199,16 +199,7 @@ fn revoke_revokes_at_the_server_and_removes_the_file_and_cache() {
     env.write_credentials(&env.adc_path(), "1//r");
     assert_eq!(env.run(&["print-access-token"]).code(), 0);
     assert_eq!(env.cached_tokens().len(), 1);
-    let done = env.run(&["revoke"]);
-    assert_eq!(done.code(), 0, "{}", done.stderr);
-    assert_eq!(done.stdout, "");
-    assert!(done.stderr.contains("Revoked the grant"), "{}", done.stderr);
-    let seen = env.google.seen("/revoke");
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].form["token"], "1//r");
-    assert!(!env.google.refresh_token_valid("1//r"));
-    assert!(!env.adc_path().exists());
-    assert!(env.cached_tokens().is_empty());
+    env.assert_revokes("1//r");
     assert_eq!(env.run(&["print-access-token"]).code(), 3);
 }
 
