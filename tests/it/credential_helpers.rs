@@ -4,8 +4,8 @@
 //! talking to a local API server over https; and `status` naming the configured helpers.
 //!
 //! git and kubectl are found on PATH (kubectl also in the Google Cloud SDK's bin directory, or
-//! `GEMAUTH_TEST_KUBECTL`). A test whose tool `build.rs` did not find is ignored, with the
-//! reason; one that runs and does not find it fails.
+//! `GEMAUTH_TEST_KUBECTL`). A test whose tool is missing is ignored when the tests run, with the
+//! reason (runner.rs); one that runs and does not find it fails.
 #![cfg(unix)]
 
 use std::io::{Read, Write};
@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::harness::*;
+use crate::runner::{Needs, Trial, trials};
 use base64::Engine as _;
 
 /// Variables of the user's own Docker, Git and kubectl set-up that must not reach the tests.
@@ -109,7 +110,7 @@ fn revoked_credentials(env: &TestEnv) {
     );
 }
 
-/// A tool the interoperability tests run (their cfg says `build.rs` found it): its path.
+/// A tool the interoperability tests run (the runner found it): its path.
 fn interop_tool(name: &str, extra: &[PathBuf]) -> PathBuf {
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -139,7 +140,6 @@ fn docker_answer(registry: &str, token: &str) -> String {
     )
 }
 
-#[test]
 fn docker_get_hands_out_the_cached_token_for_google_registries() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -166,7 +166,6 @@ fn docker_get_hands_out_the_cached_token_for_google_registries() {
     );
 }
 
-#[test]
 fn the_binary_is_the_docker_helper_under_the_name_docker_credential_gemauth() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -201,7 +200,6 @@ fn the_binary_is_the_docker_helper_under_the_name_docker_credential_gemauth() {
     assert_eq!(done.stdout, "");
 }
 
-#[test]
 fn docker_gets_no_token_for_other_registries() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//helper-grant");
@@ -235,7 +233,6 @@ fn docker_gets_no_token_for_other_registries() {
     }
 }
 
-#[test]
 fn docker_list_store_and_erase() {
     let env = TestEnv::new();
     let none = helper(&env, &["docker-credential", "list"], "");
@@ -276,7 +273,6 @@ fn docker_list_store_and_erase() {
     assert!(env.cached_tokens().is_empty());
 }
 
-#[test]
 fn docker_errors_go_to_stderr_with_a_non_zero_exit() {
     let env = TestEnv::new();
     let missing = helper(&env, &["docker-credential", "get"], "gcr.io");
@@ -329,7 +325,6 @@ fn configure_docker(env: &TestEnv, binary: &Path, args: &[&str], path_var: &str)
     run_with_stdin(cmd, "")
 }
 
-#[test]
 fn configure_docker_adds_gemauth_keeps_everything_else_and_is_idempotent() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
@@ -425,7 +420,6 @@ fn configure_docker_adds_gemauth_keeps_everything_else_and_is_idempotent() {
     );
 }
 
-#[test]
 fn configure_docker_creates_the_file_and_honours_docker_config() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
@@ -447,7 +441,6 @@ fn configure_docker_creates_the_file_and_honours_docker_config() {
     assert!(done.stderr.contains("is not on PATH"), "{}", done.stderr);
 }
 
-#[test]
 fn configure_docker_leaves_a_malformed_config_untouched() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
@@ -484,7 +477,6 @@ fn configure_docker_leaves_a_malformed_config_untouched() {
     }
 }
 
-#[test]
 fn configure_docker_writes_through_a_symlinked_config_and_prints_the_link_command_when_it_cannot() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
@@ -523,7 +515,6 @@ fn configure_docker_writes_through_a_symlinked_config_and_prints_the_link_comman
 // Git
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn git_helper_answers_google_hosts_only() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -721,11 +712,6 @@ fn git_ok(git: &Path, env: &TestEnv, args: &[&str]) {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(has_git),
-    ignore = "git is not installed (`bash .ci/run` installs it)"
-)]
 fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
     let git = interop_tool("git", &[]);
     let env = TestEnv::new();
@@ -812,7 +798,6 @@ fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
 // kubectl
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn kubectl_credential_prints_an_exec_credential() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -1045,11 +1030,6 @@ fn kubectl_minor(kubectl: &Path) -> u32 {
         .unwrap_or(0)
 }
 
-#[test]
-#[cfg_attr(
-    not(has_kubectl),
-    ignore = "kubectl is not installed (`bash .ci/run` installs it)"
-)]
 fn real_kubectl_authenticates_with_the_exec_credential() {
     let kubectl = kubectl_path();
     let env = TestEnv::new();
@@ -1077,11 +1057,6 @@ fn real_kubectl_authenticates_with_the_exec_credential() {
     assert!(seen.contains(&Some(format!("Bearer {token}"))), "{seen:?}");
 }
 
-#[test]
-#[cfg_attr(
-    not(has_kubectl),
-    ignore = "kubectl is not installed (`bash .ci/run` installs it)"
-)]
 fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
     let kubectl = kubectl_path();
     let env = TestEnv::new();
@@ -1113,11 +1088,6 @@ fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
 // status
 // ------------------------------------------------------------------------------------------
 
-#[test]
-#[cfg_attr(
-    not(has_git),
-    ignore = "git is not installed (`bash .ci/run` installs it)"
-)]
 fn status_names_the_configured_helpers() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//helper-grant");
@@ -1186,4 +1156,25 @@ fn status_names_the_configured_helpers() {
         "{}",
         text.stdout
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        docker_get_hands_out_the_cached_token_for_google_registries,
+        the_binary_is_the_docker_helper_under_the_name_docker_credential_gemauth,
+        docker_gets_no_token_for_other_registries,
+        docker_list_store_and_erase,
+        docker_errors_go_to_stderr_with_a_non_zero_exit,
+        configure_docker_adds_gemauth_keeps_everything_else_and_is_idempotent,
+        configure_docker_creates_the_file_and_honours_docker_config,
+        configure_docker_leaves_a_malformed_config_untouched,
+        configure_docker_writes_through_a_symlinked_config_and_prints_the_link_command_when_it_cannot,
+        git_helper_answers_google_hosts_only,
+        real_git_clones_with_the_token_only_from_a_host_named_with_host => Needs::Git,
+        kubectl_credential_prints_an_exec_credential,
+        real_kubectl_authenticates_with_the_exec_credential => Needs::Kubectl,
+        real_kubectl_shows_gemauths_message_when_the_grant_is_revoked => Needs::Kubectl,
+        status_names_the_configured_helpers => Needs::Git,
+    ]
 }

@@ -6,6 +6,7 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 use serde_json::{Value, json};
 
 const SA_EMAIL: &str = "ci-runner@test-project-1.iam.gserviceaccount.com";
@@ -71,7 +72,6 @@ fn token_of(done: &Finished) -> String {
     token
 }
 
-#[test]
 fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -144,7 +144,6 @@ fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 4);
 }
 
-#[test]
 fn fifty_parallel_callers_cause_one_id_token_request() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -165,7 +164,6 @@ fn fifty_parallel_callers_cause_one_id_token_request() {
     assert_eq!(jwt_claims(&tokens[0])["aud"], SERVICE);
 }
 
-#[test]
 fn impersonation_calls_generate_id_token_with_the_sources_token() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -234,7 +232,6 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
     assert_eq!(env.google.seen(&id_token_path()).len(), 2);
 }
 
-#[test]
 fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -285,7 +282,6 @@ fn external_account(env: &TestEnv) -> Value {
     })
 }
 
-#[test]
 fn federation_with_impersonation_exchanges_then_generates_an_id_token() {
     let env = TestEnv::new();
     let mut config = external_account(&env);
@@ -315,7 +311,6 @@ fn federation_with_impersonation_exchanges_then_generates_an_id_token() {
     assert_eq!(env.google.seen("/sts").len(), 1, "cached");
 }
 
-#[test]
 fn federation_without_impersonation_cannot_have_id_tokens() {
     let env = TestEnv::new();
     let file = env.write_json("federated.json", &external_account(&env));
@@ -342,7 +337,6 @@ fn federation_without_impersonation_cannot_have_id_tokens() {
     );
 }
 
-#[test]
 fn the_metadata_server_identity_endpoint() {
     let env = TestEnv::new();
     let done = run_on_gce(&env, &["print-identity-token", "--audiences", SERVICE]);
@@ -394,7 +388,6 @@ fn the_metadata_server_identity_endpoint() {
     );
 }
 
-#[test]
 fn a_user_login_gets_its_own_id_token_for_its_client() {
     let env = TestEnv::new();
     env.login();
@@ -434,7 +427,6 @@ fn a_user_login_gets_its_own_id_token_for_its_client() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
-#[test]
 fn a_user_without_the_openid_scope_is_told_to_sign_in_with_it() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -476,7 +468,6 @@ fn a_user_without_the_openid_scope_is_told_to_sign_in_with_it() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
-#[test]
 fn audiences_are_required_and_checked() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -503,7 +494,6 @@ fn audiences_are_required_and_checked() {
     assert!(env.cached_tokens().is_empty());
 }
 
-#[test]
 fn hostile_answers_are_refused_and_never_cached() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -554,7 +544,6 @@ fn hostile_answers_are_refused_and_never_cached() {
     );
 }
 
-#[test]
 fn id_tokens_stay_out_of_logs_and_status() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -601,7 +590,6 @@ fn id_tokens_stay_out_of_logs_and_status() {
     assert_eq!(report["id_tokens"], "yes, for any audience (--audiences)");
 }
 
-#[test]
 fn short_lived_id_tokens_are_reused_for_half_their_lifetime() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -614,7 +602,6 @@ fn short_lived_id_tokens_are_reused_for_half_their_lifetime() {
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 1);
 }
 
-#[test]
 fn the_help_shows_the_cloud_run_example() {
     let env = TestEnv::new();
     let done = env.run(&["print-identity-token", "--help"]);
@@ -633,4 +620,24 @@ fn the_help_shows_the_cloud_run_example() {
         "{}",
         top.stdout
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        service_account_keys_ask_the_token_endpoint_with_a_target_audience,
+        fifty_parallel_callers_cause_one_id_token_request,
+        impersonation_calls_generate_id_token_with_the_sources_token,
+        refused_impersonation_exits_3_and_a_non_iam_url_is_refused,
+        federation_with_impersonation_exchanges_then_generates_an_id_token,
+        federation_without_impersonation_cannot_have_id_tokens,
+        the_metadata_server_identity_endpoint,
+        a_user_login_gets_its_own_id_token_for_its_client,
+        a_user_without_the_openid_scope_is_told_to_sign_in_with_it,
+        audiences_are_required_and_checked,
+        hostile_answers_are_refused_and_never_cached,
+        id_tokens_stay_out_of_logs_and_status,
+        short_lived_id_tokens_are_reused_for_half_their_lifetime,
+        the_help_shows_the_cloud_run_example,
+    ]
 }

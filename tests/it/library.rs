@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 const CHILD: &str = "GEMAUTH_TEST_ASYNC_CHILD";
 
@@ -56,7 +57,6 @@ fn child() {
     });
 }
 
-#[test]
 fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
     if std::env::var_os(CHILD).is_some() {
         return child();
@@ -81,7 +81,6 @@ fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
         .args([
             "--exact",
             "library::get_async_waits_for_the_lock_without_blocking_the_runtime",
-            "get_async_waits_for_the_lock_without_blocking_the_runtime",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -116,4 +115,9 @@ fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
         ticks * 10 >= waited / 4,
         "{ticks} ticks in {waited} ms: the runtime was blocked"
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![get_async_waits_for_the_lock_without_blocking_the_runtime,]
 }

@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 struct TestCa {
@@ -165,7 +166,6 @@ fn https_token_endpoint(env: &TestEnv) -> (u16, PathBuf, PathBuf) {
     (tls_port, https_credentials(env, tls_port), bundle)
 }
 
-#[test]
 fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
     let env = TestEnv::new();
     let (tls_port, creds, bundle) = https_token_endpoint(&env);
@@ -198,7 +198,6 @@ fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
     assert_eq!(trusted.stdout, "ya29.access-1\n");
 }
 
-#[test]
 fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     let env = TestEnv::new();
     let (tls_port, creds, bundle) = https_token_endpoint(&env);
@@ -229,4 +228,12 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     assert_eq!(direct.code(), 0, "{}", direct.stderr);
     assert_eq!(seen.lock().unwrap().len(), 1, "NO_PROXY bypassed the proxy");
     assert_eq!(env.google.seen_grants("refresh_token").len(), 2);
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        a_private_ca_is_trusted_only_through_ssl_cert_file,
+        https_proxy_is_used_and_no_proxy_bypasses_it,
+    ]
 }

@@ -2,6 +2,7 @@
 //! is searched for the secrets planted in it.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 fn verbose(env: &TestEnv, args: &[&str]) -> Finished {
     let mut cmd = env.cmd();
@@ -51,7 +52,6 @@ fn assert_clean(what: &str, text: &str, secrets: &[String]) {
     }
 }
 
-#[test]
 fn no_command_prints_a_secret_even_with_maximum_verbosity() {
     let env = TestEnv::new();
     env.google.with(|b| b.rotate = true);
@@ -185,7 +185,6 @@ fn no_command_prints_a_secret_even_with_maximum_verbosity() {
     assert_eq!(revoked.stdout, "");
 }
 
-#[test]
 fn a_paste_is_not_echoed_in_logs() {
     let env = TestEnv::new();
     let client = env.client_file();
@@ -209,4 +208,12 @@ fn a_paste_is_not_echoed_in_logs() {
         &done.stderr,
         &[code, encoded, CLIENT_SECRET.into()],
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        no_command_prints_a_secret_even_with_maximum_verbosity,
+        a_paste_is_not_echoed_in_logs,
+    ]
 }
