@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::harness::*;
-use crate::runner::{Needs, Trial, trials};
+use crate::runner::{Trial, trials};
 use base64::Engine as _;
 
 /// Variables of the user's own Docker, Git and kubectl set-up that must not reach the tests.
@@ -1171,10 +1171,10 @@ pub(crate) fn tests() -> Vec<Trial> {
         configure_docker_leaves_a_malformed_config_untouched,
         configure_docker_writes_through_a_symlinked_config_and_prints_the_link_command_when_it_cannot,
         git_helper_answers_google_hosts_only,
-        real_git_clones_with_the_token_only_from_a_host_named_with_host => Needs::Git,
+        real_git_clones_with_the_token_only_from_a_host_named_with_host => Git,
         kubectl_credential_prints_an_exec_credential,
-        real_kubectl_authenticates_with_the_exec_credential => Needs::Kubectl,
-        real_kubectl_shows_gemauths_message_when_the_grant_is_revoked => Needs::Kubectl,
-        status_names_the_configured_helpers => Needs::Git,
+        real_kubectl_authenticates_with_the_exec_credential => Kubectl,
+        real_kubectl_shows_gemauths_message_when_the_grant_is_revoked => Kubectl,
+        status_names_the_configured_helpers => Git,
     ]
 }

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::harness::*;
-use crate::runner::{Needs, Trial, trials};
+use crate::runner::{Trial, trials};
 
 fn json_of(done: &Finished) -> serde_json::Value {
     assert_eq!(done.code(), 0, "{}", done.stderr);
@@ -492,13 +492,13 @@ pub(crate) fn tests() -> Vec<Trial> {
         status_without_credentials_exits_3,
         quota_project_is_set_atomically_and_printed,
         token_output_formats_and_min_lifetime,
-        #[cfg(unix)] curl_adds_the_headers_and_passes_its_exit_code_through => Needs::Curl,
+        #[cfg(unix)] curl_adds_the_headers_and_passes_its_exit_code_through => Curl,
         #[cfg(unix)] completions_and_the_man_page_are_generated_and_bash_parses_them,
-        #[cfg(unix)] zsh_parses_the_completions => Needs::Zsh,
-        #[cfg(unix)] fish_parses_the_completions => Needs::Fish,
-        #[cfg(unix)] groff_renders_the_man_page_without_warnings => Needs::Groff,
+        #[cfg(unix)] zsh_parses_the_completions => Zsh,
+        #[cfg(unix)] fish_parses_the_completions => Fish,
+        #[cfg(unix)] groff_renders_the_man_page_without_warnings => Groff,
         every_help_text_has_an_example,
         rust_example_lists_models_with_the_library_api,
-        #[cfg(unix)] shell_example_lists_models_with_curl => Needs::Curl,
+        #[cfg(unix)] shell_example_lists_models_with_curl => Curl,
     ]
 }

@@ -8,7 +8,7 @@
 use std::process::Command;
 
 use crate::harness::*;
-use crate::runner::{Needs, Trial, trials};
+use crate::runner::{Trial, trials};
 
 fn google_auth_loads_and_refreshes_the_login_file() {
     let python = crate::runner::python();
@@ -56,6 +56,6 @@ fn google_auth_loads_and_refreshes_the_login_file() {
 /// The tests of this module, for the runner (main.rs).
 pub(crate) fn tests() -> Vec<Trial> {
     trials![
-        google_auth_loads_and_refreshes_the_login_file => Needs::GoogleAuth,
+        google_auth_loads_and_refreshes_the_login_file => GoogleAuth,
     ]
 }

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use crate::harness::*;
-use crate::runner::{Needs, Trial, interop_dir, trials};
+use crate::runner::{Trial, interop_dir, trials};
 
 const CLIENT_ID: &str = "gemauth-interop.apps.googleusercontent.com";
 const CLIENT_SECRET: &str = "GOCSPX-interop-secret";
@@ -330,11 +330,11 @@ fn denied_consent_fails_the_login() {
 /// The tests of this module, for the runner (main.rs).
 pub(crate) fn tests() -> Vec<Trial> {
     trials![
-        loopback_login_then_cached_and_refreshed_tokens => Needs::OidcProvider,
-        pasted_redirect_url_login => Needs::OidcProvider,
-        rotated_refresh_tokens_are_saved => Needs::OidcProvider,
-        revoke_makes_the_grant_inactive => Needs::OidcProvider,
-        out_of_band_revocation_exits_3_and_keeps_the_file => Needs::OidcProvider,
-        denied_consent_fails_the_login => Needs::OidcProvider,
+        loopback_login_then_cached_and_refreshed_tokens => OidcProvider,
+        pasted_redirect_url_login => OidcProvider,
+        rotated_refresh_tokens_are_saved => OidcProvider,
+        revoke_makes_the_grant_inactive => OidcProvider,
+        out_of_band_revocation_exits_3_and_keeps_the_file => OidcProvider,
+        denied_consent_fails_the_login => OidcProvider,
     ]
 }

@@ -160,17 +160,18 @@ pub(crate) fn trial(module: &str, name: &str, test: fn(), needs: Option<Needs>) 
     })
 }
 
-/// The tests of a module as trials, in the order given: `trials![a, b => Needs::Git,
-/// #[cfg(unix)] c]`. A `cfg` attribute leaves the test out where it is not compiled.
+/// The tests of a module as trials, in the order given: `trials![a, b => Git, #[cfg(unix)] c]`
+/// (`=> Git`: the test needs [`Needs::Git`]). A `cfg` attribute leaves the test out where it is
+/// not compiled.
 macro_rules! trials {
-    ($($(#[$attr:meta])* $test:ident $(=> $needs:expr)?),* $(,)?) => {
+    ($($(#[$attr:meta])* $test:ident $(=> $needs:ident)?),* $(,)?) => {
         Vec::<$crate::runner::Trial>::from([$(
             $(#[$attr])*
             $crate::runner::trial(
                 module_path!(),
                 stringify!($test),
                 $test,
-                None $(.or(Some($needs)))?,
+                None $(.or(Some($crate::runner::Needs::$needs)))?,
             ),
         )*])
     };

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
-use crate::runner::{Needs, Trial, trials};
+use crate::runner::{Trial, trials};
 use serde_json::{Value, json};
 
 fn now() -> u64 {
@@ -547,7 +547,7 @@ pub(crate) fn tests() -> Vec<Trial> {
         a_forged_token_in_the_cache_is_never_printed,
         an_entry_copied_from_another_credential_is_not_believed,
         future_dated_and_overlong_entries_are_stale,
-        #[cfg(target_os = "linux")] a_full_disk_fails_before_a_rotating_refresh_token_is_spent => Needs::Root,
+        #[cfg(target_os = "linux")] a_full_disk_fails_before_a_rotating_refresh_token_is_spent => Root,
         login_and_status_say_where_other_libraries_look_when_cloudsdk_config_is_set,
         status_shows_each_fact_once_and_empty_values_as_none,
         usage_errors_end_with_a_hint_naming_the_next_command,
