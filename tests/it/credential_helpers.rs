@@ -874,26 +874,8 @@ struct FakeApiServer {
 
 impl FakeApiServer {
     fn start(expected_token: &str) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "gemauth test cluster CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-        let config = Arc::new(
-            rustls::ServerConfig::builder()
-                .with_no_client_auth()
-                .with_single_cert(vec![leaf.der().clone()], key)
-                .unwrap(),
-        );
+        let ca = TestCa::new("gemauth test cluster CA", "127.0.0.1");
+        let config = ca.server_config.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let authorizations = Arc::new(Mutex::new(Vec::new()));
@@ -947,7 +929,7 @@ impl FakeApiServer {
         });
         FakeApiServer {
             url: format!("https://127.0.0.1:{port}"),
-            ca_pem: ca.pem(),
+            ca_pem: ca.ca_pem,
             authorizations,
         }
     }

@@ -12,37 +12,6 @@ use std::thread;
 
 use crate::harness::*;
 use crate::runner::{Trial, trials};
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-struct TestCa {
-    ca_pem: String,
-    server_config: Arc<rustls::ServerConfig>,
-}
-
-fn test_ca() -> TestCa {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "gemauth test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-        .unwrap();
-    TestCa {
-        ca_pem: ca.pem(),
-        server_config: Arc::new(config),
-    }
-}
-
 /// Reads one HTTP/1.1 request (head and Content-Length body) from a stream.
 fn read_request(stream: &mut impl Read) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -158,7 +127,7 @@ fn https_credentials(env: &TestEnv, tls_port: u16) -> std::path::PathBuf {
 /// port, a credential file whose token endpoint is there, and the CA's PEM bundle (not trusted
 /// until a test points `SSL_CERT_FILE` at it).
 fn https_token_endpoint(env: &TestEnv) -> (u16, PathBuf, PathBuf) {
-    let ca = test_ca();
+    let ca = TestCa::new("gemauth test CA", "localhost");
     let upstream = env.google.base.rsplit(':').next().unwrap().parse().unwrap();
     let tls_port = tls_front(&ca, upstream);
     let bundle = env.path("ca.pem");

@@ -4,8 +4,9 @@
 //!
 //! One file per concern: `google` (the server, its state and dispatch), `endpoints` and
 //! `credential_endpoints` (what it answers), `canned` (answers a test queues), `env` (the
-//! isolated [`TestEnv`]), `browser` (the fake browser), `running` (background processes), `http`
-//! (raw requests) and `jwt` (tokens, fixtures and the test key). Tests `use crate::harness::*`.
+//! isolated [`TestEnv`]), `browser` (the fake browser), `running` (background processes), `tls`
+//! (a test CA for https servers), `http` (raw requests) and `jwt` (tokens, fixtures and the test
+//! key). Tests `use crate::harness::*`.
 
 pub const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
 pub const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
@@ -21,6 +22,8 @@ mod google;
 mod http;
 mod jwt;
 mod running;
+#[cfg(unix)]
+mod tls;
 
 pub use browser::*;
 pub use canned::*;
@@ -31,3 +34,5 @@ pub use google::*;
 pub use http::*;
 pub use jwt::*;
 pub use running::*;
+#[cfg(unix)]
+pub use tls::*;
