@@ -4,6 +4,7 @@
 use std::ffi::OsStr;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 use base64::Engine as _;
 use serde_json::{Value, json};
 
@@ -51,7 +52,6 @@ fn decode_segment(segment: &str) -> Value {
     serde_json::from_slice(&bytes).unwrap()
 }
 
-#[test]
 fn service_account_key_signs_a_jwt_the_server_verifies() {
     let env = TestEnv::new();
     register_test_key(&env);
@@ -110,7 +110,6 @@ fn service_account_key_signs_a_jwt_the_server_verifies() {
     assert_eq!(report["account"], SA_EMAIL);
 }
 
-#[test]
 fn pkcs1_keys_work_and_bad_keys_are_clear_errors() {
     let env = TestEnv::new();
     register_test_key(&env);
@@ -160,7 +159,6 @@ fn pkcs1_keys_work_and_bad_keys_are_clear_errors() {
     assert!(done.stderr.contains("client_email"), "{}", done.stderr);
 }
 
-#[test]
 fn service_account_refresh_is_single_flight() {
     let env = TestEnv::new();
     register_test_key(&env);
@@ -181,14 +179,6 @@ fn service_account_refresh_is_single_flight() {
     assert_eq!(env.google.seen("/token").len(), 1);
 }
 
-fn impersonation_url(env: &TestEnv) -> String {
-    format!(
-        "{}/v1/projects/-/serviceAccounts/target@test-project-1.iam.gserviceaccount.com:generateAccessToken",
-        env.google.base
-    )
-}
-
-#[test]
 fn impersonated_service_account_uses_its_source_then_iam_credentials() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -199,13 +189,7 @@ fn impersonated_service_account_uses_its_source_then_iam_credentials() {
             "service_account_impersonation_url": impersonation_url(&env),
             "delegates": ["projects/-/serviceAccounts/middle@test-project-1.iam.gserviceaccount.com"],
             "quota_project_id": "billing-project",
-            "source_credentials": {
-                "type": "authorized_user",
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source",
-                "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
     let done = print_token(
@@ -213,8 +197,7 @@ fn impersonated_service_account_uses_its_source_then_iam_credentials() {
         &file,
         &["--format", "json", "--scopes", "cloud-platform"],
     );
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["access_token"], "ya29.impersonated-2");
     assert_eq!(out["quota_project_id"], "billing-project");
 
@@ -239,7 +222,6 @@ fn impersonated_service_account_uses_its_source_then_iam_credentials() {
     assert_eq!(report["source_type"], "authorized_user");
 }
 
-#[test]
 fn impersonation_refused_by_iam_exits_3() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -253,10 +235,7 @@ fn impersonation_refused_by_iam_exits_3() {
         &json!({
             "type": "impersonated_service_account",
             "service_account_impersonation_url": url,
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
     let done = print_token(&env, &file, &[]);
@@ -275,7 +254,6 @@ fn external_account(env: &TestEnv, source: Value) -> Value {
     })
 }
 
-#[test]
 fn external_account_file_sources_are_exchanged_at_sts() {
     let env = TestEnv::new();
     std::fs::write(env.path("oidc-token.txt"), "subject-token-123\n").unwrap();
@@ -362,7 +340,6 @@ fn external_account_file_sources_are_exchanged_at_sts() {
     );
 }
 
-#[test]
 fn external_account_url_source_with_headers_and_impersonation() {
     let env = TestEnv::new();
     let mut config = external_account(
@@ -394,7 +371,6 @@ fn external_account_url_source_with_headers_and_impersonation() {
     );
 }
 
-#[test]
 fn workforce_pools_send_the_user_project() {
     let env = TestEnv::new();
     std::fs::write(env.path("token.txt"), "subject-token-123").unwrap();
@@ -410,7 +386,6 @@ fn workforce_pools_send_the_user_project() {
 }
 
 #[cfg(unix)]
-#[test]
 fn executable_sources_run_only_when_allowed() {
     let env = TestEnv::new();
     let script = env.path("issuer.sh");
@@ -453,7 +428,6 @@ fn executable_sources_run_only_when_allowed() {
     assert_eq!(done.stdout, "ya29.sts-1\n");
 }
 
-#[test]
 fn metadata_server_is_the_last_resort() {
     let env = TestEnv::new();
     let host = env.google.base.trim_start_matches("http://").to_string();
@@ -490,7 +464,6 @@ fn metadata_server_is_the_last_resort() {
     assert_eq!(report["credential_file"], Value::Null);
 }
 
-#[test]
 fn without_any_credentials_the_answer_is_fast_and_says_to_log_in() {
     let env = TestEnv::new();
     let started = std::time::Instant::now();
@@ -517,7 +490,6 @@ fn without_any_credentials_the_answer_is_fast_and_says_to_log_in() {
     );
 }
 
-#[test]
 fn user_credentials_refuse_scopes_beyond_the_grant() {
     let env = TestEnv::new();
     env.login();
@@ -536,7 +508,6 @@ fn user_credentials_refuse_scopes_beyond_the_grant() {
     assert!(beyond.stderr.contains("gemauth login"));
 }
 
-#[test]
 fn gcloud_user_files_without_endpoints_load() {
     let env = TestEnv::new();
     // As `gcloud auth application-default login` writes it: no token_uri, no scopes.
@@ -560,7 +531,6 @@ fn gcloud_user_files_without_endpoints_load() {
     assert_eq!(report["quota_project_id"], "my-project");
 }
 
-#[test]
 fn malformed_files_of_each_type_are_refused() {
     let env = TestEnv::new();
     let cases = [
@@ -611,4 +581,25 @@ fn malformed_files_of_each_type_are_refused() {
         assert_eq!(done.stdout, "");
         assert_eq!(std::fs::read(&file).unwrap(), before);
     }
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        service_account_key_signs_a_jwt_the_server_verifies,
+        pkcs1_keys_work_and_bad_keys_are_clear_errors,
+        service_account_refresh_is_single_flight,
+        impersonated_service_account_uses_its_source_then_iam_credentials,
+        impersonation_refused_by_iam_exits_3,
+        external_account_file_sources_are_exchanged_at_sts,
+        external_account_url_source_with_headers_and_impersonation,
+        workforce_pools_send_the_user_project,
+        #[cfg(unix)]
+        executable_sources_run_only_when_allowed,
+        metadata_server_is_the_last_resort,
+        without_any_credentials_the_answer_is_fast_and_says_to_log_in,
+        user_credentials_refuse_scopes_beyond_the_grant,
+        gcloud_user_files_without_endpoints_load,
+        malformed_files_of_each_type_are_refused,
+    ]
 }

@@ -4,8 +4,8 @@
 //! talking to a local API server over https; and `status` naming the configured helpers.
 //!
 //! git and kubectl are found on PATH (kubectl also in the Google Cloud SDK's bin directory, or
-//! `GEMAUTH_TEST_KUBECTL`). A test whose tool `build.rs` did not find is ignored, with the
-//! reason; one that runs and does not find it fails.
+//! `GEMAUTH_TEST_KUBECTL`). A test whose tool is missing is ignored when the tests run, with the
+//! reason (runner.rs); one that runs and does not find it fails.
 #![cfg(unix)]
 
 use std::io::{Read, Write};
@@ -16,6 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 use base64::Engine as _;
 
 /// Variables of the user's own Docker, Git and kubectl set-up that must not reach the tests.
@@ -42,6 +43,24 @@ fn gemauth(env: &TestEnv) -> Command {
     }
     // Outside any repository, so that git reads only the test's own configuration.
     cmd.current_dir(env.path("home"));
+    cmd
+}
+
+/// Checks a helper's answer when the grant was revoked: exit code 3, nothing on standard output,
+/// Google's `invalid_grant` on standard error.
+fn assert_grant_rejected(done: &Finished) {
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    assert_eq!(done.stdout, "");
+    assert!(done.stderr.contains("invalid_grant"), "{}", done.stderr);
+}
+
+/// `program` in the test's environment, with none of the user's tool settings.
+fn isolated(env: &TestEnv, program: &Path) -> Command {
+    let mut cmd = Command::new(program);
+    env.isolate(&mut cmd);
+    for var in FOREIGN_VARS {
+        cmd.env_remove(var);
+    }
     cmd
 }
 
@@ -87,19 +106,11 @@ fn revoked_credentials(env: &TestEnv) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
     write_private(
         &path,
-        serde_json::json!({
-            "type": "authorized_user",
-            "client_id": CLIENT_ID,
-            "client_secret": CLIENT_SECRET,
-            "refresh_token": "1//revoked-grant",
-            "token_uri": format!("{}/token", env.google.base),
-        })
-        .to_string()
-        .as_bytes(),
+        env.user_source("1//revoked-grant").to_string().as_bytes(),
     );
 }
 
-/// A tool the interoperability tests run (their cfg says `build.rs` found it): its path.
+/// A tool the interoperability tests run (the runner found it): its path.
 fn interop_tool(name: &str, extra: &[PathBuf]) -> PathBuf {
     let on_path = std::env::var_os("PATH")
         .map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
@@ -129,7 +140,6 @@ fn docker_answer(registry: &str, token: &str) -> String {
     )
 }
 
-#[test]
 fn docker_get_hands_out_the_cached_token_for_google_registries() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -156,7 +166,6 @@ fn docker_get_hands_out_the_cached_token_for_google_registries() {
     );
 }
 
-#[test]
 fn the_binary_is_the_docker_helper_under_the_name_docker_credential_gemauth() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -191,7 +200,6 @@ fn the_binary_is_the_docker_helper_under_the_name_docker_credential_gemauth() {
     assert_eq!(done.stdout, "");
 }
 
-#[test]
 fn docker_gets_no_token_for_other_registries() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//helper-grant");
@@ -225,7 +233,6 @@ fn docker_gets_no_token_for_other_registries() {
     }
 }
 
-#[test]
 fn docker_list_store_and_erase() {
     let env = TestEnv::new();
     let none = helper(&env, &["docker-credential", "list"], "");
@@ -266,7 +273,6 @@ fn docker_list_store_and_erase() {
     assert!(env.cached_tokens().is_empty());
 }
 
-#[test]
 fn docker_errors_go_to_stderr_with_a_non_zero_exit() {
     let env = TestEnv::new();
     let missing = helper(&env, &["docker-credential", "get"], "gcr.io");
@@ -277,13 +283,7 @@ fn docker_errors_go_to_stderr_with_a_non_zero_exit() {
 
     revoked_credentials(&env);
     let revoked = helper(&env, &["docker-credential", "get"], "gcr.io");
-    assert_eq!(revoked.code(), 3, "{}", revoked.stderr);
-    assert_eq!(revoked.stdout, "");
-    assert!(
-        revoked.stderr.contains("invalid_grant"),
-        "{}",
-        revoked.stderr
-    );
+    assert_grant_rejected(&revoked);
 
     // A server URL that is not a registry host gets Docker's "not found" answer:
     // docker_answers::a_malformed_server_url_gets_the_not_found_answer.
@@ -312,16 +312,11 @@ fn private_binary(env: &TestEnv) -> PathBuf {
 }
 
 fn configure_docker(env: &TestEnv, binary: &Path, args: &[&str], path_var: &str) -> Finished {
-    let mut cmd = Command::new(binary);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(env, binary);
     cmd.arg("configure-docker").args(args).env("PATH", path_var);
     run_with_stdin(cmd, "")
 }
 
-#[test]
 fn configure_docker_adds_gemauth_keeps_everything_else_and_is_idempotent() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
@@ -417,16 +412,11 @@ fn configure_docker_adds_gemauth_keeps_everything_else_and_is_idempotent() {
     );
 }
 
-#[test]
 fn configure_docker_creates_the_file_and_honours_docker_config() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
     let elsewhere = env.path("docker-elsewhere");
-    let mut cmd = Command::new(&binary);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(&env, &binary);
     cmd.args(["configure-docker", "us-docker.pkg.dev"])
         .env("DOCKER_CONFIG", &elsewhere)
         .env("PATH", "/usr/bin:/bin");
@@ -443,7 +433,6 @@ fn configure_docker_creates_the_file_and_honours_docker_config() {
     assert!(done.stderr.contains("is not on PATH"), "{}", done.stderr);
 }
 
-#[test]
 fn configure_docker_leaves_a_malformed_config_untouched() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
@@ -480,7 +469,6 @@ fn configure_docker_leaves_a_malformed_config_untouched() {
     }
 }
 
-#[test]
 fn configure_docker_writes_through_a_symlinked_config_and_prints_the_link_command_when_it_cannot() {
     let env = TestEnv::new();
     let binary = private_binary(&env);
@@ -519,7 +507,6 @@ fn configure_docker_writes_through_a_symlinked_config_and_prints_the_link_comman
 // Git
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn git_helper_answers_google_hosts_only() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -598,13 +585,7 @@ fn git_helper_answers_google_hosts_only() {
         &["git-credential", "get"],
         "protocol=https\nhost=source.developers.google.com\n",
     );
-    assert_eq!(revoked.code(), 3, "{}", revoked.stderr);
-    assert_eq!(revoked.stdout, "");
-    assert!(
-        revoked.stderr.contains("invalid_grant"),
-        "{}",
-        revoked.stderr
-    );
+    assert_grant_rejected(&revoked);
 }
 
 /// A Git server for the dumb HTTP protocol on 127.0.0.1: serves a bare repository's files to
@@ -679,11 +660,7 @@ impl GitServer {
 /// `git ARGS` with only the configuration given here: no user, system or askpass settings, no
 /// prompts.
 fn git_command(git: &Path, env: &TestEnv) -> Command {
-    let mut cmd = Command::new(git);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(env, git);
     cmd.env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_AUTHOR_NAME", "Test")
@@ -692,6 +669,30 @@ fn git_command(git: &Path, env: &TestEnv) -> Command {
         .env("GIT_COMMITTER_EMAIL", "test@example.com")
         .stdin(Stdio::null());
     cmd
+}
+
+/// `git clone` of the test server's repository into `dest`, with `helper` as the only credential
+/// helper, configured for the server's URL.
+fn clone_with_helper(
+    git: &Path,
+    env: &TestEnv,
+    server: &GitServer,
+    helper: &str,
+    dest: &Path,
+) -> std::process::Output {
+    git_command(git, env)
+        .args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            &format!("credential.{}.helper={helper}", server.url),
+            "clone",
+            "-q",
+            &format!("{}/repo.git", server.url),
+            dest.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap()
 }
 
 fn git_ok(git: &Path, env: &TestEnv, args: &[&str]) {
@@ -703,11 +704,6 @@ fn git_ok(git: &Path, env: &TestEnv, args: &[&str]) {
     );
 }
 
-#[test]
-#[cfg_attr(
-    not(has_git),
-    ignore = "git is not installed (`bash .ci/run` installs it)"
-)]
 fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
     let git = interop_tool("git", &[]);
     let env = TestEnv::new();
@@ -749,23 +745,13 @@ fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
 
     // Configured for that URL with --host 127.0.0.1: the clone succeeds with the token.
     let dest = env.path("clone-ok");
-    let out = git_command(&git, &env)
-        .args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            &format!(
-                "credential.{}.helper={}",
-                server.url,
-                helper_command(" --host 127.0.0.1")
-            ),
-            "clone",
-            "-q",
-            &format!("{}/repo.git", server.url),
-            dest.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = clone_with_helper(
+        &git,
+        &env,
+        &server,
+        &helper_command(" --host 127.0.0.1"),
+        &dest,
+    );
     assert!(
         out.status.success(),
         "git clone: {}",
@@ -787,19 +773,7 @@ fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
     // The same configuration without --host: gemauth says nothing, git sends no credentials.
     let before = server.authorizations().len();
     let dest = env.path("clone-refused");
-    let out = git_command(&git, &env)
-        .args([
-            "-c",
-            "credential.helper=",
-            "-c",
-            &format!("credential.{}.helper={}", server.url, helper_command("")),
-            "clone",
-            "-q",
-            &format!("{}/repo.git", server.url),
-            dest.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+    let out = clone_with_helper(&git, &env, &server, &helper_command(""), &dest);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!stderr.contains(&token), "{stderr}");
@@ -816,7 +790,6 @@ fn real_git_clones_with_the_token_only_from_a_host_named_with_host() {
 // kubectl
 // ------------------------------------------------------------------------------------------
 
-#[test]
 fn kubectl_credential_prints_an_exec_credential() {
     let env = TestEnv::new();
     let token = cached_token(&env);
@@ -893,26 +866,8 @@ struct FakeApiServer {
 
 impl FakeApiServer {
     fn start(expected_token: &str) -> Self {
-        use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "gemauth test cluster CA");
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-        let leaf_key = KeyPair::generate().unwrap();
-        let leaf = CertificateParams::new(vec!["127.0.0.1".to_string()])
-            .unwrap()
-            .signed_by(&leaf_key, &ca)
-            .unwrap();
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-        let config = Arc::new(
-            rustls::ServerConfig::builder()
-                .with_no_client_auth()
-                .with_single_cert(vec![leaf.der().clone()], key)
-                .unwrap(),
-        );
+        let ca = TestCa::new("gemauth test cluster CA", "127.0.0.1");
+        let config = ca.server_config.clone();
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let authorizations = Arc::new(Mutex::new(Vec::new()));
@@ -966,7 +921,7 @@ impl FakeApiServer {
         });
         FakeApiServer {
             url: format!("https://127.0.0.1:{port}"),
-            ca_pem: ca.pem(),
+            ca_pem: ca.ca_pem,
             authorizations,
         }
     }
@@ -1018,11 +973,7 @@ fn write_kubeconfig(env: &TestEnv, server: &FakeApiServer, api_version: &str) ->
 }
 
 fn kubectl_command(kubectl: &Path, env: &TestEnv, kubeconfig: &Path) -> Command {
-    let mut cmd = Command::new(kubectl);
-    env.isolate(&mut cmd);
-    for var in FOREIGN_VARS {
-        cmd.env_remove(var);
-    }
+    let mut cmd = isolated(env, kubectl);
     cmd.env("KUBECONFIG", kubeconfig)
         .args(["version", "-o", "json", "--request-timeout=20s"])
         .stdin(Stdio::null());
@@ -1053,11 +1004,6 @@ fn kubectl_minor(kubectl: &Path) -> u32 {
         .unwrap_or(0)
 }
 
-#[test]
-#[cfg_attr(
-    not(has_kubectl),
-    ignore = "kubectl is not installed (`bash .ci/run` installs it)"
-)]
 fn real_kubectl_authenticates_with_the_exec_credential() {
     let kubectl = kubectl_path();
     let env = TestEnv::new();
@@ -1085,11 +1031,6 @@ fn real_kubectl_authenticates_with_the_exec_credential() {
     assert!(seen.contains(&Some(format!("Bearer {token}"))), "{seen:?}");
 }
 
-#[test]
-#[cfg_attr(
-    not(has_kubectl),
-    ignore = "kubectl is not installed (`bash .ci/run` installs it)"
-)]
 fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
     let kubectl = kubectl_path();
     let env = TestEnv::new();
@@ -1121,11 +1062,6 @@ fn real_kubectl_shows_gemauths_message_when_the_grant_is_revoked() {
 // status
 // ------------------------------------------------------------------------------------------
 
-#[test]
-#[cfg_attr(
-    not(has_git),
-    ignore = "git is not installed (`bash .ci/run` installs it)"
-)]
 fn status_names_the_configured_helpers() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//helper-grant");
@@ -1194,4 +1130,25 @@ fn status_names_the_configured_helpers() {
         "{}",
         text.stdout
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        docker_get_hands_out_the_cached_token_for_google_registries,
+        the_binary_is_the_docker_helper_under_the_name_docker_credential_gemauth,
+        docker_gets_no_token_for_other_registries,
+        docker_list_store_and_erase,
+        docker_errors_go_to_stderr_with_a_non_zero_exit,
+        configure_docker_adds_gemauth_keeps_everything_else_and_is_idempotent,
+        configure_docker_creates_the_file_and_honours_docker_config,
+        configure_docker_leaves_a_malformed_config_untouched,
+        configure_docker_writes_through_a_symlinked_config_and_prints_the_link_command_when_it_cannot,
+        git_helper_answers_google_hosts_only,
+        real_git_clones_with_the_token_only_from_a_host_named_with_host => Git,
+        kubectl_credential_prints_an_exec_credential,
+        real_kubectl_authenticates_with_the_exec_credential => Kubectl,
+        real_kubectl_shows_gemauths_message_when_the_grant_is_revoked => Kubectl,
+        status_names_the_configured_helpers => Git,
+    ]
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 /// Every file under `dir` whose bytes contain `needle`, except the token cache's entries (which
 /// hold the token by design, in gemauth's private cache).
@@ -55,7 +56,6 @@ fn wait_for(path: &Path, what: &str) {
 /// gemauth killed by SIGTERM, SIGINT or SIGHUP while curl runs leaves no file with the token
 /// behind: not in the cache directory, not anywhere under the test's HOME, XDG or gcloud dirs.
 #[cfg(unix)]
-#[test]
 fn an_interrupted_curl_leaves_no_file_with_the_token() {
     let env = TestEnv::new();
     env.login();
@@ -117,7 +117,6 @@ fn an_interrupted_curl_leaves_no_file_with_the_token() {
 
 /// Header files left by an earlier gemauth that was killed are removed by the next `gemauth curl`
 /// (on every platform, before anything else happens).
-#[test]
 fn leftover_header_files_of_earlier_runs_are_removed() {
     let env = TestEnv::new();
     env.login();
@@ -153,7 +152,6 @@ fn leftover_header_files_of_earlier_runs_are_removed() {
 /// A URL that sends the token in clear text to another machine is refused with exit 2, before
 /// any token is fetched and before curl runs; https and plain http to this machine still work.
 #[cfg(unix)]
-#[test]
 fn plain_http_to_another_host_is_refused_before_anything_is_sent() {
     let env = TestEnv::new();
     env.login();
@@ -236,4 +234,15 @@ fn plain_http_to_another_host_is_refused_before_anything_is_sent() {
         assert_eq!(done.code(), 0, "{args:?}: {}", done.stderr);
         assert!(ran.exists(), "{args:?}: curl did not run");
     }
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        #[cfg(unix)]
+        an_interrupted_curl_leaves_no_file_with_the_token,
+        leftover_header_files_of_earlier_runs_are_removed,
+        #[cfg(unix)]
+        plain_http_to_another_host_is_refused_before_anything_is_sent,
+    ]
 }

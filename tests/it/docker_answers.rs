@@ -3,6 +3,7 @@
 //! credentials), and a Docker config file over the size limit is reported as Docker's file.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 /// `gemauth ARGS` with `input` on stdin (then closed), Docker's config in `home/.docker`.
 fn docker_helper(env: &TestEnv, args: &[&str], input: &str) -> Finished {
@@ -15,7 +16,6 @@ fn docker_helper(env: &TestEnv, args: &[&str], input: &str) -> Finished {
     run.finish()
 }
 
-#[test]
 fn a_malformed_server_url_gets_the_not_found_answer() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//docker-grant");
@@ -42,7 +42,6 @@ fn a_malformed_server_url_gets_the_not_found_answer() {
     assert!(env.google.seen("/token").is_empty(), "a token was obtained");
 }
 
-#[test]
 fn an_oversized_docker_config_is_named_as_dockers_file() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//docker-grant");
@@ -71,4 +70,12 @@ fn an_oversized_docker_config_is_named_as_dockers_file() {
         assert!(!first.contains("credential"), "{args:?}: {}", done.stderr);
     }
     assert_eq!(std::fs::read_to_string(&config).unwrap(), big, "changed");
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        a_malformed_server_url_gets_the_not_found_answer,
+        an_oversized_docker_config_is_named_as_dockers_file,
+    ]
 }

@@ -3,9 +3,9 @@
 //! project, secrets in URLs, and exit codes of refusals at login and revoke.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 use serde_json::{Value, json};
 
-#[test]
 fn a_changed_federation_source_is_a_different_cache_entry() {
     let env = TestEnv::new();
     std::fs::write(env.path("alice.tok"), "subject-token-123").unwrap();
@@ -35,7 +35,6 @@ fn a_changed_federation_source_is_a_different_cache_entry() {
     assert_eq!(env.google.seen("/sts").len(), 2);
 }
 
-#[test]
 fn a_rotated_source_refresh_token_of_an_impersonation_is_saved() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -48,10 +47,7 @@ fn a_rotated_source_refresh_token_of_an_impersonation_is_saved() {
                 "{}/v1/projects/-/serviceAccounts/t@p.iam.gserviceaccount.com:generateAccessToken",
                 env.google.base
             ),
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
             "kept": "yes",
         }),
     );
@@ -75,7 +71,6 @@ fn a_rotated_source_refresh_token_of_an_impersonation_is_saved() {
     assert_eq!(refreshes[1].form["refresh_token"], "1//refresh-1");
 }
 
-#[test]
 fn a_rotated_source_refresh_token_is_saved_even_when_impersonation_fails() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -86,10 +81,7 @@ fn a_rotated_source_refresh_token_is_saved_even_when_impersonation_fails() {
         &json!({
             "type": "impersonated_service_account",
             "service_account_impersonation_url": format!("{}{path}", env.google.base),
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
     env.google.enqueue(
@@ -119,7 +111,6 @@ fn a_rotated_source_refresh_token_is_saved_even_when_impersonation_fails() {
     );
 }
 
-#[test]
 fn an_empty_refresh_token_in_a_response_is_no_rotation() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -137,7 +128,6 @@ fn an_empty_refresh_token_in_a_response_is_no_rotation() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-#[test]
 fn empty_or_broken_access_tokens_are_refused() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -161,7 +151,6 @@ fn empty_or_broken_access_tokens_are_refused() {
     }
 }
 
-#[test]
 fn absurd_lifetimes_and_retry_after_values_do_not_crash() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
@@ -194,7 +183,6 @@ fn absurd_lifetimes_and_retry_after_values_do_not_crash() {
     assert_eq!(status.code(), 0, "{}", status.stderr);
 }
 
-#[test]
 fn quota_projects_cannot_inject_headers() {
     let env = TestEnv::new();
     let client = env.client_file();
@@ -229,7 +217,6 @@ fn quota_projects_cannot_inject_headers() {
     assert!(!bad_file.stderr.contains("X-Evil: 1\n"));
 }
 
-#[test]
 fn passwords_in_endpoint_urls_are_not_echoed() {
     let env = TestEnv::new();
     let path = env.path("creds.json");
@@ -257,7 +244,6 @@ fn passwords_in_endpoint_urls_are_not_echoed() {
     }
 }
 
-#[test]
 fn a_refused_client_at_login_is_exit_1_with_a_client_hint() {
     let env = TestEnv::new();
     env.google.enqueue(
@@ -281,7 +267,6 @@ fn a_refused_client_at_login_is_exit_1_with_a_client_hint() {
     assert!(!env.adc_path().exists());
 }
 
-#[test]
 fn a_refused_revocation_is_exit_1_and_keeps_the_file() {
     let env = TestEnv::new();
     let before = env.write_credentials(&env.adc_path(), "1//r");
@@ -296,4 +281,20 @@ fn a_refused_revocation_is_exit_1_and_keeps_the_file() {
     assert_eq!(done.code(), 1, "{}", done.stderr);
     assert!(done.stderr.contains("--force"), "{}", done.stderr);
     assert_eq!(std::fs::read(env.adc_path()).unwrap(), before);
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        a_changed_federation_source_is_a_different_cache_entry,
+        a_rotated_source_refresh_token_of_an_impersonation_is_saved,
+        a_rotated_source_refresh_token_is_saved_even_when_impersonation_fails,
+        an_empty_refresh_token_in_a_response_is_no_rotation,
+        empty_or_broken_access_tokens_are_refused,
+        absurd_lifetimes_and_retry_after_values_do_not_crash,
+        quota_projects_cannot_inject_headers,
+        passwords_in_endpoint_urls_are_not_echoed,
+        a_refused_client_at_login_is_exit_1_with_a_client_hint,
+        a_refused_revocation_is_exit_1_and_keeps_the_file,
+    ]
 }

@@ -5,13 +5,13 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 fn json_of(done: &Finished) -> serde_json::Value {
     assert_eq!(done.code(), 0, "{}", done.stderr);
     serde_json::from_str(&done.stdout).unwrap_or_else(|e| panic!("{e}: {}", done.stdout))
 }
 
-#[test]
 fn status_reports_the_credential_without_network() {
     let env = TestEnv::new();
     env.login();
@@ -68,7 +68,6 @@ fn status_reports_the_credential_without_network() {
     );
 }
 
-#[test]
 fn status_warns_about_shadowing_and_exposed_files() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//adc");
@@ -92,7 +91,6 @@ fn status_warns_about_shadowing_and_exposed_files() {
     assert_eq!(json["cached_token"], serde_json::Value::Null);
 }
 
-#[test]
 fn status_check_uses_the_server_only_when_asked() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
@@ -104,13 +102,7 @@ fn status_check_uses_the_server_only_when_asked() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1, "cached");
 
     env.expire_cache();
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::expired_grant());
     let failed = env.run(&["status", "--check"]);
     assert_eq!(failed.code(), 3);
     assert_eq!(failed.stdout, "");
@@ -123,20 +115,12 @@ fn status_check_uses_the_server_only_when_asked() {
     assert!(failed.stderr.contains("hint: run `gemauth login"));
 }
 
-#[test]
 fn status_without_credentials_exits_3() {
     let env = TestEnv::new();
     let done = env.run(&["status"]);
-    assert_eq!(done.code(), 3);
-    assert_eq!(done.stdout, "");
-    assert!(
-        done.stderr.contains("no credentials found"),
-        "{}",
-        done.stderr
-    );
+    done.assert_no_credentials();
 }
 
-#[test]
 fn quota_project_is_set_atomically_and_printed() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -183,7 +167,6 @@ fn quota_project_is_set_atomically_and_printed() {
     assert_eq!(empty.run(&["print-quota-project"]).code(), 3);
 }
 
-#[test]
 fn token_output_formats_and_min_lifetime() {
     let env = TestEnv::new();
     env.login();
@@ -223,8 +206,6 @@ fn curl_available() -> bool {
 
 /// The wrapper that records curl's arguments is a shell script.
 #[cfg(unix)]
-#[test]
-#[cfg_attr(not(has_curl), ignore = "curl not found (`bash .ci/run` installs it)")]
 fn curl_adds_the_headers_and_passes_its_exit_code_through() {
     assert!(
         curl_available(),
@@ -348,7 +329,6 @@ fn assert_shell_parses(shell: &str, check: &[&str]) {
 
 /// The shells and groff are Unix programs.
 #[cfg(unix)]
-#[test]
 fn completions_and_the_man_page_are_generated_and_bash_parses_them() {
     let env = TestEnv::new();
     for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
@@ -368,21 +348,16 @@ fn completions_and_the_man_page_are_generated_and_bash_parses_them() {
 }
 
 #[cfg(unix)]
-#[test]
-#[cfg_attr(not(has_zsh), ignore = "zsh not found (`bash .ci/run` installs it)")]
 fn zsh_parses_the_completions() {
     assert_shell_parses("zsh", &["zsh", "-n"]);
 }
 
 #[cfg(unix)]
-#[test]
-#[cfg_attr(not(has_fish), ignore = "fish not found (`bash .ci/run` installs it)")]
 fn fish_parses_the_completions() {
     assert_shell_parses("fish", &["fish", "--no-execute"]);
 }
 
 #[cfg(unix)]
-#[test]
 fn every_help_text_has_an_example() {
     let env = TestEnv::new();
     for sub in [
@@ -419,7 +394,6 @@ fn example_binary(name: &str) -> PathBuf {
         .join(format!("{name}{}", std::env::consts::EXE_SUFFIX))
 }
 
-#[test]
 fn rust_example_lists_models_with_the_library_api() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
@@ -458,8 +432,6 @@ fn rust_example_lists_models_with_the_library_api() {
 
 /// The example is a bash script.
 #[cfg(unix)]
-#[test]
-#[cfg_attr(not(has_curl), ignore = "curl not found (`bash .ci/run` installs it)")]
 fn shell_example_lists_models_with_curl() {
     assert!(
         curl_available(),
@@ -494,4 +466,23 @@ fn shell_example_lists_models_with_curl() {
         env.google.seen("/v1/models")[0].headers["x-goog-user-project"],
         "my-billing-project"
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        status_reports_the_credential_without_network,
+        status_warns_about_shadowing_and_exposed_files,
+        status_check_uses_the_server_only_when_asked,
+        status_without_credentials_exits_3,
+        quota_project_is_set_atomically_and_printed,
+        token_output_formats_and_min_lifetime,
+        #[cfg(unix)] curl_adds_the_headers_and_passes_its_exit_code_through => Curl,
+        #[cfg(unix)] completions_and_the_man_page_are_generated_and_bash_parses_them,
+        #[cfg(unix)] zsh_parses_the_completions => Zsh,
+        #[cfg(unix)] fish_parses_the_completions => Fish,
+        every_help_text_has_an_example,
+        rust_example_lists_models_with_the_library_api,
+        #[cfg(unix)] shell_example_lists_models_with_curl => Curl,
+    ]
 }

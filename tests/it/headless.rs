@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 const PROMPT: &str = "Paste the address (or the code): ";
 
@@ -132,7 +133,6 @@ fn children_of(pid: u32) -> Vec<u32> {
 
 /// Linux: the check for a started browser reads /proc.
 #[cfg(target_os = "linux")]
-#[test]
 fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
     let env = TestEnv::new();
     let browser = LingeringBrowser::install(&env);
@@ -172,7 +172,6 @@ fn full_redirect_url_is_accepted_and_instructions_name_the_port() {
     assert_eq!(form["redirect_uri"], format!("http://127.0.0.1:{port}/"));
 }
 
-#[test]
 fn query_string_alone_is_accepted() {
     let env = TestEnv::new();
     let mut run = env.start_headless(&[]);
@@ -183,7 +182,6 @@ fn query_string_alone_is_accepted() {
     assert_logged_in(&env, &run.finish());
 }
 
-#[test]
 fn bare_percent_encoded_code_is_accepted() {
     let env = TestEnv::new();
     let mut run = env.start_headless(&[]);
@@ -205,7 +203,6 @@ fn bare_percent_encoded_code_is_accepted() {
     assert_eq!(form["code"], "4/0Ab-code+1");
 }
 
-#[test]
 fn wrong_state_then_right_one() {
     let env = TestEnv::new();
     let mut run = env.start_headless(&[]);
@@ -221,7 +218,6 @@ fn wrong_state_then_right_one() {
     assert_logged_in(&env, &run.finish());
 }
 
-#[test]
 fn address_of_another_port_is_refused_and_asked_again() {
     let env = TestEnv::new();
     let mut run = env.start_headless(&[]);
@@ -241,7 +237,6 @@ fn address_of_another_port_is_refused_and_asked_again() {
     assert_logged_in(&env, &run.finish());
 }
 
-#[test]
 fn garbage_three_times_fails_and_writes_nothing() {
     let env = TestEnv::new();
     let mut run = env.start_headless(&[]);
@@ -269,7 +264,6 @@ fn garbage_three_times_fails_and_writes_nothing() {
     assert!(!env.gcloud_dir().exists());
 }
 
-#[test]
 fn pasted_error_ends_the_login_with_the_providers_message() {
     let env = TestEnv::new();
     env.google.with(|b| {
@@ -289,7 +283,6 @@ fn pasted_error_ends_the_login_with_the_providers_message() {
     assert!(!env.adc_path().exists());
 }
 
-#[test]
 fn listener_completes_the_login_while_the_prompt_waits() {
     let env = TestEnv::new();
     let run = env.start_headless(&[]);
@@ -300,7 +293,6 @@ fn listener_completes_the_login_while_the_prompt_waits() {
     assert_logged_in(&env, &run.finish());
 }
 
-#[test]
 fn closed_stdin_keeps_waiting_for_the_listener() {
     let env = TestEnv::new();
     let mut run = env.start_headless(&[]);
@@ -310,7 +302,6 @@ fn closed_stdin_keeps_waiting_for_the_listener() {
     assert_logged_in(&env, &run.finish());
 }
 
-#[test]
 fn closed_stdin_then_timeout_says_how_to_retry() {
     let env = TestEnv::new();
     let mut run = env.start_headless(&["--timeout", "1"]);
@@ -328,7 +319,6 @@ fn closed_stdin_then_timeout_says_how_to_retry() {
 
 /// Linux and other Unix desktops need a display; macOS and Windows always have a browser.
 #[cfg(all(unix, not(target_os = "macos")))]
-#[test]
 fn no_display_and_no_browser_variable_falls_back_to_paste_mode() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
@@ -347,7 +337,6 @@ fn no_display_and_no_browser_variable_falls_back_to_paste_mode() {
     assert_logged_in(&env, &run.finish());
 }
 
-#[test]
 fn a_browser_that_exits_with_failure_switches_to_paste_mode() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
@@ -364,4 +353,24 @@ fn a_browser_that_exits_with_failure_switches_to_paste_mode() {
     assert!(stderr.contains("the browser did not start"), "{stderr}");
     run.paste(&approve_elsewhere(&run.printed_url()));
     assert_logged_in(&env, &run.finish());
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        #[cfg(target_os = "linux")]
+        full_redirect_url_is_accepted_and_instructions_name_the_port,
+        query_string_alone_is_accepted,
+        bare_percent_encoded_code_is_accepted,
+        wrong_state_then_right_one,
+        address_of_another_port_is_refused_and_asked_again,
+        garbage_three_times_fails_and_writes_nothing,
+        pasted_error_ends_the_login_with_the_providers_message,
+        listener_completes_the_login_while_the_prompt_waits,
+        closed_stdin_keeps_waiting_for_the_listener,
+        closed_stdin_then_timeout_says_how_to_retry,
+        #[cfg(all(unix, not(target_os = "macos")))]
+        no_display_and_no_browser_variable_falls_back_to_paste_mode,
+        a_browser_that_exits_with_failure_switches_to_paste_mode,
+    ]
 }

@@ -3,8 +3,8 @@
 //! seconds right; the client-file hints name the console's current pages, as README does.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
-#[test]
 fn logout_is_another_name_for_revoke() {
     let env = TestEnv::new();
     let help = env.run(&["--help"]);
@@ -34,7 +34,6 @@ fn logout_is_another_name_for_revoke() {
     );
 }
 
-#[test]
 fn a_timed_out_login_says_how_to_run_the_same_login_again() {
     let env = TestEnv::new();
     let client = env.client_file();
@@ -106,7 +105,6 @@ fn a_timed_out_login_says_how_to_run_the_same_login_again() {
     );
 }
 
-#[test]
 fn client_file_hints_name_the_consoles_current_pages() {
     let env = TestEnv::new();
     let missing = env.run(&["login", "--client-id-file", "no-such-client.json"]);
@@ -124,4 +122,13 @@ fn client_file_hints_name_the_consoles_current_pages() {
     let readme =
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     assert!(readme.contains("Google Auth Platform → Clients"));
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        logout_is_another_name_for_revoke,
+        a_timed_out_login_says_how_to_run_the_same_login_again,
+        client_file_hints_name_the_consoles_current_pages,
+    ]
 }

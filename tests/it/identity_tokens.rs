@@ -6,12 +6,21 @@ use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 use serde_json::{Value, json};
 
 const SA_EMAIL: &str = "ci-runner@test-project-1.iam.gserviceaccount.com";
 const TARGET: &str = "target@test-project-1.iam.gserviceaccount.com";
 const SERVICE: &str = "https://hello-abc123-uc.a.run.app";
 const OTHER_SERVICE: &str = "https://other-abc123-uc.a.run.app";
+/// An ID token for SERVICE with the email claim, printed as JSON.
+const EMAIL_AS_JSON: [&str; 5] = [
+    "--audiences",
+    SERVICE,
+    "--include-email",
+    "--format",
+    "json",
+];
 const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 fn service_account_file(env: &TestEnv) -> PathBuf {
@@ -27,13 +36,6 @@ fn service_account_file(env: &TestEnv) -> PathBuf {
             "client_id": "1234567890",
             "token_uri": format!("{}/token", env.google.base),
         }),
-    )
-}
-
-fn impersonation_url(env: &TestEnv) -> String {
-    format!(
-        "{}/v1/projects/-/serviceAccounts/{TARGET}:generateAccessToken",
-        env.google.base
     )
 }
 
@@ -70,7 +72,6 @@ fn token_of(done: &Finished) -> String {
     token
 }
 
-#[test]
 fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -125,8 +126,7 @@ fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
 
     // JSON: the token, when it expires, its audience and its account.
     let done = print_id(&env, &file, &["--audiences", SERVICE, "--format", "json"]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["id_token"], first.as_str());
     assert_eq!(out["audience"], SERVICE);
     assert_eq!(out["email"], SA_EMAIL);
@@ -144,7 +144,6 @@ fn service_account_keys_ask_the_token_endpoint_with_a_target_audience() {
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 4);
 }
 
-#[test]
 fn fifty_parallel_callers_cause_one_id_token_request() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -159,20 +158,12 @@ fn fifty_parallel_callers_cause_one_id_token_request() {
             ])
         })
         .collect();
-    let mut tokens = Vec::new();
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        assert_eq!(stderr, "");
-        tokens.push(String::from_utf8(out.stdout).unwrap());
-    }
+    let tokens = quiet_outputs(children);
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 1, "one request");
     assert!(tokens.iter().all(|t| t == &tokens[0]), "{tokens:?}");
     assert_eq!(jwt_claims(&tokens[0])["aud"], SERVICE);
 }
 
-#[test]
 fn impersonation_calls_generate_id_token_with_the_sources_token() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -184,28 +175,11 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
             "type": "impersonated_service_account",
             "service_account_impersonation_url": impersonation_url(&env),
             "delegates": [delegate],
-            "source_credentials": {
-                "type": "authorized_user",
-                "client_id": CLIENT_ID,
-                "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source",
-                "token_uri": format!("{}/token", env.google.base),
-            },
+            "source_credentials": env.user_source("1//source"),
         }),
     );
-    let done = print_id(
-        &env,
-        &file,
-        &[
-            "--audiences",
-            SERVICE,
-            "--include-email",
-            "--format",
-            "json",
-        ],
-    );
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let done = print_id(&env, &file, &EMAIL_AS_JSON);
+    let out = done.json();
     let claims = jwt_claims(out["id_token"].as_str().unwrap());
     assert_eq!(claims["aud"], SERVICE);
     assert_eq!(claims["email"], TARGET);
@@ -258,7 +232,6 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
     assert_eq!(env.google.seen(&id_token_path()).len(), 2);
 }
 
-#[test]
 fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
@@ -266,10 +239,7 @@ fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
         &id_token_path(),
         Canned::json(403, r#"{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getOpenIdToken' denied","status":"PERMISSION_DENIED"}}"#),
     );
-    let source = json!({
-        "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-        "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-    });
+    let source = env.user_source("1//source");
     let file = env.write_json(
         "impersonated.json",
         &json!({"type": "impersonated_service_account",
@@ -312,7 +282,6 @@ fn external_account(env: &TestEnv) -> Value {
     })
 }
 
-#[test]
 fn federation_with_impersonation_exchanges_then_generates_an_id_token() {
     let env = TestEnv::new();
     let mut config = external_account(&env);
@@ -337,13 +306,11 @@ fn federation_with_impersonation_exchanges_then_generates_an_id_token() {
         json!({"audience": SERVICE, "includeEmail": false, "delegates": []})
     );
     let done = print_id(&env, &file, &["--audiences", SERVICE, "--format", "json"]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["email"], TARGET, "the account the file names");
     assert_eq!(env.google.seen("/sts").len(), 1, "cached");
 }
 
-#[test]
 fn federation_without_impersonation_cannot_have_id_tokens() {
     let env = TestEnv::new();
     let file = env.write_json("federated.json", &external_account(&env));
@@ -370,7 +337,6 @@ fn federation_without_impersonation_cannot_have_id_tokens() {
     );
 }
 
-#[test]
 fn the_metadata_server_identity_endpoint() {
     let env = TestEnv::new();
     let done = run_on_gce(&env, &["print-identity-token", "--audiences", SERVICE]);
@@ -390,17 +356,9 @@ fn the_metadata_server_identity_endpoint() {
 
     let done = run_on_gce(
         &env,
-        &[
-            "print-identity-token",
-            "--audiences",
-            SERVICE,
-            "--include-email",
-            "--format",
-            "json",
-        ],
+        &[&["print-identity-token"][..], &EMAIL_AS_JSON].concat(),
     );
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["email"], "vm-sa@test-project-1.iam.gserviceaccount.com");
     let seen = env.google.seen(path);
     assert_eq!(seen.len(), 2);
@@ -430,7 +388,6 @@ fn the_metadata_server_identity_endpoint() {
     );
 }
 
-#[test]
 fn a_user_login_gets_its_own_id_token_for_its_client() {
     let env = TestEnv::new();
     env.login();
@@ -443,8 +400,7 @@ fn a_user_login_gets_its_own_id_token_for_its_client() {
     assert_eq!(refreshes[0].form["client_id"], CLIENT_ID);
 
     let done = env.run(&["print-identity-token", "--format", "json"]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["id_token"], token.as_str());
     assert_eq!(out["audience"], CLIENT_ID);
     assert_eq!(out["email"], EMAIL);
@@ -471,7 +427,6 @@ fn a_user_login_gets_its_own_id_token_for_its_client() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
-#[test]
 fn a_user_without_the_openid_scope_is_told_to_sign_in_with_it() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -513,7 +468,6 @@ fn a_user_without_the_openid_scope_is_told_to_sign_in_with_it() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
-#[test]
 fn audiences_are_required_and_checked() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -540,7 +494,6 @@ fn audiences_are_required_and_checked() {
     assert!(env.cached_tokens().is_empty());
 }
 
-#[test]
 fn hostile_answers_are_refused_and_never_cached() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -591,7 +544,6 @@ fn hostile_answers_are_refused_and_never_cached() {
     );
 }
 
-#[test]
 fn id_tokens_stay_out_of_logs_and_status() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -638,7 +590,6 @@ fn id_tokens_stay_out_of_logs_and_status() {
     assert_eq!(report["id_tokens"], "yes, for any audience (--audiences)");
 }
 
-#[test]
 fn short_lived_id_tokens_are_reused_for_half_their_lifetime() {
     let env = TestEnv::new();
     let file = service_account_file(&env);
@@ -651,7 +602,6 @@ fn short_lived_id_tokens_are_reused_for_half_their_lifetime() {
     assert_eq!(env.google.seen_grants(JWT_BEARER).len(), 1);
 }
 
-#[test]
 fn the_help_shows_the_cloud_run_example() {
     let env = TestEnv::new();
     let done = env.run(&["print-identity-token", "--help"]);
@@ -670,4 +620,24 @@ fn the_help_shows_the_cloud_run_example() {
         "{}",
         top.stdout
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        service_account_keys_ask_the_token_endpoint_with_a_target_audience,
+        fifty_parallel_callers_cause_one_id_token_request,
+        impersonation_calls_generate_id_token_with_the_sources_token,
+        refused_impersonation_exits_3_and_a_non_iam_url_is_refused,
+        federation_with_impersonation_exchanges_then_generates_an_id_token,
+        federation_without_impersonation_cannot_have_id_tokens,
+        the_metadata_server_identity_endpoint,
+        a_user_login_gets_its_own_id_token_for_its_client,
+        a_user_without_the_openid_scope_is_told_to_sign_in_with_it,
+        audiences_are_required_and_checked,
+        hostile_answers_are_refused_and_never_cached,
+        id_tokens_stay_out_of_logs_and_status,
+        short_lived_id_tokens_are_reused_for_half_their_lifetime,
+        the_help_shows_the_cloud_run_example,
+    ]
 }

@@ -3,36 +3,15 @@
 //! google-auth must be able to refresh with it.
 //!
 //! Needs a Python with google-auth and requests: `GEMAUTH_TEST_PYTHON`, else `python3`. Without
-//! one the test is ignored (build.rs), unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
+//! one the test is ignored (the runner, runner.rs), unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
 
 use std::process::Command;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
-/// The Python with google-auth: `GEMAUTH_TEST_PYTHON`, else `python3`.
-fn python() -> String {
-    let python = std::env::var("GEMAUTH_TEST_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| "python3".into());
-    let works = Command::new(&python)
-        .args(["-c", "import google.auth, google.auth.transport.requests"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        works,
-        "{python} cannot import google.auth (`bash .ci/run` installs it)"
-    );
-    python
-}
-
-#[test]
-#[cfg_attr(
-    not(has_google_auth),
-    ignore = "needs a Python with google-auth: GEMAUTH_TEST_PYTHON, else python3 (`bash .ci/run` installs one)"
-)]
 fn google_auth_loads_and_refreshes_the_login_file() {
-    let python = python();
+    let python = crate::runner::python();
     let env = TestEnv::new();
     env.login();
     let script = concat!(
@@ -72,4 +51,11 @@ fn google_auth_loads_and_refreshes_the_login_file() {
     let refreshes = env.google.seen_grants("refresh_token");
     assert_eq!(refreshes.len(), 1);
     assert_eq!(refreshes[0].form["refresh_token"], "1//refresh-2");
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        google_auth_loads_and_refreshes_the_login_file => GoogleAuth,
+    ]
 }

@@ -4,21 +4,18 @@
 //! development login and consent pages, cookies included.
 //!
 //! Needs `node` and `tests/interop/node_modules` (`npm ci --prefix tests/interop`). Without them
-//! the tests are ignored (build.rs), unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
+//! the tests are ignored (the runner, runner.rs), unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 
 use crate::harness::*;
+use crate::runner::{Trial, interop_dir, trials};
 
 const CLIENT_ID: &str = "gemauth-interop.apps.googleusercontent.com";
 const CLIENT_SECRET: &str = "GOCSPX-interop-secret";
 const USER: &str = "alice";
-
-fn interop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop")
-}
 
 /// The running oidc-provider; it exits when its standard input closes (on drop).
 struct OidcServer {
@@ -222,11 +219,6 @@ fn refresh_token(env: &TestEnv) -> String {
         .to_string()
 }
 
-#[test]
-#[cfg_attr(
-    not(has_oidc_provider),
-    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
-)]
 fn loopback_login_then_cached_and_refreshed_tokens() {
     let server = OidcServer::start(false);
     let env = TestEnv::new();
@@ -255,11 +247,6 @@ fn loopback_login_then_cached_and_refreshed_tokens() {
     assert_eq!(refresh_token(&env), rt, "no rotation configured");
 }
 
-#[test]
-#[cfg_attr(
-    not(has_oidc_provider),
-    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
-)]
 fn pasted_redirect_url_login() {
     let server = OidcServer::start(false);
     let env = TestEnv::new();
@@ -280,11 +267,6 @@ fn pasted_redirect_url_login() {
     assert!(server.active(&refresh_token(&env)));
 }
 
-#[test]
-#[cfg_attr(
-    not(has_oidc_provider),
-    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
-)]
 fn rotated_refresh_tokens_are_saved() {
     let server = OidcServer::start(true);
     let env = TestEnv::new();
@@ -302,11 +284,6 @@ fn rotated_refresh_tokens_are_saved() {
     assert_eq!(again.code(), 0, "{}", again.stderr);
 }
 
-#[test]
-#[cfg_attr(
-    not(has_oidc_provider),
-    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
-)]
 fn revoke_makes_the_grant_inactive() {
     let server = OidcServer::start(false);
     let env = TestEnv::new();
@@ -319,11 +296,6 @@ fn revoke_makes_the_grant_inactive() {
     assert!(!env.adc_path().exists());
 }
 
-#[test]
-#[cfg_attr(
-    not(has_oidc_provider),
-    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
-)]
 fn out_of_band_revocation_exits_3_and_keeps_the_file() {
     let server = OidcServer::start(false);
     let env = TestEnv::new();
@@ -338,11 +310,6 @@ fn out_of_band_revocation_exits_3_and_keeps_the_file() {
     assert_eq!(std::fs::read(env.adc_path()).unwrap(), before);
 }
 
-#[test]
-#[cfg_attr(
-    not(has_oidc_provider),
-    ignore = "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
-)]
 fn denied_consent_fails_the_login() {
     let server = OidcServer::start(false);
     let env = TestEnv::new();
@@ -358,4 +325,16 @@ fn denied_consent_fails_the_login() {
     assert!(done.stderr.contains("access_denied"), "{}", done.stderr);
     assert!(done.stderr.contains("End-User aborted interaction"));
     assert!(!env.adc_path().exists());
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        loopback_login_then_cached_and_refreshed_tokens => OidcProvider,
+        pasted_redirect_url_login => OidcProvider,
+        rotated_refresh_tokens_are_saved => OidcProvider,
+        revoke_makes_the_grant_inactive => OidcProvider,
+        out_of_band_revocation_exits_3_and_keeps_the_file => OidcProvider,
+        denied_consent_fails_the_login => OidcProvider,
+    ]
 }

@@ -5,6 +5,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 const CHILD: &str = "GEMAUTH_TEST_ASYNC_CHILD";
 
@@ -56,7 +57,6 @@ fn child() {
     });
 }
 
-#[test]
 fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
     if std::env::var_os(CHILD).is_some() {
         return child();
@@ -65,11 +65,7 @@ fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
     env.write_credentials(&env.adc_path(), "1//r");
     env.google.enqueue(
         "/token",
-        Canned::json(
-            200,
-            r#"{"access_token":"ya29.slow","expires_in":3599,"token_type":"Bearer"}"#,
-        )
-        .delayed(Duration::from_millis(1500)),
+        Canned::access_token("ya29.slow", 3599).delayed(Duration::from_millis(1500)),
     );
     // Another process takes the lock and waits for the slow server.
     let holder = env.spawn_piped(&["print-access-token"]);
@@ -85,7 +81,6 @@ fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
         .args([
             "--exact",
             "library::get_async_waits_for_the_lock_without_blocking_the_runtime",
-            "get_async_waits_for_the_lock_without_blocking_the_runtime",
             "--nocapture",
             "--test-threads=1",
         ])
@@ -120,4 +115,9 @@ fn get_async_waits_for_the_lock_without_blocking_the_runtime() {
         ticks * 10 >= waited / 4,
         "{ticks} ticks in {waited} ms: the runtime was blocked"
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![get_async_waits_for_the_lock_without_blocking_the_runtime,]
 }

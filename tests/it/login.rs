@@ -1,8 +1,8 @@
 //! `gemauth login` against the fake authorization server, with a fake browser.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
-#[test]
 fn login_writes_an_adc_file_that_google_libraries_read() {
     let env = TestEnv::new();
     let run = env.start_login(&[]);
@@ -102,7 +102,6 @@ fn login_writes_an_adc_file_that_google_libraries_read() {
     assert!(env.google.seen_grants("refresh_token").is_empty());
 }
 
-#[test]
 fn scopes_flag_expands_short_names_and_reports_scopes_not_granted() {
     let env = TestEnv::new();
     env.google
@@ -135,7 +134,6 @@ fn scopes_flag_expands_short_names_and_reports_scopes_not_granted() {
     assert_eq!(written["quota_project_id"], "billing-project");
 }
 
-#[test]
 fn credential_file_flag_writes_elsewhere() {
     let env = TestEnv::new();
     let target = env.path("elsewhere/creds.json");
@@ -147,7 +145,6 @@ fn credential_file_flag_writes_elsewhere() {
     assert!(!env.adc_path().exists());
 }
 
-#[test]
 fn fixed_port_is_used_and_a_taken_port_fails_at_once() {
     let env = TestEnv::new();
     let (run, port) = env.start_on_a_free_port(|port| env.start_login(port));
@@ -182,7 +179,6 @@ fn fixed_port_is_used_and_a_taken_port_fails_at_once() {
     );
 }
 
-#[test]
 fn stray_and_forged_requests_do_not_end_the_login() {
     let env = TestEnv::new();
     let run = env.start_login(&[]);
@@ -230,7 +226,6 @@ fn stray_and_forged_requests_do_not_end_the_login() {
     assert_ne!(exchanges[0].form["code"], "evil");
 }
 
-#[test]
 fn denied_consent_ends_the_login_with_the_providers_message() {
     let env = TestEnv::new();
     env.google.with(|b| {
@@ -263,7 +258,6 @@ fn denied_consent_ends_the_login_with_the_providers_message() {
     assert!(!env.adc_path().exists());
 }
 
-#[test]
 fn login_times_out_with_a_clear_message() {
     let env = TestEnv::new();
     let run = env.start_login(&["--timeout", "1"]);
@@ -278,7 +272,6 @@ fn login_times_out_with_a_clear_message() {
     assert!(!env.adc_path().exists());
 }
 
-#[test]
 fn browser_variable_is_split_like_a_shell_and_percent_s_is_replaced() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
@@ -299,7 +292,6 @@ fn browser_variable_is_split_like_a_shell_and_percent_s_is_replaced() {
     assert_eq!(run.finish().code(), 0);
 }
 
-#[test]
 fn a_browser_that_cannot_start_does_not_end_the_login() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
@@ -315,7 +307,6 @@ fn a_browser_that_cannot_start_does_not_end_the_login() {
     assert!(env.adc_path().exists());
 }
 
-#[test]
 fn no_refresh_token_is_an_error_and_keeps_the_existing_file() {
     let env = TestEnv::new();
     let before = env.write_credentials(&env.adc_path(), "1//old");
@@ -329,7 +320,6 @@ fn no_refresh_token_is_an_error_and_keeps_the_existing_file() {
     assert_eq!(std::fs::read(env.adc_path()).unwrap(), before);
 }
 
-#[test]
 fn token_endpoint_failures_name_the_endpoint_and_status_and_write_nothing() {
     let env = TestEnv::new();
     env.google.enqueue(
@@ -347,7 +337,6 @@ fn token_endpoint_failures_name_the_endpoint_and_status_and_write_nothing() {
     assert!(!env.gcloud_dir().exists());
 }
 
-#[test]
 fn bad_client_secret_files_stop_before_anything_happens() {
     let env = TestEnv::new();
     let good = env.client_json()["installed"].clone();
@@ -433,7 +422,6 @@ fn bad_client_secret_files_stop_before_anything_happens() {
     assert!(!env.gcloud_dir().exists());
 }
 
-#[test]
 fn usage_errors_exit_2() {
     let env = TestEnv::new();
     let done = env.run(&["login"]);
@@ -452,4 +440,23 @@ fn usage_errors_exit_2() {
         "{}",
         done.stderr
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        login_writes_an_adc_file_that_google_libraries_read,
+        scopes_flag_expands_short_names_and_reports_scopes_not_granted,
+        credential_file_flag_writes_elsewhere,
+        fixed_port_is_used_and_a_taken_port_fails_at_once,
+        stray_and_forged_requests_do_not_end_the_login,
+        denied_consent_ends_the_login_with_the_providers_message,
+        login_times_out_with_a_clear_message,
+        browser_variable_is_split_like_a_shell_and_percent_s_is_replaced,
+        a_browser_that_cannot_start_does_not_end_the_login,
+        no_refresh_token_is_an_error_and_keeps_the_existing_file,
+        token_endpoint_failures_name_the_endpoint_and_status_and_write_nothing,
+        bad_client_secret_files_stop_before_anything_happens,
+        usage_errors_exit_2,
+    ]
 }

@@ -5,6 +5,7 @@
 use std::path::Path;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 /// Runs a login that must fail before the sign-in starts; returns its stderr.
 fn login_fails_before_signing_in(env: &TestEnv, args: &[&str], vars: &[(&str, &Path)]) -> String {
@@ -48,7 +49,6 @@ fn login_as_fails_before_signing_in(
     done.stderr
 }
 
-#[test]
 fn cloudsdk_config_naming_a_file_fails_before_the_sign_in() {
     let env = TestEnv::new();
     let file = env.path("not-a-dir");
@@ -60,7 +60,6 @@ fn cloudsdk_config_naming_a_file_fails_before_the_sign_in() {
 }
 
 /// Holds as root too: nobody can create a file under a regular file.
-#[test]
 fn a_destination_under_a_regular_file_fails_before_the_sign_in() {
     let env = TestEnv::new();
     let file = env.path("plain-file");
@@ -80,7 +79,6 @@ fn a_destination_under_a_regular_file_fails_before_the_sign_in() {
 /// A read-only directory. Root writes into one anyway, so under root (as in CI) gemauth runs as
 /// `nobody` (with `setpriv`), in a test directory opened up for it.
 #[cfg(unix)]
-#[test]
 fn a_read_only_directory_fails_before_the_sign_in() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new();
@@ -127,7 +125,6 @@ fn a_read_only_directory_fails_before_the_sign_in() {
 
 /// A destination whose directories do not exist yet is fine: login creates them, and checking
 /// first creates nothing.
-#[test]
 fn missing_directories_are_still_created_by_the_login() {
     let env = TestEnv::new();
     let target = env.path("new/deeper/adc.json");
@@ -139,4 +136,15 @@ fn missing_directories_are_still_created_by_the_login() {
     let done = run.finish();
     assert_eq!(done.code(), 0, "{}", done.stderr);
     assert!(target.is_file());
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        cloudsdk_config_naming_a_file_fails_before_the_sign_in,
+        a_destination_under_a_regular_file_fails_before_the_sign_in,
+        #[cfg(unix)]
+        a_read_only_directory_fails_before_the_sign_in,
+        missing_directories_are_still_created_by_the_login,
+    ]
 }

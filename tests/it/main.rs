@@ -2,12 +2,16 @@
 //! one per file). Each test runs the real `gemauth` binary against the in-process fake Google
 //! server of [`harness`], in an environment of its own.
 //!
-//! Tests that need a program besides gemauth (node with oidc-provider, Python with google-auth,
-//! curl, groff, zsh, fish, git, kubectl) or root (a tmpfs mount) are compiled as ignored, with the reason, when `build.rs` did not
-//! find it; with `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`) none is ignored, and a missing
-//! program fails its tests.
+//! A `harness = false` test binary: [`main`] collects every module's `tests()` and hands them to
+//! libtest-mimic, which takes libtest's options (a name filter, `--exact`, `--skip`, `--list`,
+//! `--ignored`, `--test-threads`) and prints its summary line. Tests that need a program besides
+//! gemauth (node with oidc-provider, Python with google-auth, curl, groff, zsh, fish, git,
+//! kubectl) or root (a tmpfs mount) are reported as ignored, with the reason, when the program
+//! is missing at run time; with `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`) none is ignored,
+//! and a missing program fails its tests ([`runner`]). Platform-specific tests stay `cfg`-gated.
 
 mod harness;
+mod runner;
 
 mod adc_types;
 mod credential_helpers;
@@ -35,3 +39,39 @@ mod token_json;
 mod untrusted_input;
 #[cfg(windows)]
 mod windows;
+
+fn main() {
+    let args = libtest_mimic::Arguments::from_args();
+    let mut trials = Vec::new();
+    trials.extend(adc_types::tests());
+    #[cfg(unix)]
+    trials.extend(credential_helpers::tests());
+    trials.extend(curl_command::tests());
+    trials.extend(docker_answers::tests());
+    trials.extend(edge_cases::tests());
+    trials.extend(features::tests());
+    trials.extend(headless::tests());
+    trials.extend(hints::tests());
+    trials.extend(identity_tokens::tests());
+    trials.extend(interop_google_auth::tests());
+    trials.extend(interop_oidc::tests());
+    trials.extend(library::tests());
+    trials.extend(login::tests());
+    trials.extend(login_destination::tests());
+    trials.extend(man_pages::tests());
+    #[cfg(target_os = "linux")]
+    trials.extend(network::tests());
+    trials.extend(print_access_token::tests());
+    #[cfg(unix)]
+    trials.extend(process::tests());
+    trials.extend(reliability::tests());
+    trials.extend(revoke::tests());
+    trials.extend(secrets::tests());
+    trials.extend(token_json::tests());
+    trials.extend(untrusted_input::tests());
+    #[cfg(windows)]
+    trials.extend(windows::tests());
+    // In name order, as libtest runs them.
+    trials.sort_by(|a, b| a.name().cmp(b.name()));
+    libtest_mimic::run(&args, trials).exit();
+}

@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 /// The subcommands `gemauth --help` lists (the `help` pseudo-command aside).
 fn subcommands(env: &TestEnv) -> Vec<String> {
@@ -76,7 +77,6 @@ fn roff_option(option: &str) -> String {
     option.replace('-', "\\-")
 }
 
-#[test]
 fn every_page_exists_with_its_options_and_every_reference_resolves() {
     let env = TestEnv::new();
     let dir = env.path("man/man1");
@@ -142,7 +142,6 @@ fn every_page_exists_with_its_options_and_every_reference_resolves() {
     assert!(login.contains(".nf"), "{login}");
 }
 
-#[test]
 fn an_unknown_page_is_a_usage_error() {
     let env = TestEnv::new();
     let done = env.run(&["man", "no-such-command"]);
@@ -152,11 +151,6 @@ fn an_unknown_page_is_a_usage_error() {
     assert!(done.stderr.contains("hint: "), "{}", done.stderr);
 }
 
-#[test]
-#[cfg_attr(
-    not(has_groff),
-    ignore = "groff not found (`bash .ci/run` installs it)"
-)]
 fn groff_renders_every_page_without_warnings() {
     let env = TestEnv::new();
     let dir = env.path("pages");
@@ -198,7 +192,6 @@ fn check_rendered_example(page: &Path) {
     );
 }
 
-#[test]
 fn the_top_help_example_sends_the_quota_project() {
     let env = TestEnv::new();
     let help = env.run(&["--help"]);
@@ -209,4 +202,14 @@ fn the_top_help_example_sends_the_quota_project() {
         "{}",
         help.stdout
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        every_page_exists_with_its_options_and_every_reference_resolves,
+        an_unknown_page_is_a_usage_error,
+        groff_renders_every_page_without_warnings => Groff,
+        the_top_help_example_sends_the_quota_project,
+    ]
 }

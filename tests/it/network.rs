@@ -11,37 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::thread;
 
 use crate::harness::*;
-use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
-
-struct TestCa {
-    ca_pem: String,
-    server_config: Arc<rustls::ServerConfig>,
-}
-
-fn test_ca() -> TestCa {
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "gemauth test CA");
-    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().unwrap()).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_string()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca)
-        .unwrap();
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der()).unwrap();
-    let config = rustls::ServerConfig::builder()
-        .with_no_client_auth()
-        .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
-        .unwrap();
-    TestCa {
-        ca_pem: ca.pem(),
-        server_config: Arc::new(config),
-    }
-}
-
+use crate::runner::{Trial, trials};
 /// Reads one HTTP/1.1 request (head and Content-Length body) from a stream.
 fn read_request(stream: &mut impl Read) -> Vec<u8> {
     let mut buf = Vec::new();
@@ -157,7 +127,7 @@ fn https_credentials(env: &TestEnv, tls_port: u16) -> std::path::PathBuf {
 /// port, a credential file whose token endpoint is there, and the CA's PEM bundle (not trusted
 /// until a test points `SSL_CERT_FILE` at it).
 fn https_token_endpoint(env: &TestEnv) -> (u16, PathBuf, PathBuf) {
-    let ca = test_ca();
+    let ca = TestCa::new("gemauth test CA", "localhost");
     let upstream = env.google.base.rsplit(':').next().unwrap().parse().unwrap();
     let tls_port = tls_front(&ca, upstream);
     let bundle = env.path("ca.pem");
@@ -165,7 +135,6 @@ fn https_token_endpoint(env: &TestEnv) -> (u16, PathBuf, PathBuf) {
     (tls_port, https_credentials(env, tls_port), bundle)
 }
 
-#[test]
 fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
     let env = TestEnv::new();
     let (tls_port, creds, bundle) = https_token_endpoint(&env);
@@ -198,7 +167,6 @@ fn a_private_ca_is_trusted_only_through_ssl_cert_file() {
     assert_eq!(trusted.stdout, "ya29.access-1\n");
 }
 
-#[test]
 fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     let env = TestEnv::new();
     let (tls_port, creds, bundle) = https_token_endpoint(&env);
@@ -229,4 +197,12 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     assert_eq!(direct.code(), 0, "{}", direct.stderr);
     assert_eq!(seen.lock().unwrap().len(), 1, "NO_PROXY bypassed the proxy");
     assert_eq!(env.google.seen_grants("refresh_token").len(), 2);
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        a_private_ca_is_trusted_only_through_ssl_cert_file,
+        https_proxy_is_used_and_no_proxy_bypasses_it,
+    ]
 }

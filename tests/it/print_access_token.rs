@@ -1,8 +1,8 @@
 //! `gemauth print-access-token`: discovery, cache, refresh, rotation and rejected credentials.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
-#[test]
 fn cached_token_is_printed_without_network_and_expired_one_is_refreshed() {
     let env = TestEnv::new();
     env.login();
@@ -38,7 +38,6 @@ fn cached_token_is_printed_without_network_and_expired_one_is_refreshed() {
     assert!(cached[0].starts_with(env.cache_dir()));
 }
 
-#[test]
 fn rotated_refresh_token_is_saved_and_other_fields_kept() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -63,18 +62,11 @@ fn rotated_refresh_token_is_saved_and_other_fields_kept() {
     assert_eq!(refreshes[1].form["refresh_token"], "1//refresh-1");
 }
 
-#[test]
 fn revoked_grant_exits_3_and_leaves_the_file_byte_for_byte() {
     let env = TestEnv::new();
     let path = env.adc_path();
     let before = env.write_credentials(&path, "1//unknown");
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::expired_grant());
     let done = env.run(&["print-access-token"]);
     assert_eq!(done.code(), 3);
     assert_eq!(done.stdout, "");
@@ -86,7 +78,6 @@ fn revoked_grant_exits_3_and_leaves_the_file_byte_for_byte() {
     assert!(env.cached_tokens().is_empty());
 }
 
-#[test]
 fn session_control_reauthentication_has_its_own_message() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
@@ -104,7 +95,6 @@ fn session_control_reauthentication_has_its_own_message() {
     assert!(done.stderr.contains("re-authentication"));
 }
 
-#[test]
 fn broken_token_endpoint_answers_are_one_line_errors() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -144,7 +134,6 @@ fn broken_token_endpoint_answers_are_one_line_errors() {
     }
 }
 
-#[test]
 fn transient_server_errors_are_retried() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
@@ -162,7 +151,6 @@ fn transient_server_errors_are_retried() {
     assert_eq!(env.google.seen("/token").len(), 3);
 }
 
-#[test]
 fn discovery_order_is_flag_then_environment_then_well_known() {
     let env = TestEnv::new();
     let flag = env.path("flag.json");
@@ -196,17 +184,10 @@ fn discovery_order_is_flag_then_environment_then_well_known() {
     assert_eq!(refreshed_with(&["print-access-token"], false), "1//adc");
 }
 
-#[test]
 fn missing_credentials_exit_3_with_a_login_hint() {
     let env = TestEnv::new();
     let done = env.run(&["print-access-token"]);
-    assert_eq!(done.code(), 3);
-    assert_eq!(done.stdout, "");
-    assert!(
-        done.stderr.contains("no credentials found"),
-        "{}",
-        done.stderr
-    );
+    done.assert_no_credentials();
     assert!(done.stderr.contains(&env.adc_path().display().to_string()));
     assert!(done.stderr.contains("hint: run `gemauth login"));
 
@@ -222,7 +203,6 @@ fn missing_credentials_exit_3_with_a_login_hint() {
     );
 }
 
-#[test]
 fn malformed_credential_files_are_refused_without_writes() {
     let env = TestEnv::new();
     let path = env.path("creds.json");
@@ -314,7 +294,6 @@ fn malformed_credential_files_are_refused_without_writes() {
     assert!(env.google.seen("/token").is_empty());
 }
 
-#[test]
 fn another_login_never_sees_the_previous_cached_token() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -330,7 +309,6 @@ fn another_login_never_sees_the_previous_cached_token() {
 
 /// Unix permissions; on Windows there is no such warning (tests/windows.rs).
 #[cfg(unix)]
-#[test]
 fn exposed_credential_file_gets_a_warning() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new();
@@ -352,4 +330,22 @@ fn exposed_credential_file_gets_a_warning() {
         done.stderr
     );
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        cached_token_is_printed_without_network_and_expired_one_is_refreshed,
+        rotated_refresh_token_is_saved_and_other_fields_kept,
+        revoked_grant_exits_3_and_leaves_the_file_byte_for_byte,
+        session_control_reauthentication_has_its_own_message,
+        broken_token_endpoint_answers_are_one_line_errors,
+        transient_server_errors_are_retried,
+        discovery_order_is_flag_then_environment_then_well_known,
+        missing_credentials_exit_3_with_a_login_hint,
+        malformed_credential_files_are_refused_without_writes,
+        another_login_never_sees_the_previous_cached_token,
+        #[cfg(unix)]
+        exposed_credential_file_gets_a_warning,
+    ]
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 /// Every file under `dir`, recursively.
 fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -46,7 +47,6 @@ fn snapshot(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
         .collect()
 }
 
-#[test]
 fn closed_standard_fds_never_send_output_into_files_gemauth_opens() {
     let env = TestEnv::new();
     let cred = env.write_credentials(&env.adc_path(), "1//closed");
@@ -94,7 +94,6 @@ fn closed_standard_fds_never_send_output_into_files_gemauth_opens() {
 
 /// Linux: the child reports its descriptors and signal mask from /proc.
 #[cfg(target_os = "linux")]
-#[test]
 fn programs_gemauth_runs_get_dev_null_for_closed_fds_and_the_default_sigpipe() {
     use std::os::unix::fs::PermissionsExt;
     let env = TestEnv::new();
@@ -133,7 +132,6 @@ fn programs_gemauth_runs_get_dev_null_for_closed_fds_and_the_default_sigpipe() {
     );
 }
 
-#[test]
 fn a_reader_that_went_away_is_an_error_not_a_signal() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//pipe");
@@ -158,7 +156,6 @@ fn a_reader_that_went_away_is_an_error_not_a_signal() {
 
 /// Not on macOS, whose file systems only take file names in UTF-8.
 #[cfg(not(target_os = "macos"))]
-#[test]
 fn arguments_that_are_not_utf8_reach_the_command_intact() {
     use std::os::unix::ffi::OsStrExt;
     let env = TestEnv::new();
@@ -179,4 +176,16 @@ fn arguments_that_are_not_utf8_reach_the_command_intact() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert_eq!(output.stdout, b"ya29.access-1\n");
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        closed_standard_fds_never_send_output_into_files_gemauth_opens,
+        #[cfg(target_os = "linux")]
+        programs_gemauth_runs_get_dev_null_for_closed_fds_and_the_default_sigpipe,
+        a_reader_that_went_away_is_an_error_not_a_signal,
+        #[cfg(not(target_os = "macos"))]
+        arguments_that_are_not_utf8_reach_the_command_intact,
+    ]
 }

@@ -5,26 +5,19 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 fn spawn_print(env: &TestEnv) -> std::process::Child {
     env.spawn_piped(&["print-access-token"])
 }
 
-#[test]
 fn fifty_concurrent_calls_make_one_refresh_even_with_rotation() {
     let env = TestEnv::new();
     let path = env.adc_path();
     env.write_credentials(&path, "1//original");
     env.google.with(|b| b.rotate = true);
     let children: Vec<_> = (0..50).map(|_| spawn_print(&env)).collect();
-    let mut tokens = vec![];
-    for child in children {
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(out.status.success(), "{stderr}");
-        assert_eq!(stderr, "");
-        tokens.push(String::from_utf8(out.stdout).unwrap());
-    }
+    let tokens = quiet_outputs(children);
     let refreshes = env.google.seen_grants("refresh_token");
     assert_eq!(refreshes.len(), 1, "exactly one refresh request");
     assert!(tokens.iter().all(|t| t == "ya29.access-1\n"), "{tokens:?}");
@@ -41,7 +34,6 @@ fn fifty_concurrent_calls_make_one_refresh_even_with_rotation() {
     assert_eq!(refreshes[1].form["refresh_token"], "1//refresh-1");
 }
 
-#[test]
 fn short_lived_tokens_are_reused_for_half_their_lifetime() {
     let env = TestEnv::new();
     env.google.with(|b| b.expires_in = 60);
@@ -55,7 +47,6 @@ fn short_lived_tokens_are_reused_for_half_their_lifetime() {
 
 /// Unix permissions (on Windows a new file gets its directory's access list).
 #[cfg(unix)]
-#[test]
 fn files_are_private_under_umask_022() {
     use std::process::Command;
     let env = TestEnv::new();
@@ -92,7 +83,6 @@ fn delays(seed: u64, n: usize, max_micros: u64) -> Vec<Duration> {
 }
 
 /// Killed (SIGKILL; TerminateProcess on Windows) at random moments of a refresh with rotation.
-#[test]
 fn sigkill_at_random_moments_never_leaves_a_partial_file() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -130,7 +120,6 @@ fn sigkill_at_random_moments_never_leaves_a_partial_file() {
     assert_eq!(done.code(), 0, "{}", done.stderr);
 }
 
-#[test]
 fn sigkill_during_login_leaves_the_old_file_or_the_new_one() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -158,7 +147,6 @@ fn sigkill_during_login_leaves_the_old_file_or_the_new_one() {
     }
 }
 
-#[test]
 fn a_lock_held_by_a_killed_process_does_not_block() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
@@ -186,7 +174,6 @@ fn a_lock_held_by_a_killed_process_does_not_block() {
     assert!(started.elapsed() < Duration::from_secs(8));
 }
 
-#[test]
 fn huge_bodies_are_refused() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -204,7 +191,6 @@ fn huge_bodies_are_refused() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-#[test]
 fn redirects_are_not_followed() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -220,7 +206,6 @@ fn redirects_are_not_followed() {
     assert_eq!(std::fs::read(&path).unwrap(), before);
 }
 
-#[test]
 fn a_stalling_server_times_out() {
     let env = TestEnv::new();
     let stall = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -250,4 +235,20 @@ fn a_stalling_server_times_out() {
     assert!(done.stderr.contains("timed out"), "{}", done.stderr);
     assert!(done.stderr.contains(&format!("127.0.0.1:{port}/token")));
     drop(held);
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        fifty_concurrent_calls_make_one_refresh_even_with_rotation,
+        short_lived_tokens_are_reused_for_half_their_lifetime,
+        #[cfg(unix)]
+        files_are_private_under_umask_022,
+        sigkill_at_random_moments_never_leaves_a_partial_file,
+        sigkill_during_login_leaves_the_old_file_or_the_new_one,
+        a_lock_held_by_a_killed_process_does_not_block,
+        huge_bodies_are_refused,
+        redirects_are_not_followed,
+        a_stalling_server_times_out,
+    ]
 }

@@ -1,8 +1,8 @@
 //! `gemauth revoke`: revocation at the server, local removal, and what happens on failure.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
-#[test]
 fn revoke_removes_the_cached_id_token_too() {
     let env = TestEnv::new();
     env.google.with(|b| b.refresh_id_token = true);
@@ -19,23 +19,13 @@ fn revoke_removes_the_cached_id_token_too() {
     assert!(env.cached_tokens().is_empty(), "{:?}", env.cached_tokens());
 }
 
-#[test]
 fn revoke_revokes_at_the_server_and_removes_file_and_cache() {
     let env = TestEnv::new();
     env.login();
     assert_eq!(env.cached_tokens().len(), 1);
-    let done = env.run(&["revoke"]);
-    assert_eq!(done.code(), 0, "{}", done.stderr);
-    assert_eq!(done.stdout, "");
-    assert!(done.stderr.contains("Revoked the grant"), "{}", done.stderr);
-    let seen = env.google.seen("/revoke");
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].form["token"], "1//refresh-2");
-    assert_eq!(seen[0].form["client_id"], CLIENT_ID);
-    assert_eq!(seen[0].form["client_secret"], CLIENT_SECRET);
-    assert!(!env.google.refresh_token_valid("1//refresh-2"));
-    assert!(!env.adc_path().exists());
-    assert!(env.cached_tokens().is_empty());
+    let revoked = env.assert_revokes("1//refresh-2");
+    assert_eq!(revoked.form["client_id"], CLIENT_ID);
+    assert_eq!(revoked.form["client_secret"], CLIENT_SECRET);
 
     // Nothing stored any more: exit 0 with a message.
     let again = env.run(&["revoke"]);
@@ -51,7 +41,6 @@ fn revoke_revokes_at_the_server_and_removes_file_and_cache() {
     assert_eq!(token.code(), 3);
 }
 
-#[test]
 fn already_revoked_grant_is_removed_locally() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -69,7 +58,6 @@ fn already_revoked_grant_is_removed_locally() {
     assert!(!path.exists());
 }
 
-#[test]
 fn server_failure_keeps_the_file_unless_forced() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -99,7 +87,6 @@ fn server_failure_keeps_the_file_unless_forced() {
     assert!(!path.exists());
 }
 
-#[test]
 fn unreachable_server_keeps_the_file() {
     let env = TestEnv::new();
     let path = env.path("creds.json");
@@ -116,7 +103,6 @@ fn unreachable_server_keeps_the_file() {
     assert!(path.exists());
 }
 
-#[test]
 fn revoke_targets_the_adc_file_not_the_environment_variable() {
     let env = TestEnv::new();
     let other = env.path("other.json");
@@ -133,7 +119,6 @@ fn revoke_targets_the_adc_file_not_the_environment_variable() {
     assert_eq!(env.google.seen("/revoke")[0].form["token"], "1//adc");
 }
 
-#[test]
 fn malformed_file_is_kept_unless_forced() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -146,4 +131,17 @@ fn malformed_file_is_kept_unless_forced() {
     assert_eq!(forced.code(), 0, "{}", forced.stderr);
     assert!(!path.exists());
     assert!(env.google.seen("/revoke").is_empty());
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        revoke_removes_the_cached_id_token_too,
+        revoke_revokes_at_the_server_and_removes_file_and_cache,
+        already_revoked_grant_is_removed_locally,
+        server_failure_keeps_the_file_unless_forced,
+        unreachable_server_keeps_the_file,
+        revoke_targets_the_adc_file_not_the_environment_variable,
+        malformed_file_is_kept_unless_forced,
+    ]
 }

@@ -2,6 +2,7 @@
 //! is searched for the secrets planted in it.
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 fn verbose(env: &TestEnv, args: &[&str]) -> Finished {
     let mut cmd = env.cmd();
@@ -51,7 +52,6 @@ fn assert_clean(what: &str, text: &str, secrets: &[String]) {
     }
 }
 
-#[test]
 fn no_command_prints_a_secret_even_with_maximum_verbosity() {
     let env = TestEnv::new();
     env.google.with(|b| b.rotate = true);
@@ -95,13 +95,7 @@ fn no_command_prints_a_secret_even_with_maximum_verbosity() {
     assert_clean("print-access-token (refresh)", &refreshed.stderr, &secrets);
     assert!(refreshed.stderr.contains("obtained a new access token"));
 
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::expired_grant());
     env.expire_cache();
     let rejected = verbose(&env, &["print-access-token"]);
     assert_eq!(rejected.code(), 3);
@@ -177,13 +171,7 @@ fn no_command_prints_a_secret_even_with_maximum_verbosity() {
         .into_iter()
         .filter(|(args, _)| !args.contains(&"list"))
     {
-        env.google.enqueue(
-            "/token",
-            Canned::json(
-                400,
-                r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-            ),
-        );
+        env.google.enqueue("/token", Canned::expired_grant());
         env.expire_cache();
         let rejected = verbose_with_stdin(&env, args, input);
         assert_eq!(rejected.code(), 3, "{args:?}: {}", rejected.stderr);
@@ -197,7 +185,6 @@ fn no_command_prints_a_secret_even_with_maximum_verbosity() {
     assert_eq!(revoked.stdout, "");
 }
 
-#[test]
 fn a_paste_is_not_echoed_in_logs() {
     let env = TestEnv::new();
     let client = env.client_file();
@@ -221,4 +208,12 @@ fn a_paste_is_not_echoed_in_logs() {
         &done.stderr,
         &[code, encoded, CLIENT_SECRET.into()],
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        no_command_prints_a_secret_even_with_maximum_verbosity,
+        a_paste_is_not_echoed_in_logs,
+    ]
 }

@@ -11,23 +11,20 @@ use std::process::Command;
 use std::time::{Duration, SystemTime};
 
 use crate::harness::*;
+use crate::runner::{Needs, Trial, trials};
 use serde_json::{Value, json};
 
 const RETRIEVER: &str = "https://www.googleapis.com/auth/generative-language.retriever";
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/interop/token_json.py");
 
-/// A Python with google-auth, when there is one.
+/// A Python with google-auth, when there is one (the runner looks for it once per run).
 fn python() -> Option<String> {
-    let python = std::env::var("GEMAUTH_TEST_PYTHON").unwrap_or_else(|_| "python3".into());
-    let works = Command::new(&python)
-        .args(["-c", "import google.oauth2.credentials"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if works {
+    let python = crate::runner::python();
+    if Needs::GoogleAuth.found() {
         return Some(python);
     }
     assert!(
-        std::env::var("GEMAUTH_REQUIRE_INTEROP").as_deref() != Ok("1"),
+        !crate::runner::required(),
         "GEMAUTH_REQUIRE_INTEROP=1 but {python} cannot import google.auth (run .ci/run)"
     );
     eprintln!("note: {python} has no google-auth; writing token.json in its format by hand");
@@ -103,7 +100,6 @@ fn quickstart_token_json(
     path
 }
 
-#[test]
 fn a_fresh_quickstart_token_json_gives_its_token_without_a_request() {
     let env = TestEnv::new();
     let file = quickstart_token_json(&env, "1//quickstart", "ya29.quickstart-token", 1800);
@@ -126,8 +122,7 @@ fn a_fresh_quickstart_token_json_gives_its_token_without_a_request() {
         "--format",
         "json",
     ]);
-    let out: Value =
-        serde_json::from_str(&done.stdout).unwrap_or_else(|_| panic!("{}", done.stderr));
+    let out = done.json();
     assert_eq!(out["scopes"], json!([RETRIEVER]));
     assert!(env.google.seen("/token").is_empty(), "no network call");
     assert_eq!(
@@ -198,7 +193,6 @@ fn a_fresh_quickstart_token_json_gives_its_token_without_a_request() {
     assert!(env.google.seen("/token").is_empty());
 }
 
-#[test]
 fn an_expired_token_json_refreshes_at_its_token_uri_and_stays_google_auth_readable() {
     let env = TestEnv::new();
     env.google.with(|b| b.rotate = true);
@@ -243,7 +237,6 @@ fn an_expired_token_json_refreshes_at_its_token_uri_and_stays_google_auth_readab
     assert_eq!(env.google.seen_grants("refresh_token").len(), 1);
 }
 
-#[test]
 fn only_plausible_saved_tokens_are_used() {
     let env = TestEnv::new();
     let cases = [
@@ -311,7 +304,6 @@ fn only_plausible_saved_tokens_are_used() {
     assert!(done.stdout.starts_with("ya29.access-"), "{}", done.stdout);
 }
 
-#[test]
 fn a_file_without_type_that_is_not_a_user_credential_keeps_the_clear_error() {
     let env = TestEnv::new();
     let cases = [
@@ -348,4 +340,14 @@ fn a_file_without_type_that_is_not_a_user_credential_keeps_the_clear_error() {
         assert_eq!(std::fs::read(&file).unwrap(), before);
     }
     assert!(env.google.seen("/token").is_empty());
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        a_fresh_quickstart_token_json_gives_its_token_without_a_request,
+        an_expired_token_json_refreshes_at_its_token_uri_and_stays_google_auth_readable,
+        only_plausible_saved_tokens_are_used,
+        a_file_without_type_that_is_not_a_user_credential_keeps_the_clear_error,
+    ]
 }

@@ -6,6 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 use serde_json::{Value, json};
 
 fn now() -> u64 {
@@ -41,7 +42,6 @@ fn assert_refused(env: &TestEnv, args: &[&str], code: i32, problem: &str) {
     assert!(out.stderr.contains("\nhint: "), "{}", out.stderr);
 }
 
-#[test]
 #[cfg(unix)]
 fn a_fifo_or_a_device_as_credential_file_is_refused_at_once() {
     let env = TestEnv::new();
@@ -67,7 +67,6 @@ fn a_fifo_or_a_device_as_credential_file_is_refused_at_once() {
     assert!(env.google.seen("/token").is_empty());
 }
 
-#[test]
 fn an_oversized_credential_file_is_refused_without_reading_it_all() {
     let env = TestEnv::new();
     let big = env.path("big.json");
@@ -98,7 +97,6 @@ fn an_oversized_credential_file_is_refused_without_reading_it_all() {
     );
 }
 
-#[test]
 #[cfg(unix)]
 fn a_symlink_loop_is_reported_as_such() {
     let env = TestEnv::new();
@@ -131,7 +129,6 @@ fn a_symlink_loop_is_reported_as_such() {
     assert!(env.google.seen("/revoke").is_empty());
 }
 
-#[test]
 #[cfg(unix)]
 fn a_fifo_as_dockers_config_is_refused_at_once() {
     let env = TestEnv::new();
@@ -170,17 +167,11 @@ fn a_fifo_as_dockers_config_is_refused_at_once() {
     );
 }
 
-#[test]
 fn a_token_that_is_already_dead_is_never_printed() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            200,
-            r#"{"access_token":"ya29.dead","expires_in":0,"token_type":"Bearer"}"#,
-        ),
-    );
+    env.google
+        .enqueue("/token", Canned::access_token("ya29.dead", 0));
     let out = env.run(&["print-access-token"]);
     assert_eq!(out.code(), 1, "{}", out.stderr);
     assert_eq!(out.stdout, "");
@@ -206,7 +197,6 @@ fn edit_entry(path: &Path, edit: impl FnOnce(&mut Value)) {
     std::fs::write(path, entry.to_string()).unwrap();
 }
 
-#[test]
 #[cfg(unix)]
 fn a_fifo_at_the_cache_path_means_a_refresh_not_a_hang() {
     let env = TestEnv::new();
@@ -232,7 +222,6 @@ fn a_fifo_at_the_cache_path_means_a_refresh_not_a_hang() {
     assert_eq!(env.google.seen("/token").len(), 2);
 }
 
-#[test]
 fn a_forged_token_in_the_cache_is_never_printed() {
     let env = TestEnv::new();
     let entry = cached_credential(&env);
@@ -250,7 +239,6 @@ fn a_forged_token_in_the_cache_is_never_printed() {
     assert_eq!(env.google.seen("/token").len(), 5);
 }
 
-#[test]
 fn an_entry_copied_from_another_credential_is_not_believed() {
     let env = TestEnv::new();
     let alice = env.path("alice.json");
@@ -284,7 +272,6 @@ fn an_entry_copied_from_another_credential_is_not_believed() {
     assert_eq!(env.google.seen("/token").len(), 3);
 }
 
-#[test]
 fn future_dated_and_overlong_entries_are_stale() {
     let env = TestEnv::new();
     let entry = cached_credential(&env);
@@ -356,12 +343,7 @@ impl Drop for SmallDisk {
     }
 }
 
-#[test]
 #[cfg(target_os = "linux")]
-#[cfg_attr(
-    not(is_root),
-    ignore = "mounting the small tmpfs needs root (CI runs as root)"
-)]
 fn a_full_disk_fails_before_a_rotating_refresh_token_is_spent() {
     let env = TestEnv::new();
     let disk = SmallDisk::mount(&env.path("small")).expect("a small tmpfs can be mounted");
@@ -426,7 +408,6 @@ fn a_full_disk_fails_before_a_rotating_refresh_token_is_spent() {
     assert_eq!(leftovers, vec![std::ffi::OsString::from("creds.json")]);
 }
 
-#[test]
 fn login_and_status_say_where_other_libraries_look_when_cloudsdk_config_is_set() {
     let env = TestEnv::new();
     let login = env.login();
@@ -453,7 +434,6 @@ fn login_and_status_say_where_other_libraries_look_when_cloudsdk_config_is_set()
     assert!(!explicit.stdout.contains("note:"), "{}", explicit.stdout);
 }
 
-#[test]
 fn status_shows_each_fact_once_and_empty_values_as_none() {
     let env = TestEnv::new();
     let sa = env.write_json(
@@ -512,7 +492,6 @@ fn status_shows_each_fact_once_and_empty_values_as_none() {
     );
 }
 
-#[test]
 fn usage_errors_end_with_a_hint_naming_the_next_command() {
     let env = TestEnv::new();
     let out = env.run(&["login"]);
@@ -554,4 +533,23 @@ fn usage_errors_end_with_a_hint_naming_the_next_command() {
     assert_eq!(help.code(), 0);
     assert!(help.stdout.contains("--client-id-file"));
     assert_eq!(help.stderr, "");
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        #[cfg(unix)] a_fifo_or_a_device_as_credential_file_is_refused_at_once,
+        an_oversized_credential_file_is_refused_without_reading_it_all,
+        #[cfg(unix)] a_symlink_loop_is_reported_as_such,
+        #[cfg(unix)] a_fifo_as_dockers_config_is_refused_at_once,
+        a_token_that_is_already_dead_is_never_printed,
+        #[cfg(unix)] a_fifo_at_the_cache_path_means_a_refresh_not_a_hang,
+        a_forged_token_in_the_cache_is_never_printed,
+        an_entry_copied_from_another_credential_is_not_believed,
+        future_dated_and_overlong_entries_are_stale,
+        #[cfg(target_os = "linux")] a_full_disk_fails_before_a_rotating_refresh_token_is_spent => Root,
+        login_and_status_say_where_other_libraries_look_when_cloudsdk_config_is_set,
+        status_shows_each_fact_once_and_empty_values_as_none,
+        usage_errors_end_with_a_hint_naming_the_next_command,
+    ]
 }

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::harness::*;
+use crate::runner::{Trial, trials};
 
 const ADC: &str = "application_default_credentials.json";
 
@@ -25,7 +26,6 @@ fn default_paths(env: &TestEnv) -> std::process::Command {
     cmd
 }
 
-#[test]
 fn no_credentials_names_the_file_under_appdata() {
     let env = TestEnv::new();
     let mut cmd = default_paths(&env);
@@ -61,7 +61,6 @@ fn no_credentials_names_the_file_under_appdata() {
     );
 }
 
-#[test]
 fn a_refresh_is_cached_in_localappdata_and_reused() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -119,7 +118,6 @@ fn print_while_open(env: &TestEnv, held: std::fs::File, hold: Duration) -> Finis
     run.finish()
 }
 
-#[test]
 fn a_rotated_refresh_token_is_written_back_over_a_file_another_process_has_open() {
     let env = TestEnv::new();
     let path = env.adc_path();
@@ -176,7 +174,6 @@ fn a_rotated_refresh_token_is_written_back_over_a_file_another_process_has_open(
     assert_eq!(leftovers, [ADC], "no temporary files are left");
 }
 
-#[test]
 fn ten_concurrent_calls_on_an_expired_cache_make_one_refresh() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
@@ -193,26 +190,15 @@ fn ten_concurrent_calls_on_an_expired_cache_make_one_refresh() {
     assert_eq!(read_json(&env.adc_path())["refresh_token"], "1//refresh-2");
 }
 
-#[test]
 fn revoke_revokes_at_the_server_and_removes_the_file_and_cache() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
     assert_eq!(env.run(&["print-access-token"]).code(), 0);
     assert_eq!(env.cached_tokens().len(), 1);
-    let done = env.run(&["revoke"]);
-    assert_eq!(done.code(), 0, "{}", done.stderr);
-    assert_eq!(done.stdout, "");
-    assert!(done.stderr.contains("Revoked the grant"), "{}", done.stderr);
-    let seen = env.google.seen("/revoke");
-    assert_eq!(seen.len(), 1);
-    assert_eq!(seen[0].form["token"], "1//r");
-    assert!(!env.google.refresh_token_valid("1//r"));
-    assert!(!env.adc_path().exists());
-    assert!(env.cached_tokens().is_empty());
+    env.assert_revokes("1//r");
     assert_eq!(env.run(&["print-access-token"]).code(), 3);
 }
 
-#[test]
 fn login_without_a_browser_completes_through_the_loopback_listener() {
     let env = TestEnv::new();
     let client = env.client_file();
@@ -254,7 +240,6 @@ fn login_without_a_browser_completes_through_the_loopback_listener() {
     assert!(env.google.seen_grants("refresh_token").is_empty());
 }
 
-#[test]
 fn version_names_the_windows_target() {
     let done = TestEnv::new().run(&["--version"]);
     assert_eq!(done.code(), 0);
@@ -266,4 +251,17 @@ fn version_names_the_windows_target() {
         "{}",
         done.stdout
     );
+}
+
+/// The tests of this module, for the runner (main.rs).
+pub(crate) fn tests() -> Vec<Trial> {
+    trials![
+        no_credentials_names_the_file_under_appdata,
+        a_refresh_is_cached_in_localappdata_and_reused,
+        a_rotated_refresh_token_is_written_back_over_a_file_another_process_has_open,
+        ten_concurrent_calls_on_an_expired_cache_make_one_refresh,
+        revoke_revokes_at_the_server_and_removes_the_file_and_cache,
+        login_without_a_browser_completes_through_the_loopback_listener,
+        version_names_the_windows_target,
+    ]
 }

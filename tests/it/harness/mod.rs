@@ -1,0 +1,38 @@
+//! Test harness: an in-process fake Google authorization server on 127.0.0.1 that records what
+//! it receives, a fake browser (`BROWSER` points at a script that hands the URL to the test,
+//! which then follows it), and an isolated environment (HOME, XDG dirs, CLOUDSDK_CONFIG) per test.
+//!
+//! One file per concern: `google` (the server, its state and dispatch), `endpoints` and
+//! `credential_endpoints` (what it answers), `canned` (answers a test queues), `env` (the
+//! isolated [`TestEnv`]), `browser` (the fake browser), `running` (background processes), `tls`
+//! (a test CA for https servers), `http` (raw requests) and `jwt` (tokens, fixtures and the test
+//! key). Tests `use crate::harness::*`.
+
+pub const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
+pub const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
+pub const PROJECT_ID: &str = "test-project-1";
+pub const EMAIL: &str = "dev@example.com";
+
+mod browser;
+mod canned;
+mod credential_endpoints;
+mod endpoints;
+mod env;
+mod google;
+mod http;
+mod jwt;
+mod running;
+#[cfg(unix)]
+mod tls;
+
+pub use browser::*;
+pub use canned::*;
+use credential_endpoints::*;
+use endpoints::*;
+pub use env::*;
+pub use google::*;
+pub use http::*;
+pub use jwt::*;
+pub use running::*;
+#[cfg(unix)]
+pub use tls::*;
