@@ -64,6 +64,8 @@ pub enum Error {
         endpoint: String,
         error: String,
         description: Option<String>,
+        /// Which credential was refused, when known (the hint depends on it).
+        by: Option<Box<Rejecter>>,
     },
 
     #[error("{endpoint} refused the OAuth client or the code: {error}{}", describe(.description))]
@@ -91,7 +93,13 @@ pub enum Error {
     },
 
     #[error("could not reach {endpoint}: {detail}")]
-    Network { endpoint: String, detail: String },
+    Network {
+        endpoint: String,
+        detail: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Option<Box<reqwest::Error>>,
+    },
 
     #[error("revocation failed, the local credential was kept: {source}")]
     RevokeFailed {
@@ -110,6 +118,9 @@ pub enum Error {
         searched: PathBuf,
         endpoint: String,
         detail: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Option<Box<reqwest::Error>>,
     },
 
     #[error("no quota project is set in {path}")]
@@ -148,6 +159,33 @@ pub enum Error {
     Internal(String),
 }
 
+/// The credential a server refused, for the hint that says what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejecter {
+    /// A user's refresh token (`authorized_user`).
+    User,
+    /// A service account key.
+    ServiceAccountKey {
+        email: String,
+        key_id: Option<String>,
+    },
+    /// IAM Credentials refused to let `principal` act as `service_account` (for an ID token
+    /// when `id_token`).
+    Impersonation {
+        service_account: String,
+        principal: Option<String>,
+        id_token: bool,
+    },
+    /// The source user credential of an impersonation (an impersonated ADC file).
+    ImpersonationSource { service_account: String },
+    /// The Security Token Service refused a federated subject token for this audience (the
+    /// workload or workforce pool and provider).
+    Federation { audience: String },
+    /// The metadata server.
+    MetadataServer,
+}
+
 fn describe(description: &Option<String>) -> String {
     match description {
         Some(d) if !d.is_empty() => format!(" ({d})"),
@@ -156,6 +194,36 @@ fn describe(description: &Option<String>) -> String {
 }
 
 impl Error {
+    /// Marks a refusal by the server as one of `rejecter`'s, unless it already names one.
+    pub(crate) fn rejected_by(self, rejecter: Rejecter) -> Error {
+        match self {
+            Error::Rejected {
+                endpoint,
+                error,
+                description,
+                by: None,
+            } => Error::Rejected {
+                endpoint,
+                error,
+                description,
+                by: Some(Box::new(rejecter)),
+            },
+            other => other,
+        }
+    }
+
+    /// Whether trying again later may help: the network failed, or the server answered with a
+    /// transient error (408, 429, 5xx). A refused or broken credential needs a change first.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network { .. } => true,
+            Error::Server { status, .. } => {
+                matches!(*status, 408 | 429) || (500..=599).contains(status)
+            }
+            _ => false,
+        }
+    }
+
     /// The documented process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
@@ -188,7 +256,7 @@ impl Error {
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
             Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
             Error::NoCredentials { .. } => "run `gemauth login --client-id-file client_secret.json` to sign in".into(),
-            Error::Rejected { .. } => login.into(),
+            Error::Rejected { by, .. } => rejected_hint(by.as_deref(), login),
             Error::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),
             Error::ExchangeRejected { .. } => "download the OAuth client's JSON again from the Google Cloud console (the client may have been deleted or its secret reset), then run `gemauth login` again".into(),
             Error::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
@@ -220,30 +288,78 @@ pub fn report(err: &Error) -> u8 {
     err.exit_code()
 }
 
-/// Removes control characters (including newlines and ANSI escapes) from text that came from
-/// outside, and caps its length, so that a server cannot forge lines or flood the terminal.
-pub fn sanitize(text: &str) -> String {
-    const MAX: usize = 500;
-    let mut out = String::with_capacity(text.len().min(MAX));
-    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
-        if n == MAX {
-            out.push('…');
-            break;
+/// What to do about a credential the server refused, by who refused it.
+fn rejected_hint(by: Option<&Rejecter>, login: &str) -> String {
+    match by {
+        None | Some(Rejecter::User) => login.into(),
+        Some(Rejecter::ServiceAccountKey { email, key_id }) => format!(
+            "the service account key{} was deleted or disabled, or the account {email} was: check \
+             the account in the Google Cloud console (IAM & Admin > Service accounts) and create \
+             a new key (`gcloud iam service-accounts keys create key.json --iam-account={email}`)",
+            key_id
+                .as_deref()
+                .map(|id| format!(" {}", sanitize(id)))
+                .unwrap_or_default()
+        ),
+        Some(Rejecter::Impersonation {
+            service_account,
+            principal,
+            id_token,
+        }) => {
+            let role = if *id_token {
+                "roles/iam.serviceAccountOpenIdTokenCreator"
+            } else {
+                "roles/iam.serviceAccountTokenCreator"
+            };
+            let who = principal
+                .as_deref()
+                .map_or("the source credential".to_string(), sanitize);
+            format!(
+                "{who} needs {role} on the service account {sa}: `gcloud iam service-accounts \
+                 add-iam-policy-binding {sa} --member=MEMBER --role={role}` (MEMBER is \
+                 user:EMAIL, serviceAccount:EMAIL or the federated principal), and the account \
+                 must exist and be enabled",
+                sa = sanitize(service_account)
+            )
         }
-        out.push(c);
+        Some(Rejecter::ImpersonationSource { service_account }) => format!(
+            "the source credential of the impersonation was refused: sign in again with `gcloud \
+             auth application-default login --impersonate-service-account={}`",
+            sanitize(service_account)
+        ),
+        Some(Rejecter::Federation { audience }) => format!(
+            "check the workload or workforce identity pool and provider the audience names \
+             ({}): that they exist and are enabled, and that the provider accepts the subject \
+             token the credential source gives (issuer, audience, attribute conditions)",
+            sanitize(audience)
+        ),
+        Some(Rejecter::MetadataServer) => "the metadata server refused: check the service \
+             account attached to this machine and the access scopes it was given"
+            .into(),
     }
-    out
+}
+
+pub(crate) use crate::rules::sanitize;
+
+impl From<crate::rules::EndpointRefused> for Error {
+    fn from(refused: crate::rules::EndpointRefused) -> Self {
+        Error::Endpoint {
+            name: refused.name,
+            url: refused.url,
+            reason: refused.reason,
+        }
+    }
+}
+
+impl From<crate::rules::Invalid> for Error {
+    fn from(invalid: crate::rules::Invalid) -> Self {
+        Error::Usage(invalid.0)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sanitize_strips_control_characters_and_caps_length() {
-        assert_eq!(sanitize("bad\n\x1b[31mred\r\tx"), "bad[31mredx");
-        assert_eq!(sanitize(&"a".repeat(600)).chars().count(), 501);
-    }
 
     #[test]
     fn exit_codes_follow_the_documented_table() {
@@ -252,6 +368,7 @@ mod tests {
             endpoint: "e".into(),
             error: "invalid_grant".into(),
             description: None,
+            by: None,
         };
         assert_eq!(rejected.exit_code(), EXIT_CREDENTIALS);
         assert_eq!(

@@ -20,23 +20,27 @@
 
 #![forbid(unsafe_code)]
 
-mod adc;
 mod cli;
 mod commands;
+mod context;
 mod credentials;
 mod error;
 mod flow;
 mod idtoken;
 mod logging;
 mod oauth;
+mod pipeline;
+mod rules;
 mod secret;
 mod store;
 mod token;
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod testing;
 
-pub use error::{Error, Result};
+pub use error::{Error, Rejecter, Result};
 pub use secret::Secret;
 pub use token::{Request, Token, get, get_async, get_with};
 
@@ -52,6 +56,7 @@ pub mod binary {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::credentials::{parse_client_config, parse_credential_file};
+    pub use crate::credentials::client_file::parse_client_config;
+    pub use crate::credentials::parse_credential_file;
     pub use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 }

@@ -66,6 +66,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
                 endpoint,
                 error,
                 description,
+                ..
             } => Error::ExchangeRejected {
                 endpoint,
                 error,

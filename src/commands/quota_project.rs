@@ -19,7 +19,7 @@ pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
         return Err(Error::NoCredentials { searched: path });
     }
     let _lock = CredentialLock::acquire(&path)?;
-    store::update_credential_json(&path, None, |map| {
+    credentials::update_json_object(&path, None, |map| {
         map.insert(
             "quota_project_id".into(),
             Value::String(project.to_string()),

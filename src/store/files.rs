@@ -231,16 +231,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Reservation::new(path, bytes.len() as u64)?.commit(bytes)
 }
 
-/// Rewrites a credential file in place: loads it as a JSON object (checked like every loader
-/// does), lets `edit` change it, and writes it back atomically, pretty-printed, into `into` when
+/// Writes a credential file's JSON object back atomically, pretty-printed, into `into` when
 /// space was reserved for it before. The caller holds the credential lock.
-pub fn update_credential_json(
+pub fn write_json_object(
     path: &Path,
+    map: serde_json::Map<String, serde_json::Value>,
     into: Option<Reservation>,
-    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<()>,
 ) -> Result<()> {
-    let mut map = crate::credentials::load_json_object(path)?;
-    edit(&mut map)?;
     let mut bytes = serde_json::to_vec_pretty(&serde_json::Value::Object(map))
         .map_err(|e| Error::Internal(format!("cannot serialize: {e}")))?;
     bytes.push(b'\n');

@@ -1,0 +1,144 @@
+//! The outside world as values, passed down to the token pipeline and the credential types: the
+//! HTTP client (built on first use; a fake in unit tests), the environment and the clock, and
+//! the directory of the token cache.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::Result;
+use crate::oauth::Http;
+
+/// Environment variable: connect timeout in seconds (default 10).
+pub(crate) const ENV_CONNECT_TIMEOUT: &str = "GEMAUTH_CONNECT_TIMEOUT";
+/// Environment variable: overall timeout of one operation in seconds (default 30).
+pub(crate) const ENV_TIMEOUT: &str = "GEMAUTH_TIMEOUT";
+/// The metadata server must answer fast or not at all.
+const METADATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Where environment variables are read: the process's, or a fixed set (unit tests).
+#[derive(Debug, Clone)]
+pub(crate) enum Env {
+    /// The process's environment.
+    Process,
+    /// A fixed set of variables.
+    #[cfg(test)]
+    Fixed(std::collections::BTreeMap<String, String>),
+}
+
+impl Env {
+    /// A variable's value, when it is set and valid Unicode.
+    pub(crate) fn var(&self, name: &str) -> Option<String> {
+        match self {
+            Env::Process => std::env::var(name).ok(),
+            #[cfg(test)]
+            Env::Fixed(vars) => vars.get(name).cloned(),
+        }
+    }
+
+    /// A positive number of seconds from a variable, else `default`.
+    pub(crate) fn secs(&self, name: &str, default: u64) -> Duration {
+        self.var(name)
+            .and_then(|v| v.trim().parse::<f64>().ok())
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map_or(Duration::from_secs(default), Duration::from_secs_f64)
+    }
+}
+
+/// The time: the system's, or a fixed Unix time (unit tests).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Clock {
+    /// The system clock.
+    System,
+    /// A fixed Unix time.
+    #[cfg(test)]
+    Fixed(u64),
+}
+
+impl Clock {
+    /// Seconds since the Unix epoch.
+    pub(crate) fn now(self) -> u64 {
+        match self {
+            Clock::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            #[cfg(test)]
+            Clock::Fixed(now) => now,
+        }
+    }
+}
+
+/// What the token pipeline and the credential types reach the outside world through.
+pub(crate) struct Context {
+    /// The environment variables.
+    pub(crate) env: Env,
+    /// The clock.
+    pub(crate) clock: Clock,
+    /// The token cache's directory (none: nothing is cached, and there are no locks).
+    pub(crate) cache_dir: Option<PathBuf>,
+    http: OnceLock<Http>,
+    metadata_http: OnceLock<Http>,
+}
+
+impl Context {
+    /// The process's environment, the system clock, gemauth's cache directory and a real HTTP
+    /// client, built only when a request is sent (the cached path starts none).
+    pub(crate) fn from_process() -> Self {
+        Context {
+            env: Env::Process,
+            clock: Clock::System,
+            cache_dir: crate::store::cache_dir(),
+            http: OnceLock::new(),
+            metadata_http: OnceLock::new(),
+        }
+    }
+
+    /// A context for unit tests: the given variables, time, cache directory and HTTP (a fake).
+    #[cfg(test)]
+    pub(crate) fn fixed(
+        vars: &[(&str, &str)],
+        now: u64,
+        cache_dir: Option<PathBuf>,
+        http: Http,
+    ) -> Self {
+        let env = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        let context = Context {
+            env: Env::Fixed(env),
+            clock: Clock::Fixed(now),
+            cache_dir,
+            http: OnceLock::new(),
+            metadata_http: OnceLock::new(),
+        };
+        let _ = context.metadata_http.set(http.clone());
+        let _ = context.http.set(http);
+        context
+    }
+
+    /// Seconds since the Unix epoch.
+    pub(crate) fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The HTTP client for OAuth and Google APIs.
+    pub(crate) fn http(&self) -> Result<&Http> {
+        let connect = self.env.secs(ENV_CONNECT_TIMEOUT, 10);
+        self.http_with(&self.http, connect)
+    }
+
+    /// The HTTP client for the metadata server (a short connect timeout).
+    pub(crate) fn metadata_http(&self) -> Result<&Http> {
+        self.http_with(&self.metadata_http, METADATA_CONNECT_TIMEOUT)
+    }
+
+    fn http_with<'a>(&self, cell: &'a OnceLock<Http>, connect: Duration) -> Result<&'a Http> {
+        if let Some(http) = cell.get() {
+            return Ok(http);
+        }
+        let http = Http::with_timeouts(connect, self.env.secs(ENV_TIMEOUT, 30))?;
+        Ok(cell.get_or_init(|| http))
+    }
+}
