@@ -12,11 +12,14 @@
 //! ```
 //!
 //! Modules, top to bottom as the data flows: `cli` (clap structures) → `commands` (one per
-//! subcommand; `login` drives `flow`, the authorization code flow) → `token` and `idtoken`
-//! (discovery, cache, single-flight refresh) → `adc` (minting for every credential type) →
-//! `oauth` (HTTP to the token server) → `store` (paths, bounded reads, private files, the token
-//! cache and its locks), `credentials` (file formats, the credential model), `secret`, `error`,
-//! `logging` (`-v`).
+//! subcommand, and `report`: the CLI's messages, hints and exit codes; `login` drives `flow`,
+//! the authorization code flow) → `token` and `idtoken` (the library's requests and results) →
+//! `pipeline` (discovery, cache, lock, single-flight refresh, rotation, for access and ID tokens)
+//! → `credentials` (the credential model; one file per type, each parsing and minting its
+//! own) → `oauth` (HTTP as a value, the grants, the one answer-to-error mapping) → `context`
+//! (HTTP, environment and clock as values) → `store` (paths, bounded reads, private files, the
+//! token cache and its locks) → `rules` (pure rules: endpoints, scopes, project IDs),
+//! `secret`, `error` (the library's error), `logging` (`-v`).
 
 #![forbid(unsafe_code)]
 

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use crate::context::Context;
 use crate::credentials::{self, Credential, Issued, Want};
-use crate::error::{Error, Result};
+use crate::error::{Error, Rejecter, Result};
 use crate::oauth;
 use crate::rules::{MAX_LIFETIME_SECS, plausible_access_token, sanitize};
 use crate::secret::Secret;
@@ -228,7 +228,10 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
     // Where a rotated refresh token would be written, its space is reserved before the grant
     // that spends the old one: a full disk fails here, with the old token still valid.
     let reservation = reserve_rotation(target, &credential)?;
-    let minted = credential.mint(ctx, &want).await?;
+    let minted = credential
+        .mint(ctx, &want)
+        .await
+        .map_err(|e| name_the_file(e, target))?;
     // A rotated refresh token must be on disk before the lock is released, even when the rest
     // of the minting failed (an impersonation whose source was refreshed).
     let credential = match &minted.rotated {
@@ -245,7 +248,7 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
         warnings.extend(cache_for(ctx, &credential, &Want::access(Vec::new())).store(access));
     }
     let now = ctx.now();
-    let entry = match minted.issued? {
+    let entry = match minted.issued.map_err(|e| name_the_file(e, target))? {
         // A token already dead (`expires_in: 0`, an `expireTime` in the past) is never handed out.
         Issued::Access(entry) if entry.expires_at <= now => {
             return Err(Error::Server {
@@ -278,6 +281,24 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
         credential,
         want,
         warnings,
+    })
+}
+
+/// Names the credential file in a user's refusal when it is not the well-known one (the hint
+/// then signs in to that file).
+fn name_the_file(e: Error, target: &Target) -> Error {
+    let Target::File(path, source) = target else {
+        return e;
+    };
+    e.rejected_as(|by| match by {
+        Some(Rejecter::User {
+            credential_file: None,
+            scopes,
+        }) if *source != store::Source::WellKnown => Some(Rejecter::User {
+            credential_file: Some(path.clone()),
+            scopes: scopes.clone(),
+        }),
+        _ => None,
     })
 }
 

@@ -108,6 +108,12 @@ pub(crate) fn token_answer(access_token: &str) -> Result<(u16, String)> {
     ))
 }
 
+/// What the command line would say to do about an error, and its exit code.
+pub(crate) fn hint(e: crate::Error) -> (String, u8) {
+    let report = crate::commands::report::Error::from(e);
+    (report.hint(), report.exit_code())
+}
+
 /// The URL path of a request.
 pub(crate) fn path(request: &HttpRequest) -> &str {
     request.url.path()

@@ -3,8 +3,8 @@
 
 use std::io::Write;
 
+use super::report::{Error, Result};
 use crate::cli::CurlArgs;
-use crate::error::{Error, Result};
 use crate::{store, token};
 
 /// Environment variable naming the curl program [default: `curl` on PATH].
@@ -29,14 +29,16 @@ pub fn run(args: CurlArgs) -> Result<u8> {
         use std::os::unix::fs::PermissionsExt;
         builder.permissions(std::fs::Permissions::from_mode(0o600));
     }
-    let mut file = builder.tempfile_in(&dir).map_err(|source| Error::Io {
-        action: "cannot create a temporary file in",
-        path: dir.clone(),
-        source,
-    })?;
+    let mut file = builder
+        .tempfile_in(&dir)
+        .map_err(|source| crate::Error::Io {
+            action: "cannot create a temporary file in",
+            path: dir.clone(),
+            source,
+        })?;
     file.write_all(headers.as_bytes())
         .and_then(|()| file.flush())
-        .map_err(|source| Error::Io {
+        .map_err(|source| crate::Error::Io {
             action: "cannot write",
             path: file.path().to_path_buf(),
             source,

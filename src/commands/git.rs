@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::report::Result;
 use crate::cli::GitCredentialArgs;
-use crate::error::Result;
 
 use super::docker::{is_loopback, split_port};
 use super::helpers;
@@ -107,7 +107,8 @@ impl HostPattern {
             return Err(crate::error::Error::Usage(format!(
                 "--host {:?} is not a host name (e.g. git.example.com, *.example.com, 127.0.0.1:8080)",
                 crate::error::sanitize(&text)
-            )));
+            ))
+            .into());
         }
         Ok(HostPattern { text })
     }

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde_json::Map;
 
+use super::report::{Error, Result};
 use crate::cli::LoginArgs;
 use crate::credentials::{
     self, AUTHORIZED_USER, AuthorizedUser, ClientConfig, Credential, DEFAULT_UNIVERSE, Scopes,
 };
-use crate::error::{Error, Result};
 use crate::flow::{self, Notice, Outcome};
 use crate::oauth::{self, Http, TokenResponse};
 use crate::store::{self, CredentialLock, TokenCache};
@@ -25,16 +25,17 @@ pub fn run(args: LoginArgs) -> Result<()> {
         None => store::well_known_path()?,
     };
     if path.is_dir() {
-        return Err(Error::Usage(format!(
+        return Err(crate::Error::Usage(format!(
             "{} is a directory; --credential-file needs a file path",
             path.display()
-        )));
+        ))
+        .into());
     }
 
     let listener = flow::bind(args.port)?;
     let port = listener
         .local_addr()
-        .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
+        .map_err(|e| crate::Error::Internal(format!("cannot read the listener's address: {e}")))?
         .port();
     tracing::debug!(port, "loopback listener bound on 127.0.0.1");
     let request = flow::authorization_request(&client, &scopes, flow::redirect_uri(port))?;
@@ -62,7 +63,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
         .await
         .map_err(|e| match e {
             // At login a refusal is about the client or the code, not a stored credential.
-            Error::Rejected {
+            crate::Error::Rejected {
                 endpoint,
                 error,
                 description,
@@ -72,7 +73,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
                 error,
                 description,
             },
-            other => other,
+            other => other.into(),
         })
     })??;
 

@@ -1,8 +1,8 @@
 //! `gemauth print-access-token`: print a cached access token, refreshing it when needed.
 
+use super::report::Result;
 use crate::cli::{PrintAccessTokenArgs, TokenFormat};
 use crate::credentials::resolve_scopes;
-use crate::error::Result;
 use crate::token;
 
 pub fn run(args: PrintAccessTokenArgs) -> Result<()> {

@@ -1,8 +1,8 @@
 //! `gemauth print-identity-token`: print a cached OpenID Connect ID token for an audience,
 //! minting it when needed.
 
+use super::report::Result;
 use crate::cli::{IdTokenFormat, PrintIdentityTokenArgs};
-use crate::error::Result;
 use crate::idtoken;
 
 pub fn run(args: PrintIdentityTokenArgs) -> Result<()> {

@@ -3,9 +3,9 @@
 
 use serde_json::Value;
 
+use super::report::{Error, Result};
 use crate::cli::{CredentialFileArgs, SetQuotaProjectArgs};
 use crate::credentials::{self, validate_project_id};
-use crate::error::{Error, Result};
 use crate::store::{self, CredentialLock};
 
 pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
@@ -16,7 +16,7 @@ pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
         None => store::well_known_path()?,
     };
     if !store::is_present(&path) {
-        return Err(Error::NoCredentials { searched: path });
+        return Err(crate::Error::NoCredentials { searched: path }.into());
     }
     let _lock = CredentialLock::acquire(&path)?;
     credentials::update_json_object(&path, None, |map| {

@@ -6,10 +6,10 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::report::Result;
 use crate::cli::{StatusArgs, StatusFormat};
 use crate::context::Context;
 use crate::credentials::{Credential, Details, Metadata, Want};
-use crate::error::Result;
 use crate::pipeline::{self, Target};
 use crate::store::{self, Source, TokenCache, TokenKind};
 use crate::token;
@@ -125,7 +125,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
                 });
                 // Failure: the report goes to stderr with the error; stdout stays empty.
                 eprint!("{}", render(&report, args.format));
-                return Err(e);
+                return Err(e.into());
             }
         }
     }

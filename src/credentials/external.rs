@@ -523,7 +523,7 @@ mod tests {
         });
         let e = run(config.mint(&path, &context(http, &[], None), &Want::access(Vec::new())))
             .unwrap_err();
-        let hint = e.hint().unwrap();
+        let (hint, _) = crate::testing::hint(e);
         assert!(
             hint.contains("pool and provider") && hint.contains(AUDIENCE),
             "{hint}"

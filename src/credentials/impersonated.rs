@@ -96,21 +96,12 @@ impl ImpersonatedServiceAccount {
         let service_account = self.identity().unwrap_or_default();
         // A user source refused: the fix is to sign in again for the impersonation, not to
         // replace the file with a plain user login.
-        let as_source = |e: Error| match e {
-            Error::Rejected {
-                endpoint,
-                error,
-                description,
-                by: Some(by),
-            } if *by == Rejecter::User => Error::Rejected {
-                endpoint,
-                error,
-                description,
-                by: Some(Box::new(Rejecter::ImpersonationSource {
+        let as_source = |e: Error| {
+            e.rejected_as(|by| {
+                matches!(by, Some(Rejecter::User { .. })).then(|| Rejecter::ImpersonationSource {
                     service_account: service_account.clone(),
-                })),
-            },
-            other => other,
+                })
+            })
         };
         let source_minted = source
             .mint(ctx, &Want::access(vec![CLOUD_PLATFORM.to_string()]))
@@ -392,7 +383,7 @@ mod tests {
         );
         let e = minted.unwrap().issued.unwrap_err();
         assert!(e.to_string().contains("PERMISSION_DENIED"), "{e}");
-        let hint = e.hint().unwrap();
+        let (hint, _) = crate::testing::hint(e);
         assert!(
             hint.contains("roles/iam.serviceAccountOpenIdTokenCreator"),
             "{hint}"
@@ -409,7 +400,7 @@ mod tests {
             move || (403, denied.to_string()),
             json!({"access_token": "ya29.source"}),
         );
-        let hint = minted.unwrap().issued.unwrap_err().hint().unwrap();
+        let (hint, _) = crate::testing::hint(minted.unwrap().issued.unwrap_err());
         assert!(
             hint.contains("roles/iam.serviceAccountTokenCreator"),
             "{hint}"
@@ -449,7 +440,7 @@ mod tests {
         let http = fake.http(|_| Ok((400, r#"{"error":"invalid_grant"}"#.into())));
         let e =
             run(credential.mint(&context(http, &[], None), &Want::access(Vec::new()))).unwrap_err();
-        let hint = e.hint().unwrap();
+        let (hint, _) = crate::testing::hint(e);
         assert!(
             hint.contains("--impersonate-service-account=sa@p.iam.gserviceaccount.com"),
             "{hint}"

@@ -250,10 +250,7 @@ mod tests {
         let http = Fake::default().http(|_| Ok((403, r#"{"error":"invalid_grant"}"#.into())));
         let e =
             run(metadata.mint(&context(http, &[], None), &Want::access(Vec::new()))).unwrap_err();
-        assert!(
-            e.hint().unwrap().contains("metadata server"),
-            "{:?}",
-            e.hint()
-        );
+        let (hint, _) = crate::testing::hint(e);
+        assert!(hint.contains("metadata server"), "{hint}");
     }
 }

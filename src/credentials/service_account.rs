@@ -296,12 +296,12 @@ mod tests {
         });
         let ctx = context(http, &[], None);
         let e = run(key.mint(&path, &ctx, &Want::access(Vec::new()))).unwrap_err();
-        let hint = e.hint().unwrap();
+        let (hint, code) = crate::testing::hint(e);
         assert!(hint.contains("deleted or disabled"), "{hint}");
         assert!(hint.contains("sa@p.iam.gserviceaccount.com"), "{hint}");
         assert!(hint.contains("kid-1"), "{hint}");
         assert!(!hint.contains("gemauth login"), "{hint}");
-        assert_eq!(e.exit_code(), crate::error::EXIT_CREDENTIALS);
+        assert_eq!(code, crate::commands::report::EXIT_CREDENTIALS);
     }
 
     #[test]

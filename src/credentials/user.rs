@@ -139,6 +139,15 @@ impl AuthorizedUser {
         self.scopes.as_ref().map(Scopes::to_vec)
     }
 
+    /// The scopes to sign in again with, when the login's were not the default ones.
+    fn login_scopes(&self) -> Option<Vec<String>> {
+        let granted = self.granted()?;
+        let default = rules::DEFAULT_SCOPES;
+        let same = granted.len() == default.len()
+            && default.iter().all(|s| granted.iter().any(|g| g == s));
+        (!same).then_some(granted)
+    }
+
     /// The parts of the cache key: the client, the refresh token and the token endpoint.
     pub(super) fn key_parts(&self) -> Vec<String> {
         vec![
@@ -222,7 +231,12 @@ impl AuthorizedUser {
             &self.refresh_token,
         )
         .await
-        .map_err(|e| e.rejected_by(Rejecter::User))?;
+        .map_err(|e| {
+            e.rejected_by(Rejecter::User {
+                credential_file: None,
+                scopes: self.login_scopes(),
+            })
+        })?;
         let rotated = response
             .refresh_token
             .clone()
@@ -366,16 +380,16 @@ mod tests {
         let ctx = context(http, &[], None);
         let e = run(user.mint(&ctx, &Want::access(Vec::new()))).unwrap_err();
         assert!(
-            matches!(&e, Error::Rejected { by: Some(by), .. } if **by == Rejecter::User),
+            matches!(&e, Error::Rejected { by: Some(by), .. } if matches!(**by, Rejecter::User { .. })),
             "{e:?}"
         );
-        assert!(
-            e.hint().unwrap().contains("gemauth login"),
-            "{:?}",
-            e.hint()
-        );
-        assert_eq!(e.exit_code(), crate::error::EXIT_CREDENTIALS);
         assert!(!e.is_retryable());
+        let (hint, code) = crate::testing::hint(e);
+        assert_eq!(
+            hint,
+            "run `gemauth login --client-id-file client_secret.json` to sign in again"
+        );
+        assert_eq!(code, crate::commands::report::EXIT_CREDENTIALS);
 
         let http = Fake::default().http(|_| {
             Ok((

@@ -13,9 +13,10 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 use url::Url;
 
+use super::{Error, Result};
 use super::{MAX_PASTE_ATTEMPTS, Notice, Options, Outcome, browser, listener, paste};
 use crate::credentials::ClientConfig;
-use crate::error::{Error, Result, sanitize};
+use crate::error::sanitize;
 
 /// The redirect URI for a listener's port: exactly `http://127.0.0.1:PORT/`.
 pub fn redirect_uri(port: u16) -> String {
@@ -38,7 +39,7 @@ pub fn authorization_request(
     redirect_uri: String,
 ) -> Result<AuthorizationRequest> {
     let redirect = RedirectUrl::new(redirect_uri.clone())
-        .map_err(|e| Error::Internal(format!("bad redirect URI: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("bad redirect URI: {e}")))?;
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
         .set_auth_uri(AuthUrl::from_url(client.auth_uri.clone()))
         .set_redirect_uri(redirect);
@@ -149,10 +150,10 @@ pub async fn authorize(
 ) -> Result<Outcome> {
     let port = listener
         .local_addr()
-        .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
+        .map_err(|e| crate::Error::Internal(format!("cannot read the listener's address: {e}")))?
         .port();
     let listener = TcpListener::from_std(listener)
-        .map_err(|e| Error::Internal(format!("cannot use the listener: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("cannot use the listener: {e}")))?;
     let (tx, events) = mpsc::unbounded_channel::<Event>();
     tokio::spawn(listener::listen(
         listener,

@@ -4,6 +4,7 @@
 
 mod authorize;
 mod browser;
+mod error;
 mod listener;
 mod paste;
 
@@ -14,6 +15,7 @@ use oauth2::AuthorizationCode;
 #[cfg(any(test, feature = "fuzzing"))]
 pub use authorize::{Callback, parse_callback};
 pub use authorize::{authorization_request, authorize, redirect_uri};
+pub(crate) use error::{Error, Result};
 pub use listener::bind;
 #[cfg(any(test, feature = "fuzzing"))]
 pub use listener::parse_request;

@@ -1,0 +1,22 @@
+//! The sign-in flow's own failures (the port, the time limit, the pasted answer), and the
+//! library's errors it passes on.
+
+/// A failure of the authorization code flow.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum Error {
+    /// A library error (an endpoint, a file, an internal problem).
+    #[error(transparent)]
+    Lib(#[from] crate::Error),
+
+    #[error("port {port} on 127.0.0.1 is not available: {reason}")]
+    PortUnavailable { port: u16, reason: String },
+
+    #[error("the sign-in was not completed within {secs} seconds{}", if *.stdin_closed { " (standard input was closed, so nothing could be pasted)" } else { "" })]
+    LoginTimeout { secs: u64, stdin_closed: bool },
+
+    #[error("the pasted answer was not accepted {attempts} times; last problem: {reason}")]
+    BadPaste { reason: String, attempts: u32 },
+}
+
+/// A result whose error is the flow's.
+pub(crate) type Result<T, E = Error> = std::result::Result<T, E>;
