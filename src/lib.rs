@@ -22,14 +22,20 @@
 //! `secret`, `error` (the library's error), `logging` (`-v`).
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub, missing_docs)]
 
+// Not narrowed to `pub(crate)` yet (their owners' next change): the command line, the sign-in
+// flow, logging and the helper commands (`commands/mod.rs`).
+#[allow(unreachable_pub, missing_docs)]
 mod cli;
 mod commands;
 mod context;
 mod credentials;
 mod error;
+#[allow(unreachable_pub, missing_docs)]
 mod flow;
 mod idtoken;
+#[allow(unreachable_pub)]
 mod logging;
 mod oauth;
 mod pipeline;
@@ -59,7 +65,6 @@ pub mod binary {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::credentials::client_file::parse_client_config;
-    pub use crate::credentials::parse_credential_file;
+    pub use crate::credentials::{parse_client_config, parse_credential_file};
     pub use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 }

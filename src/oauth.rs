@@ -136,7 +136,7 @@ enum Transport {
 
 /// The HTTP client used for every call to a server: real (reqwest), or a closure in unit tests.
 #[derive(Clone)]
-pub struct Http {
+pub(crate) struct Http {
     transport: Transport,
     timeout: Duration,
 }
@@ -144,7 +144,7 @@ pub struct Http {
 impl Http {
     /// A real client with the timeouts of the process's environment (`GEMAUTH_CONNECT_TIMEOUT`,
     /// `GEMAUTH_TIMEOUT`).
-    pub fn new() -> Result<Self> {
+    pub(crate) fn new() -> Result<Self> {
         let env = Env::Process;
         Self::with_timeouts(env.secs(ENV_CONNECT_TIMEOUT, 10), env.secs(ENV_TIMEOUT, 30))
     }
@@ -419,7 +419,7 @@ fn google_api_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
 
 /// A successful token endpoint response.
 #[derive(Debug, Deserialize)]
-pub struct TokenResponse {
+pub(crate) struct TokenResponse {
     pub access_token: Secret<String>,
     #[serde(default)]
     pub token_type: Option<String>,
@@ -438,7 +438,7 @@ pub struct TokenResponse {
 impl TokenResponse {
     /// Lifetime in seconds (`expires_in` may be a number or a numeric string); one hour when
     /// the server does not say, and never more than [`MAX_LIFETIME_SECS`].
-    pub fn lifetime(&self) -> u64 {
+    pub(crate) fn lifetime(&self) -> u64 {
         let secs = match &self.expires_in {
             Some(Value::Number(n)) => n.as_u64().unwrap_or(3600),
             Some(Value::String(s)) => s.trim().parse().unwrap_or(3600),
@@ -460,12 +460,12 @@ impl TokenResponse {
     }
 
     /// [`TokenResponse::cached_at`] the system clock's now (a login).
-    pub fn to_cached(&self, fallback_scopes: Vec<String>) -> CachedToken {
+    pub(crate) fn to_cached(&self, fallback_scopes: Vec<String>) -> CachedToken {
         self.cached_at(crate::context::Clock::System.now(), fallback_scopes)
     }
 
     /// Granted scopes, when the server listed them.
-    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+    pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
         self.scope
             .as_ref()
             .map(|s| s.split_whitespace().map(str::to_string).collect())
@@ -475,7 +475,7 @@ impl TokenResponse {
     /// the OpenID scopes the ID token itself proves: `openid` when an ID token came back, and the
     /// requested email scope when it carries an email. Some servers list in `scope` only the
     /// access token's scopes for its API and leave those out.
-    pub fn granted_for(&self, requested: &[String]) -> Vec<String> {
+    pub(crate) fn granted_for(&self, requested: &[String]) -> Vec<String> {
         use crate::rules::scope_granted;
         let mut granted = self.granted_scopes().unwrap_or_else(|| requested.to_vec());
         let has_email = self.email().is_some();
@@ -494,7 +494,7 @@ impl TokenResponse {
     /// The `email` claim of the ID token. The token came straight from the token endpoint over
     /// a checked connection, so its signature need not be verified to read a display name
     /// (OpenID Connect Core 3.1.3.7).
-    pub fn email(&self) -> Option<String> {
+    pub(crate) fn email(&self) -> Option<String> {
         jwt_claims(self.id_token.as_ref()?.expose())
             .ok()?
             .get("email")?
@@ -637,7 +637,7 @@ pub(crate) fn describe_body(body: &[u8], problem: &str) -> String {
 }
 
 /// Exchanges an authorization code (with its PKCE verifier) for tokens; client_secret_post.
-pub async fn exchange_code(
+pub(crate) async fn exchange_code(
     http: &Http,
     token_uri: &Url,
     client_id: &str,
@@ -678,7 +678,7 @@ pub(crate) async fn refresh(
 
 /// How the revocation endpoint answered.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Revocation {
+pub(crate) enum Revocation {
     /// The grant was revoked now.
     Revoked,
     /// The server did not know the token: it had already been revoked or had expired.

@@ -3,8 +3,9 @@
 
 use std::path::Path;
 
-use crate::credentials::client_file::parse_client_config;
-use crate::credentials::{AuthorizedUser, Credential, Scopes, parse_credential_file};
+use crate::credentials::{
+    AuthorizedUser, Credential, Scopes, parse_client_config, parse_credential_file,
+};
 use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 use crate::secret::Secret;
 use proptest::prelude::*;
@@ -160,9 +161,8 @@ proptest! {
             revoke_uri: None,
             extra,
         };
-        let parsed = match parse_credential_file(Path::new("c.json"), &user.to_json()) {
-            Ok(Credential::User(u)) => u,
-            _ => return Err(TestCaseError::fail("did not parse back")),
+        let Ok(Credential::User(parsed)) = parse_credential_file(Path::new("c.json"), &user.to_json()) else {
+            return Err(TestCaseError::fail("did not parse back"));
         };
         prop_assert_eq!(&parsed.client_id, &client_id);
         prop_assert_eq!(parsed.client_secret.expose(), &secret);

@@ -3,9 +3,10 @@
 
 use std::fmt;
 
-/// A secret value (the crate's one redaction type: tokens, keys, client secrets, headers). `Debug` prints `Secret([redacted])`; the value is reached only through
-/// [`Secret::expose`] (or [`Secret::into_inner`]), so that it shows up in logs and error text
-/// only where code asks for it by name.
+/// A secret value: the crate's one redaction type (tokens, keys, client secrets, headers).
+/// `Debug` prints `Secret([redacted])`; the value is reached only through [`Secret::expose`]
+/// (or [`Secret::into_inner`]), so that it shows up in logs and error text only where code asks
+/// for it by name.
 #[derive(Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(transparent)]
 pub struct Secret<T>(T);

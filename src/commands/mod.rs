@@ -1,18 +1,25 @@
 //! One module per subcommand; `run` dispatches the parsed command line to it.
 
-pub mod curl;
-pub mod docker;
-pub mod docs;
-pub mod git;
-pub mod helpers;
-pub mod kubectl;
-pub mod login;
-pub mod print_access_token;
-pub mod print_identity_token;
-pub mod quota_project;
+#[allow(unreachable_pub)]
+pub(crate) mod curl;
+#[allow(unreachable_pub)]
+pub(crate) mod docker;
+#[allow(unreachable_pub)]
+pub(crate) mod docs;
+#[allow(unreachable_pub)]
+pub(crate) mod git;
+#[allow(unreachable_pub)]
+pub(crate) mod helpers;
+#[allow(unreachable_pub)]
+pub(crate) mod kubectl;
+#[allow(unreachable_pub)]
+pub(crate) mod login;
+pub(crate) mod print_access_token;
+pub(crate) mod print_identity_token;
+pub(crate) mod quota_project;
 pub(crate) mod report;
-pub mod revoke;
-pub mod status;
+pub(crate) mod revoke;
+pub(crate) mod status;
 
 use std::io::Write;
 
@@ -94,4 +101,4 @@ pub(crate) fn warn_if_shadowed_by_env() {
 }
 
 /// Environment variable that overrides the quota project, as in Google's client libraries.
-pub const ENV_QUOTA_PROJECT: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";
+pub(crate) const ENV_QUOTA_PROJECT: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";

@@ -5,7 +5,7 @@ use crate::cli::{PrintAccessTokenArgs, TokenFormat};
 use crate::credentials::resolve_scopes;
 use crate::token;
 
-pub fn run(args: PrintAccessTokenArgs) -> Result<()> {
+pub(crate) fn run(args: PrintAccessTokenArgs) -> Result<()> {
     let scopes = match args.scopes.as_deref() {
         Some(spec) => Some(resolve_scopes(Some(spec))?),
         None => None,

@@ -5,7 +5,7 @@ use super::report::Result;
 use crate::cli::{IdTokenFormat, PrintIdentityTokenArgs};
 use crate::idtoken;
 
-pub fn run(args: PrintIdentityTokenArgs) -> Result<()> {
+pub(crate) fn run(args: PrintIdentityTokenArgs) -> Result<()> {
     let token = idtoken::get(&idtoken::Request {
         credential_file: args.credential_file,
         audience: args.audiences,

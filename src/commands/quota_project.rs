@@ -8,7 +8,7 @@ use crate::cli::{CredentialFileArgs, SetQuotaProjectArgs};
 use crate::credentials::{self, validate_project_id};
 use crate::store::{self, CredentialLock};
 
-pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
+pub(crate) fn set(args: SetQuotaProjectArgs) -> Result<()> {
     let project = args.project.trim();
     validate_project_id(project)?;
     let path = match &args.credential_file {
@@ -33,7 +33,7 @@ pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn print(args: CredentialFileArgs) -> Result<()> {
+pub(crate) fn print(args: CredentialFileArgs) -> Result<()> {
     let (path, _source) = store::discover(args.credential_file.as_deref())?;
     let map = credentials::load_json_object(&path)?;
     let from_file = map.get("quota_project_id").and_then(Value::as_str);

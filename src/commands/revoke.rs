@@ -7,7 +7,7 @@ use crate::credentials::{self, Credential};
 use crate::oauth::{self, Http, Revocation};
 use crate::store::{self, CredentialLock, TokenCache};
 
-pub fn run(args: RevokeArgs) -> Result<()> {
+pub(crate) fn run(args: RevokeArgs) -> Result<()> {
     let path = match &args.credential_file {
         Some(p) => p.clone(),
         None => store::well_known_path()?,

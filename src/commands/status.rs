@@ -54,7 +54,7 @@ struct CheckReport {
     expires_at: Option<String>,
 }
 
-pub fn run(args: StatusArgs) -> Result<()> {
+pub(crate) fn run(args: StatusArgs) -> Result<()> {
     let ctx = Context::from_process();
     let target = pipeline::locate(&ctx, args.credential_file.as_deref())?;
     let credential = pipeline::load(&target)?;

@@ -13,7 +13,7 @@ use crate::secret::Secret;
 
 /// A Desktop ("installed") OAuth client as downloaded from the Google Cloud console.
 #[derive(Debug, Clone)]
-pub struct ClientConfig {
+pub(crate) struct ClientConfig {
     pub client_id: String,
     pub client_secret: Secret<String>,
     pub project_id: Option<String>,
@@ -23,7 +23,7 @@ pub struct ClientConfig {
 }
 
 /// Reads and validates a client secret file. Nothing is written and no network is used.
-pub fn load_client_config(path: &Path) -> Result<ClientConfig> {
+pub(crate) fn load_client_config(path: &Path) -> Result<ClientConfig> {
     let problem = |p: String| Error::ClientSecretFile {
         path: path.to_path_buf(),
         problem: p,
@@ -33,6 +33,9 @@ pub fn load_client_config(path: &Path) -> Result<ClientConfig> {
 }
 
 /// Parses a client secret file's bytes; `path` is used only in error messages.
+// Public for the fuzz targets only, which ignore what it returns.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+#[cfg_attr(feature = "fuzzing", allow(private_interfaces))]
 pub fn parse_client_config(path: &Path, bytes: &[u8]) -> Result<ClientConfig> {
     let problem = |p: String| Error::ClientSecretFile {
         path: path.to_path_buf(),

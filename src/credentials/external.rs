@@ -27,7 +27,7 @@ const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
 
 /// Where an `external_account` file reads its subject token.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
-pub struct CredentialSource {
+pub(crate) struct CredentialSource {
     #[serde(default)]
     pub file: Option<String>,
     #[serde(default)]
@@ -43,7 +43,7 @@ pub struct CredentialSource {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct ExecutableSource {
+pub(crate) struct ExecutableSource {
     pub command: String,
     #[serde(default)]
     pub timeout_millis: Option<u64>,
@@ -52,7 +52,7 @@ pub struct ExecutableSource {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct SubjectTokenFormat {
+pub(crate) struct SubjectTokenFormat {
     #[serde(rename = "type", default)]
     pub kind: Option<String>,
     #[serde(default)]
@@ -61,7 +61,7 @@ pub struct SubjectTokenFormat {
 
 /// An `external_account` (workload or workforce identity federation) file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct ExternalAccount {
+pub(crate) struct ExternalAccount {
     pub audience: String,
     pub subject_token_type: String,
     pub token_url: String,
@@ -83,7 +83,7 @@ pub struct ExternalAccount {
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct ImpersonationOptions {
+pub(crate) struct ImpersonationOptions {
     #[serde(default)]
     pub token_lifetime_seconds: Option<u64>,
 }

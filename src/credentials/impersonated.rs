@@ -21,7 +21,7 @@ const GENERATE_ID_TOKEN: &str = ":generateIdToken";
 /// An `impersonated_service_account` file: the account to act as (its `source_credentials` are
 /// parsed into [`Credential::Impersonated`]'s `source`).
 #[derive(Debug, Clone, Deserialize)]
-pub struct ImpersonatedServiceAccount {
+pub(crate) struct ImpersonatedServiceAccount {
     pub service_account_impersonation_url: String,
     #[serde(default)]
     pub delegates: Vec<String>,

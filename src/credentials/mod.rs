@@ -25,17 +25,16 @@ use crate::rules::sanitize;
 use crate::secret::Secret;
 use crate::store::{self, CachedToken};
 
-pub use client::{ClientConfig, load_client_config};
 /// The client file's parser, for the fuzz targets and property tests.
 #[cfg(any(test, feature = "fuzzing"))]
-pub(crate) mod client_file {
-    pub use super::client::parse_client_config;
-}
-pub use external::ExternalAccount;
-pub use impersonated::ImpersonatedServiceAccount;
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub use client::parse_client_config;
+pub(crate) use client::{ClientConfig, load_client_config};
+pub(crate) use external::ExternalAccount;
+pub(crate) use impersonated::ImpersonatedServiceAccount;
 pub(crate) use metadata::Metadata;
-pub use service_account::ServiceAccount;
-pub use user::{AUTHORIZED_USER, AuthorizedUser, Scopes};
+pub(crate) use service_account::ServiceAccount;
+pub(crate) use user::{AUTHORIZED_USER, AuthorizedUser, Scopes};
 
 pub(crate) use crate::rules::{
     CLOUD_PLATFORM, DEFAULT_UNIVERSE, missing_scopes, resolve_scopes, validate_project_id,
@@ -46,7 +45,7 @@ const IMPERSONATED: &str = "impersonated_service_account";
 
 /// The credential types, by the `type` name Google's libraries use for them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CredentialType {
+pub(crate) enum CredentialType {
     AuthorizedUser,
     ServiceAccount,
     Impersonated,
@@ -85,7 +84,7 @@ const TYPES: [(CredentialType, &str, Option<Parser>); 5] = [
 
 impl CredentialType {
     /// The `type` name.
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         TYPES
             .iter()
             .find(|(t, ..)| *t == self)
@@ -95,7 +94,7 @@ impl CredentialType {
 
 /// A credential: what a credential file holds (or the metadata server), ready to mint tokens.
 #[derive(Debug)]
-pub enum Credential {
+pub(crate) enum Credential {
     User(Box<AuthorizedUser>),
     ServiceAccount {
         key: Box<ServiceAccount>,
@@ -243,7 +242,7 @@ type MintFuture<'a> = Pin<Box<dyn Future<Output = Result<Minted>> + Send + 'a>>;
 
 impl Credential {
     /// The credential's type.
-    pub fn kind(&self) -> CredentialType {
+    pub(crate) fn kind(&self) -> CredentialType {
         match self {
             Credential::User(_) => CredentialType::AuthorizedUser,
             Credential::ServiceAccount { .. } => CredentialType::ServiceAccount,
@@ -254,13 +253,13 @@ impl Credential {
     }
 
     /// The credential's `type`, as Google's libraries name it.
-    pub fn type_name(&self) -> &'static str {
+    pub(crate) fn type_name(&self) -> &'static str {
         self.kind().name()
     }
 
     /// Who the tokens act as, when the file says: the account's email, the service account, or
     /// the federation audience.
-    pub fn identity(&self) -> Option<String> {
+    pub(crate) fn identity(&self) -> Option<String> {
         match self {
             Credential::User(user) => user.account.clone(),
             Credential::ServiceAccount { key, .. } => Some(key.client_email.clone()),
@@ -271,7 +270,7 @@ impl Credential {
     }
 
     /// The project billed for quota, as the file names it.
-    pub fn quota_project(&self) -> Option<String> {
+    pub(crate) fn quota_project(&self) -> Option<String> {
         match self {
             Credential::User(user) => user.quota_project_id.clone(),
             Credential::ServiceAccount { key, .. } => key.quota_project_id.clone(),
@@ -284,7 +283,7 @@ impl Credential {
     /// The scopes to request: for a user, those asked for must have been granted at login (and
     /// the token carries all granted ones); for every other type, those asked for, by default
     /// `cloud-platform`.
-    pub fn scopes(&self, requested: Option<&[String]>) -> Result<Vec<String>> {
+    pub(crate) fn scopes(&self, requested: Option<&[String]>) -> Result<Vec<String>> {
         match (self, requested) {
             (Credential::User(user), requested) => user.scopes(requested),
             (_, Some(requested)) => Ok(requested.to_vec()),
@@ -294,7 +293,7 @@ impl Credential {
 
     /// The cache key: everything that decides which token this credential gets for `scopes`,
     /// so that another credential or another login never sees it.
-    pub fn cache_key(&self, scopes: &[String]) -> String {
+    pub(crate) fn cache_key(&self, scopes: &[String]) -> String {
         let mut parts: Vec<String> = match self {
             Credential::User(user) => user.key_parts(),
             Credential::ServiceAccount { key, .. } => key.key_parts(),
@@ -309,7 +308,7 @@ impl Credential {
     /// The cache key of an ID token for `audience` (empty for a user credential, whose ID token's
     /// audience is its OAuth client): the credential's own key, with a marker that keeps ID token
     /// entries apart from access token entries, the audience and whether the email is included.
-    pub fn id_token_cache_key(&self, audience: &str, include_email: bool) -> String {
+    pub(crate) fn id_token_cache_key(&self, audience: &str, include_email: bool) -> String {
         let email = if include_email { "email" } else { "" };
         store::hex_digest(&["id_token", &self.cache_key(&[]), audience, email])
     }
@@ -378,6 +377,9 @@ impl Credential {
 }
 
 /// Parses a credential file's bytes; `path` is used only in error messages.
+// Public for the fuzz targets only, which ignore what it returns.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+#[cfg_attr(feature = "fuzzing", allow(private_interfaces))]
 pub fn parse_credential_file(path: &Path, bytes: &[u8]) -> Result<Credential> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| Error::CredentialFile {
         path: path.to_path_buf(),
@@ -496,7 +498,7 @@ fn read_regular_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
 }
 
 /// Reads a credential file's bytes, with errors that name the file.
-pub fn read_credential_file(path: &Path) -> Result<Vec<u8>> {
+pub(crate) fn read_credential_file(path: &Path) -> Result<Vec<u8>> {
     read_regular_file(path).map_err(|problem| Error::CredentialFile {
         path: path.to_path_buf(),
         problem,
@@ -504,13 +506,13 @@ pub fn read_credential_file(path: &Path) -> Result<Vec<u8>> {
 }
 
 /// Reads and parses a credential file.
-pub fn load_credential_file(path: &Path) -> Result<Credential> {
+pub(crate) fn load_credential_file(path: &Path) -> Result<Credential> {
     parse_credential_file(path, &read_credential_file(path)?)
 }
 
 /// Reads a credential file as a JSON object, after checking it like every loader does, so that
 /// a rewrite keeps every field, known or not.
-pub fn load_json_object(path: &Path) -> Result<Map<String, Value>> {
+pub(crate) fn load_json_object(path: &Path) -> Result<Map<String, Value>> {
     let bytes = read_credential_file(path)?;
     parse_credential_file(path, &bytes)?;
     match serde_json::from_slice(&bytes) {
@@ -536,7 +538,7 @@ pub(crate) fn update_json_object(
 }
 
 /// Loads an `authorized_user` file, refusing other credential types.
-pub fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
+pub(crate) fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
     match load_credential_file(path)? {
         Credential::User(user) => Ok(*user),
         other => Err(Error::UnsupportedCredentialType {

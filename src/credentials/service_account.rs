@@ -21,7 +21,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// A `service_account` key file.
 #[derive(Debug, Clone, Deserialize)]
-pub struct ServiceAccount {
+pub(crate) struct ServiceAccount {
     pub client_email: String,
     pub private_key: Secret<String>,
     #[serde(default)]

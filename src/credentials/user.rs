@@ -15,7 +15,7 @@ use crate::secret::Secret;
 use crate::store::CachedToken;
 
 /// The `type` of a user credential file.
-pub const AUTHORIZED_USER: &str = "authorized_user";
+pub(crate) const AUTHORIZED_USER: &str = "authorized_user";
 
 /// The fields that make a file without `type` a user credential (google-auth's
 /// `from_authorized_user_info` needs exactly these).
@@ -31,13 +31,13 @@ pub(super) const ROTATING_FIELD: &str = "refresh_token";
 /// Scopes as stored: a JSON list (gemauth) or a space-separated string (some older tools).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(untagged)]
-pub enum Scopes {
+pub(crate) enum Scopes {
     List(Vec<String>),
     Text(String),
 }
 
 impl Scopes {
-    pub fn to_vec(&self) -> Vec<String> {
+    pub(crate) fn to_vec(&self) -> Vec<String> {
         match self {
             Scopes::List(v) => v.clone(),
             Scopes::Text(s) => s.split_whitespace().map(str::to_string).collect(),
@@ -49,7 +49,7 @@ impl Scopes {
 /// does not know are kept in `extra` and written back unchanged. Its `Debug` shows only the
 /// names of the `extra` fields: a google-auth `token.json` keeps a live access token there.
 #[derive(Clone, Serialize, Deserialize)]
-pub struct AuthorizedUser {
+pub(crate) struct AuthorizedUser {
     /// `authorized_user`; empty for a google-auth `token.json` (`Credentials.to_json()`), which
     /// has no `type` field and is read as a user credential all the same.
     #[serde(rename = "type", default, skip_serializing_if = "String::is_empty")]
@@ -113,24 +113,24 @@ pub(super) fn parse(map: Map<String, Value>, problem: FileProblem) -> Result<Cre
 
 impl AuthorizedUser {
     /// The token endpoint to refresh at: the file's, else Google's.
-    pub fn token_endpoint(&self) -> Result<Url> {
+    pub(crate) fn token_endpoint(&self) -> Result<Url> {
         Ok(rules::token_uri(self.token_uri.as_deref())?)
     }
 
     /// The revocation endpoint: the file's, else Google's.
-    pub fn revoke_endpoint(&self) -> Result<Url> {
+    pub(crate) fn revoke_endpoint(&self) -> Result<Url> {
         Ok(rules::revoke_uri(self.revoke_uri.as_deref())?)
     }
 
     /// Serializes the file as written to disk (pretty JSON, trailing newline).
-    pub fn to_json(&self) -> Vec<u8> {
+    pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();
         out.push(b'\n');
         out
     }
 
     /// True for a google-auth `token.json`: a user credential file without a `type` field.
-    pub fn is_token_json(&self) -> bool {
+    pub(crate) fn is_token_json(&self) -> bool {
         self.kind.is_empty()
     }
 

@@ -15,10 +15,10 @@ use crate::secret::Secret;
 
 /// A cached token is reused while at least this many seconds remain (or half its lifetime,
 /// when that is smaller).
-pub const MIN_REMAINING_SECS: u64 = 300;
+pub(super) const MIN_REMAINING_SECS: u64 = 300;
 
 /// A short hex SHA-256 of length-prefixed parts: a cache or lock key that reveals nothing.
-pub fn hex_digest(parts: &[&str]) -> String {
+pub(crate) fn hex_digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());
@@ -32,7 +32,7 @@ pub fn hex_digest(parts: &[&str]) -> String {
 
 /// What a cache entry holds: an access token or an ID token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TokenKind {
+pub(crate) enum TokenKind {
     Access,
     Id,
 }
@@ -40,7 +40,7 @@ pub enum TokenKind {
 /// A cached token: an access token, or an ID token in its own field (an entry of another kind,
 /// or an older entry without the field, is a miss).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedToken {
+pub(crate) struct CachedToken {
     /// The cache key of the credential and scopes the token was minted for: an entry found
     /// under another key (copied, or written by something else) is not believed.
     #[serde(default)]
@@ -65,7 +65,7 @@ fn bearer() -> String {
 
 impl CachedToken {
     /// An access token obtained at `obtained_at`.
-    pub fn access(
+    pub(crate) fn access(
         token: Secret<String>,
         token_type: String,
         obtained_at: u64,
@@ -84,7 +84,7 @@ impl CachedToken {
     }
 
     /// An ID token obtained at `obtained_at`.
-    pub fn id(token: Secret<String>, obtained_at: u64, expires_at: u64) -> Self {
+    pub(crate) fn id(token: Secret<String>, obtained_at: u64, expires_at: u64) -> Self {
         CachedToken {
             key: String::new(),
             access_token: None,
@@ -97,7 +97,7 @@ impl CachedToken {
     }
 
     /// The token of this kind, when the entry holds one.
-    pub fn token(&self, kind: TokenKind) -> Option<&Secret<String>> {
+    pub(crate) fn token(&self, kind: TokenKind) -> Option<&Secret<String>> {
         match kind {
             TokenKind::Access => self.access_token.as_ref(),
             TokenKind::Id => self.id_token.as_ref(),
@@ -108,7 +108,7 @@ impl CachedToken {
     /// credential and scopes, a token of the kind wanted that fits in a header line, obtained in
     /// the past (not by a clock that ran ahead), and a lifetime no server would give (over a
     /// week) is refused.
-    pub fn is_trustworthy(&self, key: &str, kind: TokenKind, now: u64) -> bool {
+    pub(crate) fn is_trustworthy(&self, key: &str, kind: TokenKind, now: u64) -> bool {
         self.key == key
             && self
                 .token(kind)
@@ -119,7 +119,7 @@ impl CachedToken {
 
     /// True while the token may still be handed out: `min_lifetime` seconds remain, or by
     /// default five minutes, or half its lifetime when that is shorter.
-    pub fn is_fresh(&self, now: u64, min_lifetime: Option<u64>) -> bool {
+    pub(crate) fn is_fresh(&self, now: u64, min_lifetime: Option<u64>) -> bool {
         let lifetime = self.expires_at.saturating_sub(self.obtained_at);
         let margin = min_lifetime.unwrap_or(MIN_REMAINING_SECS.min(lifetime / 2));
         now < self.expires_at && self.expires_at - now >= margin.max(1)
@@ -129,7 +129,7 @@ impl CachedToken {
 /// The cache entry of one credential and its scopes, keyed by everything that decides the
 /// token (`credentials::Credential::cache_key`), so another login or another credential never
 /// sees this token.
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     key: String,
     path: Option<PathBuf>,
 }
@@ -137,12 +137,12 @@ pub struct TokenCache {
 impl TokenCache {
     /// The cache entry for a key (`credentials::Credential::cache_key`, the one cache key) in
     /// gemauth's cache directory.
-    pub fn new(key: &str) -> Self {
+    pub(crate) fn new(key: &str) -> Self {
         Self::in_dir(cache_dir().as_deref(), key)
     }
 
     /// The cache entry for a key in the cache directory `dir` (none: nothing is cached).
-    pub fn in_dir(dir: Option<&Path>, key: &str) -> Self {
+    pub(crate) fn in_dir(dir: Option<&Path>, key: &str) -> Self {
         TokenCache {
             key: key.to_string(),
             path: dir.map(|d| d.join("tokens").join(format!("{key}.json"))),
@@ -152,7 +152,7 @@ impl TokenCache {
     /// The cached token, if one is present, readable and believable (see
     /// [`CachedToken::is_trustworthy`]). Anything wrong with an entry makes it absent, so the
     /// caller refreshes: never an error, never a hang (a FIFO or device is refused at once).
-    pub fn load(&self, kind: TokenKind, now: u64) -> Option<CachedToken> {
+    pub(crate) fn load(&self, kind: TokenKind, now: u64) -> Option<CachedToken> {
         let path = self.path.as_ref()?;
         let bytes = match read_bounded(path) {
             Ok(bytes) => bytes,
@@ -173,7 +173,7 @@ impl TokenCache {
 
     /// Stores a token under this entry's key. Failing to cache is not fatal (the caller still
     /// has its token), so the failure comes back as a warning for the caller to show.
-    pub fn store(&self, token: &CachedToken) -> Option<String> {
+    pub(crate) fn store(&self, token: &CachedToken) -> Option<String> {
         let path = self.path.as_ref()?;
         let token = CachedToken {
             key: self.key.clone(),
@@ -192,7 +192,7 @@ impl TokenCache {
         })
     }
 
-    pub fn remove(&self) -> Result<()> {
+    pub(crate) fn remove(&self) -> Result<()> {
         match &self.path {
             Some(p) => remove_file(p),
             None => Ok(()),
@@ -201,7 +201,7 @@ impl TokenCache {
 }
 
 /// The lock key of a credential file path.
-pub fn lock_key(credential_path: &Path) -> String {
+pub(crate) fn lock_key(credential_path: &Path) -> String {
     let parent = credential_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -215,20 +215,20 @@ pub fn lock_key(credential_path: &Path) -> String {
 
 /// An exclusive lock serializing refreshes and rewrites of one credential file across
 /// processes. The OS releases it when the holder exits, even after a crash.
-pub struct CredentialLock {
+pub(crate) struct CredentialLock {
     _file: Option<File>,
 }
 
 impl CredentialLock {
     /// The lock of a credential file, keyed by its canonical directory and its name, so that
     /// every spelling of the path (relative, `./`, absolute, through a linked directory) shares it.
-    pub fn acquire(credential_path: &Path) -> Result<Self> {
+    pub(crate) fn acquire(credential_path: &Path) -> Result<Self> {
         Self::acquire_key(cache_dir().as_deref(), &lock_key(credential_path))
     }
 
     /// The lock named by `key` (credentials without a file: the metadata server) in the cache
     /// directory `dir`.
-    pub fn acquire_key(dir: Option<&Path>, key: &str) -> Result<Self> {
+    pub(crate) fn acquire_key(dir: Option<&Path>, key: &str) -> Result<Self> {
         match try_acquire(dir, key)? {
             Attempt::Held(lock) => Ok(lock),
             Attempt::Busy(file, path) => {
@@ -240,7 +240,7 @@ impl CredentialLock {
 
     /// [`CredentialLock::acquire_key`] for async callers: while another process holds the lock,
     /// the wait happens on the runtime's blocking pool, never on the caller's executor thread.
-    pub async fn acquire_key_async(dir: Option<&Path>, key: &str) -> Result<Self> {
+    pub(crate) async fn acquire_key_async(dir: Option<&Path>, key: &str) -> Result<Self> {
         match try_acquire(dir, key)? {
             Attempt::Held(lock) => Ok(lock),
             Attempt::Busy(file, path) => {

@@ -6,11 +6,11 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 
 /// File name of the Application Default Credentials file inside gcloud's config directory.
-pub const ADC_FILE_NAME: &str = "application_default_credentials.json";
+pub(super) const ADC_FILE_NAME: &str = "application_default_credentials.json";
 /// Environment variable that points client libraries at a credential file.
-pub const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+pub(crate) const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 /// Environment variable that relocates gcloud's config directory.
-pub const ENV_CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
+pub(crate) const ENV_CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
 fn env_path(name: &str) -> Option<PathBuf> {
     std::env::var_os(name)
         .filter(|v| !v.is_empty())
@@ -20,7 +20,7 @@ fn env_path(name: &str) -> Option<PathBuf> {
 /// gcloud's configuration directory, where gcloud and Google's client libraries look:
 /// `$CLOUDSDK_CONFIG`, else `~/.config/gcloud` (macOS included); on Windows
 /// `%APPDATA%\gcloud`, or `%SystemDrive%\gcloud` when `APPDATA` is not set.
-pub fn gcloud_config_dir() -> Result<PathBuf> {
+pub(super) fn gcloud_config_dir() -> Result<PathBuf> {
     if let Some(dir) = env_path(ENV_CLOUDSDK_CONFIG) {
         return Ok(dir);
     }
@@ -48,18 +48,18 @@ fn home_dir() -> Option<PathBuf> {
 }
 
 /// The well-known Application Default Credentials file that `login` writes by default.
-pub fn well_known_path() -> Result<PathBuf> {
+pub(crate) fn well_known_path() -> Result<PathBuf> {
     Ok(gcloud_config_dir()?.join(ADC_FILE_NAME))
 }
 
 /// The file named by `GOOGLE_APPLICATION_CREDENTIALS`, when that variable is set.
-pub fn credentials_env() -> Option<PathBuf> {
+pub(crate) fn credentials_env() -> Option<PathBuf> {
     env_path(ENV_CREDENTIALS)
 }
 
 /// Why a credential file was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Flag,
     Environment,
     WellKnown,
@@ -67,7 +67,7 @@ pub enum Source {
 
 /// Finds the credential file the way `google.auth.default()` does: the flag, then
 /// `GOOGLE_APPLICATION_CREDENTIALS`, then the well-known file.
-pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
+pub(crate) fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
     let (path, source) = if let Some(p) = flag {
         (p.to_path_buf(), Source::Flag)
     } else if let Some(p) = credentials_env() {
@@ -91,7 +91,7 @@ pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
 }
 
 /// A note for when `CLOUDSDK_CONFIG` moves the well-known file: not every library honours it.
-pub fn cloudsdk_config_note() -> Option<String> {
+pub(crate) fn cloudsdk_config_note() -> Option<String> {
     let dir = env_path(ENV_CLOUDSDK_CONFIG)?;
     let default = home_dir().map(|h| h.join(".config").join("gcloud"));
     if default.as_deref() == Some(dir.as_path()) {
@@ -107,7 +107,7 @@ pub fn cloudsdk_config_note() -> Option<String> {
 }
 
 /// A warning when a credential file can be read by other users (Unix permissions).
-pub fn exposed_warning(path: &Path) -> Option<String> {
+pub(crate) fn exposed_warning(path: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -130,7 +130,7 @@ pub fn exposed_warning(path: &Path) -> Option<String> {
 /// gemauth's directory in the platform's cache directory: `$XDG_CACHE_HOME/gemauth` or
 /// `~/.cache/gemauth` on Linux, `~/Library/Caches/gemauth` on macOS, `%LOCALAPPDATA%\gemauth`
 /// on Windows (the variable is read first, as `APPDATA` is for gcloud's directory).
-pub fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir() -> Option<PathBuf> {
     if cfg!(windows)
         && let Some(local) = env_path("LOCALAPPDATA")
     {
