@@ -6,44 +6,12 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+pub(crate) use crate::env::Env;
 use crate::error::Result;
 use crate::oauth::Http;
 
-/// Environment variable: connect timeout in seconds (default 10).
-pub(crate) const ENV_CONNECT_TIMEOUT: &str = "GEMAUTH_CONNECT_TIMEOUT";
-/// Environment variable: overall timeout of one operation in seconds (default 30).
-pub(crate) const ENV_TIMEOUT: &str = "GEMAUTH_TIMEOUT";
 /// The metadata server must answer fast or not at all.
 const METADATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// Where environment variables are read: the process's, or a fixed set (unit tests).
-#[derive(Debug, Clone)]
-pub(crate) enum Env {
-    /// The process's environment.
-    Process,
-    /// A fixed set of variables.
-    #[cfg(test)]
-    Fixed(std::collections::BTreeMap<String, String>),
-}
-
-impl Env {
-    /// A variable's value, when it is set and valid Unicode.
-    pub(crate) fn var(&self, name: &str) -> Option<String> {
-        match self {
-            Env::Process => std::env::var(name).ok(),
-            #[cfg(test)]
-            Env::Fixed(vars) => vars.get(name).cloned(),
-        }
-    }
-
-    /// A positive number of seconds from a variable, else `default`.
-    pub(crate) fn secs(&self, name: &str, default: u64) -> Duration {
-        self.var(name)
-            .and_then(|v| v.trim().parse::<f64>().ok())
-            .filter(|v| v.is_finite() && *v > 0.0)
-            .map_or(Duration::from_secs(default), Duration::from_secs_f64)
-    }
-}
 
 /// The time: the system's, or a fixed Unix time (unit tests).
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +56,7 @@ impl Context {
         Context {
             env: Env::Process,
             clock: Clock::System,
-            cache_dir: crate::store::cache_dir(),
+            cache_dir: crate::store::cache_dir(&Env::Process),
             http: OnceLock::new(),
             metadata_http: OnceLock::new(),
         }
@@ -125,20 +93,23 @@ impl Context {
 
     /// The HTTP client for OAuth and Google APIs.
     pub(crate) fn http(&self) -> Result<&Http> {
-        let connect = self.env.secs(ENV_CONNECT_TIMEOUT, 10);
-        self.http_with(&self.http, connect)
+        self.http_with(&self.http, None)
     }
 
     /// The HTTP client for the metadata server (a short connect timeout).
     pub(crate) fn metadata_http(&self) -> Result<&Http> {
-        self.http_with(&self.metadata_http, METADATA_CONNECT_TIMEOUT)
+        self.http_with(&self.metadata_http, Some(METADATA_CONNECT_TIMEOUT))
     }
 
-    fn http_with<'a>(&self, cell: &'a OnceLock<Http>, connect: Duration) -> Result<&'a Http> {
+    fn http_with<'a>(
+        &self,
+        cell: &'a OnceLock<Http>,
+        connect: Option<Duration>,
+    ) -> Result<&'a Http> {
         if let Some(http) = cell.get() {
             return Ok(http);
         }
-        let http = Http::with_timeouts(connect, self.env.secs(ENV_TIMEOUT, 30))?;
+        let http = Http::from_env(|name| self.env.var(name), connect)?;
         Ok(cell.get_or_init(|| http))
     }
 }

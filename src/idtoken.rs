@@ -15,9 +15,9 @@ use crate::secret::Secret;
 /// Longest audience accepted (Cloud Run URLs and OAuth client IDs are far shorter).
 const MAX_AUDIENCE_LEN: usize = 2048;
 
-/// What an ID token is asked for.
+/// What an ID token is asked for (the library's access tokens are asked with `token::Request`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Request {
+pub(crate) struct IdTokenParams {
     /// A credential file to use instead of discovering one.
     pub(crate) credential_file: Option<PathBuf>,
     /// The audience (`--audiences`): the URL of the service to call.
@@ -43,7 +43,7 @@ pub(crate) struct IdToken {
 
 /// An ID token for the discovered credential (`credential_file` first, when given): from the
 /// cache when it is fresh, else obtained once under the credential lock.
-pub(crate) fn get(request: &Request) -> Result<IdToken> {
+pub(crate) fn get(request: &IdTokenParams) -> Result<IdToken> {
     let ctx = Context::from_process();
     let target = pipeline::locate(&ctx, request.credential_file.as_deref())?;
     let want = |credential: &Credential| want(credential, request);
@@ -79,7 +79,7 @@ pub(crate) fn get(request: &Request) -> Result<IdToken> {
 }
 
 /// Checks the request against what the credential's type can have.
-fn want(credential: &Credential, request: &Request) -> Result<Want> {
+fn want(credential: &Credential, request: &IdTokenParams) -> Result<Want> {
     let audience = request.audience.as_deref();
     let email_option = match credential.id_tokens() {
         IdTokenSupport::OwnClient { openid, .. } => {

@@ -31,6 +31,7 @@ mod cli;
 mod commands;
 mod context;
 mod credentials;
+mod env;
 mod error;
 #[allow(unreachable_pub, missing_docs)]
 mod flow;

@@ -12,11 +12,15 @@ use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
 
-use crate::context::{ENV_CONNECT_TIMEOUT, ENV_TIMEOUT, Env};
 use crate::error::{Error, Result};
 use crate::rules::{MAX_LIFETIME_SECS, endpoint_name, plausible_access_token, sanitize};
 use crate::secret::Secret;
 use crate::store::CachedToken;
+
+/// Environment variable: connect timeout in seconds (default 10).
+pub(crate) const ENV_CONNECT_TIMEOUT: &str = "GEMAUTH_CONNECT_TIMEOUT";
+/// Environment variable: overall timeout of one operation in seconds (default 30).
+pub(crate) const ENV_TIMEOUT: &str = "GEMAUTH_TIMEOUT";
 
 /// Largest response body gemauth reads from any endpoint.
 pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
@@ -145,12 +149,27 @@ impl Http {
     /// A real client with the timeouts of the process's environment (`GEMAUTH_CONNECT_TIMEOUT`,
     /// `GEMAUTH_TIMEOUT`).
     pub(crate) fn new() -> Result<Self> {
-        let env = Env::Process;
-        Self::with_timeouts(env.secs(ENV_CONNECT_TIMEOUT, 10), env.secs(ENV_TIMEOUT, 30))
+        Self::from_env(|name| std::env::var(name).ok(), None)
+    }
+
+    /// A real client with the timeouts the environment `var` sets; `connect` overrides the
+    /// connect timeout (the metadata server must answer fast or not at all).
+    pub(crate) fn from_env(
+        var: impl Fn(&str) -> Option<String>,
+        connect: Option<Duration>,
+    ) -> Result<Self> {
+        let secs = |name: &str, default: u64| {
+            var(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map_or(Duration::from_secs(default), Duration::from_secs_f64)
+        };
+        let connect = connect.unwrap_or_else(|| secs(ENV_CONNECT_TIMEOUT, 10));
+        Self::with_timeouts(connect, secs(ENV_TIMEOUT, 30))
     }
 
     /// A real client with these timeouts (connecting, and one whole operation).
-    pub(crate) fn with_timeouts(connect: Duration, timeout: Duration) -> Result<Self> {
+    fn with_timeouts(connect: Duration, timeout: Duration) -> Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect)

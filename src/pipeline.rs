@@ -40,7 +40,7 @@ impl Target {
 /// Finds the credential like `google.auth.default()`: the flag, `GOOGLE_APPLICATION_CREDENTIALS`,
 /// the ADC file, then the metadata server (`GCE_METADATA_HOST`, or when on Google Cloud).
 pub(crate) fn locate(ctx: &Context, credential_file: Option<&Path>) -> Result<Target> {
-    match store::discover(credential_file) {
+    match store::discover(&ctx.env, credential_file) {
         Ok((path, source)) => Ok(Target::File(path, source)),
         Err(Error::NoCredentials { searched }) => match credentials::metadata_host(&ctx.env) {
             Some(host) => Ok(Target::Metadata(host)),
@@ -670,6 +670,84 @@ mod tests {
         let token = get(&ctx, &target(&file), &ask(&access)).unwrap();
         assert_eq!(token.entry.access_token.unwrap().expose(), "ya29.both");
         assert_eq!(fake.seen().len(), 1);
+    }
+
+    #[test]
+    fn discovery_follows_google_auth_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let gcloud = dir.path().join("gcloud");
+        let adc = gcloud.join("application_default_credentials.json");
+        let named = user_file(dir.path());
+        let config = gcloud.to_str().unwrap();
+        let locate_with = |vars: &[(&str, &str)], flag: Option<&Path>| {
+            let ctx = context(Fake::default().http(|_| token_answer("x")), vars, None);
+            locate(&ctx, flag)
+        };
+        let base = [("CLOUDSDK_CONFIG", config), ("NO_GCE_CHECK", "1")];
+        // Nothing: no credentials, naming the well-known file.
+        let e = locate_with(&base, None).unwrap_err();
+        assert!(
+            matches!(&e, Error::NoCredentials { searched } if *searched == adc),
+            "{e:?}"
+        );
+        // The metadata server when its host is set (and the check not turned off).
+        let metadata = [
+            ("CLOUDSDK_CONFIG", config),
+            ("GCE_METADATA_HOST", "127.0.0.1:9"),
+        ];
+        assert!(
+            matches!(locate_with(&metadata, None), Ok(Target::Metadata(h)) if h == "127.0.0.1:9")
+        );
+        // The well-known file, then the variable, then the flag.
+        std::fs::create_dir_all(&gcloud).unwrap();
+        std::fs::copy(&named, &adc).unwrap();
+        assert!(matches!(locate_with(&metadata, None),
+            Ok(Target::File(p, store::Source::WellKnown)) if p == adc));
+        let by_var = [
+            ("CLOUDSDK_CONFIG", config),
+            ("GOOGLE_APPLICATION_CREDENTIALS", named.to_str().unwrap()),
+        ];
+        assert!(matches!(locate_with(&by_var, None),
+            Ok(Target::File(p, store::Source::Environment)) if p == named));
+        assert!(matches!(locate_with(&by_var, Some(&adc)),
+            Ok(Target::File(p, store::Source::Flag)) if p == adc));
+        // A variable naming a missing file is that file's problem, not a search.
+        let missing = [("GOOGLE_APPLICATION_CREDENTIALS", "/nonexistent/c.json")];
+        let e = locate_with(&missing, None).unwrap_err();
+        assert!(
+            e.to_string().contains("GOOGLE_APPLICATION_CREDENTIALS"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_refused_user_file_named_by_flag_is_named_in_the_refusal() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = user_file(dir.path());
+        let http = Fake::default().http(|_| Ok((400, r#"{"error":"invalid_grant"}"#.into())));
+        let ctx = context(http, &[], Some(dir.path()));
+        let e = get(&ctx, &target(&file), &ask(&access)).unwrap_err();
+        let Error::Rejected { by: Some(by), .. } = &e else {
+            panic!("{e:?}");
+        };
+        assert_eq!(
+            **by,
+            Rejecter::User {
+                credential_file: Some(file.clone()),
+                scopes: None
+            }
+        );
+        let (hint, _) = crate::testing::hint(e);
+        assert!(hint.contains("--credential-file"), "{hint}");
+        // The well-known file needs no flag.
+        let e = get(
+            &ctx,
+            &Target::File(file, store::Source::WellKnown),
+            &ask(&access),
+        )
+        .unwrap_err();
+        let (hint, _) = crate::testing::hint(e);
+        assert!(!hint.contains("--credential-file"), "{hint}");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use crate::context::Context;
 use crate::credentials::{Credential, Want};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::pipeline::{self, Ask, Fetched, Target};
 use crate::secret::Secret;
 
@@ -61,7 +61,7 @@ pub fn get_with(request: &Request) -> Result<Token> {
     let (ctx, target) = start(request)?;
     let want = |credential: &Credential| want(credential, request);
     let fetched = pipeline::get(&ctx, &target, &ask(request, &want))?;
-    Ok(token_of(fetched, &target))
+    token_of(fetched, &target)
 }
 
 /// The async form of [`get_with`], for programs that already run a Tokio runtime (the blocking
@@ -72,7 +72,7 @@ pub async fn get_async(request: &Request) -> Result<Token> {
     let (ctx, target) = start(request)?;
     let want = |credential: &Credential| want(credential, request);
     let fetched = pipeline::get_async(&ctx, &target, &ask(request, &want)).await?;
-    Ok(token_of(fetched, &target))
+    token_of(fetched, &target)
 }
 
 /// The process's context, and the credential a request names or discovery finds.
@@ -95,7 +95,7 @@ fn want(credential: &Credential, request: &Request) -> Result<Want> {
     Ok(Want::access(credential.scopes(request.scopes.as_deref())?))
 }
 
-fn token_of(fetched: Fetched, target: &Target) -> Token {
+fn token_of(fetched: Fetched, target: &Target) -> Result<Token> {
     let Fetched {
         entry,
         credential,
@@ -112,8 +112,10 @@ fn token_of(fetched: Fetched, target: &Target) -> Token {
         (true, _) => requested,
     };
     warnings.extend(target.exposed_warning());
-    Token {
-        access_token: entry.access_token.unwrap_or_default(),
+    Ok(Token {
+        access_token: entry
+            .access_token
+            .ok_or_else(|| Error::Internal("the pipeline gave no access token".into()))?,
         token_type: entry.token_type,
         expires_at: entry.expires_at,
         scopes,
@@ -121,5 +123,5 @@ fn token_of(fetched: Fetched, target: &Target) -> Token {
         credential_file: target.file().map(Path::to_path_buf),
         credential_type: credential.type_name(),
         warnings,
-    }
+    })
 }

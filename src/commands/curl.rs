@@ -20,7 +20,7 @@ pub fn run(args: CurlArgs) -> Result<u8> {
     // The token goes to curl in a private file (`-H @file`), never on its command line where
     // other users could read it. The file lives in gemauth's private cache directory, next to the
     // cached token it copies, and is removed when curl exits.
-    let dir = store::cache_dir().unwrap_or_else(std::env::temp_dir);
+    let dir = store::cache_dir(&crate::env::Env::Process).unwrap_or_else(std::env::temp_dir);
     store::create_private_dir(&dir)?;
     let mut builder = tempfile::Builder::new();
     builder.prefix(".curl-headers-");

@@ -22,7 +22,7 @@ pub fn run(args: LoginArgs) -> Result<()> {
     }
     let path = match &args.credential_file {
         Some(p) => p.clone(),
-        None => store::well_known_path()?,
+        None => store::well_known_path(&crate::env::Env::Process)?,
     };
     if path.is_dir() {
         return Err(crate::Error::Usage(format!(
@@ -137,7 +137,7 @@ fn save(
     }
     if args.credential_file.is_none() {
         super::warn_if_shadowed_by_env();
-        if let Some(note) = store::cloudsdk_config_note() {
+        if let Some(note) = store::cloudsdk_config_note(&crate::env::Env::Process) {
             eprintln!("note: {note}");
         }
     }

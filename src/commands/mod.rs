@@ -91,7 +91,7 @@ pub(crate) fn print_warnings(warnings: &[String]) {
 /// Warns when `GOOGLE_APPLICATION_CREDENTIALS` will make programs use another file than the ADC
 /// file a command just wrote.
 pub(crate) fn warn_if_shadowed_by_env() {
-    if let Some(env) = crate::store::credentials_env() {
+    if let Some(env) = crate::store::credentials_env(&crate::env::Env::Process) {
         eprintln!(
             "warning: {} is set to {}; programs will use that file instead of this one",
             crate::store::ENV_CREDENTIALS,

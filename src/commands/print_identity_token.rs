@@ -6,7 +6,7 @@ use crate::cli::{IdTokenFormat, PrintIdentityTokenArgs};
 use crate::idtoken;
 
 pub(crate) fn run(args: PrintIdentityTokenArgs) -> Result<()> {
-    let token = idtoken::get(&idtoken::Request {
+    let token = idtoken::get(&idtoken::IdTokenParams {
         credential_file: args.credential_file,
         audience: args.audiences,
         include_email: args.include_email,

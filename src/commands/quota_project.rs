@@ -13,7 +13,7 @@ pub(crate) fn set(args: SetQuotaProjectArgs) -> Result<()> {
     validate_project_id(project)?;
     let path = match &args.credential_file {
         Some(p) => p.clone(),
-        None => store::well_known_path()?,
+        None => store::well_known_path(&crate::env::Env::Process)?,
     };
     if !store::is_present(&path) {
         return Err(crate::Error::NoCredentials { searched: path }.into());
@@ -34,7 +34,8 @@ pub(crate) fn set(args: SetQuotaProjectArgs) -> Result<()> {
 }
 
 pub(crate) fn print(args: CredentialFileArgs) -> Result<()> {
-    let (path, _source) = store::discover(args.credential_file.as_deref())?;
+    let (path, _source) =
+        store::discover(&crate::env::Env::Process, args.credential_file.as_deref())?;
     let map = credentials::load_json_object(&path)?;
     let from_file = map.get("quota_project_id").and_then(Value::as_str);
     match super::effective_quota_project(from_file)? {

@@ -10,10 +10,10 @@ use crate::store::{self, CredentialLock, TokenCache};
 pub(crate) fn run(args: RevokeArgs) -> Result<()> {
     let path = match &args.credential_file {
         Some(p) => p.clone(),
-        None => store::well_known_path()?,
+        None => store::well_known_path(&crate::env::Env::Process)?,
     };
     if args.credential_file.is_none()
-        && let Some(env) = store::credentials_env()
+        && let Some(env) = store::credentials_env(&crate::env::Env::Process)
     {
         eprintln!(
             "note: {} ({}) is not touched; only {} is revoked",

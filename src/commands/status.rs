@@ -8,7 +8,7 @@ use serde::Serialize;
 
 use super::report::Result;
 use crate::cli::{StatusArgs, StatusFormat};
-use crate::context::Context;
+use crate::context::{Context, Env};
 use crate::credentials::{Credential, Details, Metadata, Want};
 use crate::pipeline::{self, Target};
 use crate::store::{self, Source, TokenCache, TokenKind};
@@ -72,7 +72,7 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
         .chain(pipeline::saved_token(&credential, now))
         .max_by_key(|t| t.expires_at);
     let (file, source) = match &target {
-        Target::File(path, source) => (Some(path.clone()), source_name(*source)),
+        Target::File(path, source) => (Some(path.clone()), source_name(*source, &ctx.env)),
         Target::Metadata(_) => (None, "metadata server"),
     };
     let mut report = Report {
@@ -99,7 +99,7 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
         },
         notes: match &target {
             Target::File(_, Source::WellKnown) => {
-                store::cloudsdk_config_note().into_iter().collect()
+                store::cloudsdk_config_note(&ctx.env).into_iter().collect()
             }
             _ => Vec::new(),
         },
@@ -132,13 +132,11 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
     super::print_stdout(render(&report, args.format).trim_end())
 }
 
-fn source_name(source: Source) -> &'static str {
+fn source_name(source: Source, env: &Env) -> &'static str {
     match source {
         Source::Flag => "--credential-file",
         Source::Environment => store::ENV_CREDENTIALS,
-        Source::WellKnown
-            if std::env::var_os(store::ENV_CLOUDSDK_CONFIG).is_some_and(|v| !v.is_empty()) =>
-        {
+        Source::WellKnown if env.path(store::ENV_CLOUDSDK_CONFIG).is_some() => {
             store::ENV_CLOUDSDK_CONFIG
         }
         Source::WellKnown => "default location",
@@ -170,7 +168,7 @@ fn warnings(path: &Path, source: Source) -> Vec<String> {
             path.display()
         ));
     }
-    let login_file: Option<PathBuf> = store::well_known_path().ok();
+    let login_file: Option<PathBuf> = store::well_known_path(&Env::Process).ok();
     if source == Source::Environment
         && let Some(login_file) = login_file.filter(|p| p.exists() && p != path)
     {

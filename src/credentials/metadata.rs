@@ -89,7 +89,7 @@ impl Metadata<'_> {
                     detail,
                     source,
                 } => Error::NoMetadataServer {
-                    searched: store::well_known_path().unwrap_or_default(),
+                    searched: store::well_known_path(&ctx.env).unwrap_or_default(),
                     endpoint,
                     detail,
                     source,

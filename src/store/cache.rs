@@ -138,7 +138,7 @@ impl TokenCache {
     /// The cache entry for a key (`credentials::Credential::cache_key`, the one cache key) in
     /// gemauth's cache directory.
     pub(crate) fn new(key: &str) -> Self {
-        Self::in_dir(cache_dir().as_deref(), key)
+        Self::in_dir(cache_dir(&crate::env::Env::Process).as_deref(), key)
     }
 
     /// The cache entry for a key in the cache directory `dir` (none: nothing is cached).
@@ -223,7 +223,10 @@ impl CredentialLock {
     /// The lock of a credential file, keyed by its canonical directory and its name, so that
     /// every spelling of the path (relative, `./`, absolute, through a linked directory) shares it.
     pub(crate) fn acquire(credential_path: &Path) -> Result<Self> {
-        Self::acquire_key(cache_dir().as_deref(), &lock_key(credential_path))
+        Self::acquire_key(
+            cache_dir(&crate::env::Env::Process).as_deref(),
+            &lock_key(credential_path),
+        )
     }
 
     /// The lock named by `key` (credentials without a file: the metadata server) in the cache
