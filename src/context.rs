@@ -4,38 +4,15 @@
 
 use std::path::PathBuf;
 use std::sync::OnceLock;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
+pub(crate) use crate::clock::Clock;
 pub(crate) use crate::env::Env;
 use crate::error::Result;
 use crate::oauth::Http;
 
 /// The metadata server must answer fast or not at all.
 const METADATA_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
-
-/// The time: the system's, or a fixed Unix time (unit tests).
-#[derive(Debug, Clone, Copy)]
-pub(crate) enum Clock {
-    /// The system clock.
-    System,
-    /// A fixed Unix time.
-    #[cfg(test)]
-    Fixed(u64),
-}
-
-impl Clock {
-    /// Seconds since the Unix epoch.
-    pub(crate) fn now(self) -> u64 {
-        match self {
-            Clock::System => SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
-            #[cfg(test)]
-            Clock::Fixed(now) => now,
-        }
-    }
-}
 
 /// What the token pipeline and the credential types reach the outside world through.
 pub(crate) struct Context {

@@ -18,8 +18,9 @@
 //! → `credentials` (the credential model; one file per type, each parsing and minting its
 //! own) → `oauth` (HTTP as a value, the grants, the one answer-to-error mapping) → `context`
 //! (HTTP, environment and clock as values) → `store` (paths, bounded reads, private files, the
-//! token cache and its locks) → `rules` (pure rules: endpoints, scopes, project IDs),
-//! `secret`, `error` (the library's error), `logging` (`-v`).
+//! token cache and its locks) → at the bottom `env` and `clock` (the environment and the time
+//! as values), `rules` (pure rules: endpoints, scopes, project IDs), `secret`, `error` (the
+//! library's error), `exit` (the documented exit codes), `logging` (`-v`).
 
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub, missing_docs)]
@@ -28,11 +29,13 @@
 // flow, logging and the helper commands (`commands/mod.rs`).
 #[allow(unreachable_pub, missing_docs)]
 mod cli;
+mod clock;
 mod commands;
 mod context;
 mod credentials;
 mod env;
 mod error;
+mod exit;
 #[allow(unreachable_pub, missing_docs)]
 mod flow;
 mod idtoken;

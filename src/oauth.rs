@@ -480,7 +480,7 @@ impl TokenResponse {
 
     /// [`TokenResponse::cached_at`] the system clock's now (a login).
     pub(crate) fn to_cached(&self, fallback_scopes: Vec<String>) -> CachedToken {
-        self.cached_at(crate::context::Clock::System.now(), fallback_scopes)
+        self.cached_at(crate::clock::Clock::System.now(), fallback_scopes)
     }
 
     /// Granted scopes, when the server listed them.

@@ -6,14 +6,7 @@ use std::path::PathBuf;
 
 use crate::error::{Rejecter, sanitize};
 
-/// Exit code: success.
-pub(crate) const EXIT_OK: u8 = 0;
-/// Exit code: any error that is not one of the more specific cases below.
-pub(crate) const EXIT_ERROR: u8 = 1;
-/// Exit code: the command line was wrong (clap uses this code for its own usage errors too).
-pub(crate) const EXIT_USAGE: u8 = 2;
-/// Exit code: credentials are missing, unreadable or rejected by the server; `gemauth login` fixes it.
-pub(crate) const EXIT_CREDENTIALS: u8 = 3;
+pub(crate) use crate::exit::{EXIT_CREDENTIALS, EXIT_ERROR, EXIT_OK, EXIT_USAGE};
 
 /// The sign-in command, as hints name it.
 const LOGIN: &str = "gemauth login --client-id-file client_secret.json";
