@@ -779,4 +779,111 @@ mod tests {
         );
         assert!(!format!("{t:?}").contains("dev@example.com"));
     }
+
+    #[test]
+    fn every_kind_of_error_body_maps_to_one_error() {
+        let oauth = |status, body: &str| failure("e", status, body.as_bytes(), ErrorBody::OAuth);
+        for code in ["invalid_grant", "invalid_client", "unauthorized_client"] {
+            let body = format!(r#"{{"error":"{code}","error_description":"why"}}"#);
+            let e = oauth(400, &body);
+            assert!(
+                matches!(&e, Error::Rejected { error, description: Some(d), by: None, .. }
+                    if error == code && d == "why"),
+                "{e:?}"
+            );
+        }
+        let e = oauth(
+            400,
+            r#"{"error":"invalid_scope","error_description":"bad"}"#,
+        );
+        assert_eq!(e.to_string(), "e answered HTTP 400: invalid_scope (bad)");
+        let e = oauth(400, "[]");
+        assert!(
+            e.to_string().contains("is not an OAuth error response"),
+            "{e}"
+        );
+
+        let google =
+            |status, body: &str| failure("e", status, body.as_bytes(), ErrorBody::GoogleApi);
+        let denied = r#"{"error":{"code":403,"status":"PERMISSION_DENIED","message":"no\nway"}}"#;
+        let e = google(403, denied);
+        assert!(
+            matches!(&e, Error::Rejected { error, description: Some(d), .. }
+                if error == "PERMISSION_DENIED" && d == "noway"),
+            "{e:?}"
+        );
+        let e = google(500, r#"{"error":{"status":"INTERNAL","message":"oops"}}"#);
+        assert_eq!(e.to_string(), "e answered HTTP 500: INTERNAL oops");
+        assert!(e.is_retryable());
+        let e = google(404, "<html>");
+        assert!(e.to_string().contains("is not a Google API error"), "{e}");
+
+        let e = failure(
+            "e",
+            404,
+            b"secret-body",
+            ErrorBody::Plain("is not a subject token"),
+        );
+        assert!(!e.to_string().contains("secret-body"), "{e}");
+        assert!(e.to_string().contains("is not a subject token"), "{e}");
+        assert!(success("e", 204, b"", ErrorBody::OAuth).is_ok());
+    }
+
+    #[test]
+    fn a_transient_answer_is_retried_and_a_refusal_is_not() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let http = Http::fake(move |_| {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(if n == 0 {
+                (503, b"busy".to_vec())
+            } else {
+                (200, br#"{"access_token":"a"}"#.to_vec())
+            })
+        });
+        let url = Url::parse("http://127.0.0.1:1/token").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (status, _) = runtime.block_on(http.post_form(&url, &[])).unwrap();
+        assert_eq!(
+            (status, calls.load(std::sync::atomic::Ordering::SeqCst)),
+            (200, 2)
+        );
+
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let http = Http::fake(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok((400, br#"{"error":"invalid_grant"}"#.to_vec()))
+        });
+        let (status, _) = runtime.block_on(http.post_form(&url, &[])).unwrap();
+        assert_eq!(
+            (status, calls.load(std::sync::atomic::Ordering::SeqCst)),
+            (400, 1)
+        );
+    }
+
+    #[test]
+    fn a_network_error_keeps_its_cause() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A port nothing listens on: connection refused, from the real client.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        let http = Http::from_env(|_| None, None).unwrap();
+        let e = runtime
+            .block_on(http.send(&HttpRequest::get(&url)))
+            .unwrap_err();
+        assert!(matches!(e, Error::Network { .. }), "{e:?}");
+        assert!(e.is_retryable());
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the reqwest error is kept"
+        );
+    }
 }
