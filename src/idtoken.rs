@@ -56,13 +56,9 @@ pub(crate) fn get(request: &IdTokenParams) -> Result<IdToken> {
         .entry
         .id_token
         .ok_or_else(|| Error::Internal("the pipeline gave no ID token".into()))?;
-    let audience = match (&fetched.credential, &fetched.want) {
-        (Credential::User(user), _) => user.client_id.clone(),
-        (_, Want::Id { audience, .. }) => audience.clone(),
-        (_, Want::Access { .. }) => String::new(),
-    };
     // The pipeline read these claims already: they are readable.
-    let claims = Claims::read("the cache", token.expose(), &audience, ctx.now())?;
+    let audience = pipeline::expected_audience(&fetched.credential, &fetched.want);
+    let claims = Claims::read("the cache", token.expose(), audience, ctx.now())?;
     let named = match &fetched.credential {
         Credential::User(_) | Credential::Metadata { .. } => None,
         other => other.identity(),

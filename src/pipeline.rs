@@ -186,7 +186,7 @@ pub(crate) fn saved_token(credential: &Credential, now: u64) -> Option<CachedTok
 }
 
 /// The audience an ID token's `aud` claim must name: a user's OAuth client, else the one asked.
-fn expected_audience<'a>(credential: &'a Credential, want: &'a Want) -> &'a str {
+pub(crate) fn expected_audience<'a>(credential: &'a Credential, want: &'a Want) -> &'a str {
     match (credential, want) {
         (Credential::User(user), _) => &user.client_id,
         (_, Want::Id { audience, .. }) => audience,

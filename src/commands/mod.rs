@@ -67,8 +67,8 @@ pub(crate) fn print_stdout(text: &str) -> Result<()> {
 /// else the credential file's `quota_project_id` (checked when the file was loaded). Both end up
 /// in an HTTP header, so the variable must hold a project ID too.
 pub(crate) fn effective_quota_project(from_file: Option<&str>) -> crate::Result<Option<String>> {
-    match std::env::var(ENV_QUOTA_PROJECT) {
-        Ok(v) if !v.trim().is_empty() => {
+    match crate::env::Env::Process.var(ENV_QUOTA_PROJECT) {
+        Some(v) if !v.trim().is_empty() => {
             crate::credentials::validate_project_id(v.trim()).map_err(|_| {
                 crate::Error::Usage(format!(
                     "{ENV_QUOTA_PROJECT}={:?} is not a Google Cloud project ID",
