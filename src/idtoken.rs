@@ -144,3 +144,96 @@ fn want(credential: &Credential, request: &IdTokenParams) -> Result<Want> {
         include_email: request.include_email && email_option,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::credentials::parse_credential_file;
+    use crate::testing::TEST_KEY;
+
+    fn credential(file: &serde_json::Value) -> Credential {
+        parse_credential_file(Path::new("c.json"), file.to_string().as_bytes()).unwrap()
+    }
+
+    fn params(audience: Option<&str>, include_email: bool) -> IdTokenParams {
+        IdTokenParams {
+            credential_file: None,
+            audience: audience.map(str::to_string),
+            include_email,
+        }
+    }
+
+    #[test]
+    fn each_type_gets_the_id_tokens_it_can_have() {
+        let user = credential(&json!({"type": "authorized_user", "client_id": "id",
+            "client_secret": "s", "refresh_token": "r"}));
+        let own = Want::Id {
+            audience: String::new(),
+            include_email: false,
+        };
+        assert_eq!(want(&user, &params(None, true)).unwrap(), own);
+        let e = want(&user, &params(Some("https://svc"), false)).unwrap_err();
+        assert!(matches!(e, Error::IdTokenRequest { .. }), "{e:?}");
+        let no_openid = credential(&json!({"type": "authorized_user", "client_id": "id",
+            "client_secret": "s", "refresh_token": "r", "scopes": ["x"]}));
+        let e = want(&no_openid, &params(None, false)).unwrap_err();
+        assert!(matches!(e, Error::ScopesNotGranted { .. }), "{e:?}");
+
+        let key = credential(&json!({"type": "service_account", "client_email": "sa@p",
+            "private_key": TEST_KEY}));
+        let e = want(&key, &params(None, false)).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("needs --audiences for a service_account"),
+            "{e}"
+        );
+        // The token endpoint takes no email option: it is not asked for.
+        assert_eq!(
+            want(&key, &params(Some(" https://svc "), true)).unwrap(),
+            Want::Id {
+                audience: "https://svc".into(),
+                include_email: false
+            }
+        );
+        let metadata = Credential::Metadata {
+            host: "127.0.0.1:9".into(),
+        };
+        assert_eq!(
+            want(&metadata, &params(Some("https://svc"), true)).unwrap(),
+            Want::Id {
+                audience: "https://svc".into(),
+                include_email: true
+            }
+        );
+
+        let federated = credential(&json!({"type": "external_account", "audience": "//pool",
+            "subject_token_type": "t", "token_url": "https://sts.googleapis.com/v1/token",
+            "credential_source": {"file": "/nonexistent"}}));
+        let e = want(&federated, &params(Some("https://svc"), false)).unwrap_err();
+        assert!(matches!(e, Error::IdTokenRequest { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn audiences_are_one_plain_value() {
+        let metadata = Credential::Metadata {
+            host: "127.0.0.1:9".into(),
+        };
+        let long = "a".repeat(MAX_AUDIENCE_LEN + 1);
+        for (audience, problem) in [
+            ("  ", "is empty"),
+            ("https://a b", "without spaces"),
+            ("https://a\u{1b}[31m", "without spaces"),
+            (long.as_str(), "without spaces"),
+            ("https://a,https://b", "more than one audience"),
+        ] {
+            let e = want(&metadata, &params(Some(audience), false)).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{e:?}");
+            assert!(e.to_string().contains(problem), "{audience:?}: {e}");
+            assert!(!e.to_string().contains('\u{1b}'), "{e}");
+        }
+    }
+}
