@@ -449,7 +449,7 @@ pub fn parse(args: impl IntoIterator<Item = OsString>) -> Cli {
                 .trim_end();
             eprintln!("{text}");
             eprintln!("hint: {}", usage_hint(subcommand.as_deref(), e.kind()));
-            std::process::exit(i32::from(crate::error::EXIT_USAGE))
+            std::process::exit(i32::from(crate::exit::EXIT_USAGE))
         }
     }
 }

@@ -1,167 +1,217 @@
-//! Typed errors for every failure gemauth reports, and the single mapping from an error to its
-//! one-line message, its `hint:` line and its process exit code.
+//! The library's error: what failed (which file, which endpoint, which credential), with the
+//! underlying error as its `source()`, and whether retrying can help. What the command line
+//! prints for it (the message, the `hint:` line, the exit code) is `commands::report`'s.
 
 use std::path::PathBuf;
 
-/// Exit code: success.
-pub const EXIT_OK: u8 = 0;
-/// Exit code: any error that is not one of the more specific cases below.
-pub const EXIT_ERROR: u8 = 1;
-/// Exit code: the command line was wrong (clap uses this code for its own usage errors too).
-pub const EXIT_USAGE: u8 = 2;
-/// Exit code: credentials are missing, unreadable or rejected by the server; `gemauth login` fixes it.
-pub const EXIT_CREDENTIALS: u8 = 3;
-
+/// A result whose error is gemauth's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Why a token could not be had.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The request itself was wrong (a scope, a project ID, an audience).
     #[error("invalid arguments: {0}")]
     Usage(String),
 
+    /// An OAuth client file (`client_secret.json`) that cannot be used.
     #[error("client secret file {path}: {problem}")]
-    ClientSecretFile { path: PathBuf, problem: String },
+    ClientSecretFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 
+    /// An endpoint a file names that may not be used (not https, not loopback http).
     #[error("{name} {url:?} is not allowed: {reason}")]
     Endpoint {
+        /// The field that names it (`token_uri`, …).
         name: &'static str,
+        /// The URL, without any user name or password.
         url: String,
+        /// Why it is refused.
         reason: String,
     },
 
-    #[error("port {port} on 127.0.0.1 is not available: {reason}")]
-    PortUnavailable { port: u16, reason: String },
-
-    #[error("the sign-in was not completed within {}{}", seconds(*.secs), if *.stdin_closed { " (standard input was closed, so nothing could be pasted)" } else { "" })]
-    LoginTimeout {
-        secs: u64,
-        stdin_closed: bool,
-        /// The command that runs the same login again (its client file and flags), for the hint.
-        rerun: Option<String>,
-    },
-
-    #[error("the pasted answer was not accepted {attempts} times; last problem: {reason}")]
-    BadPaste { reason: String, attempts: u32 },
-
-    #[error("authorization was refused: {error}{}", describe(.description))]
-    AuthorizationDenied {
-        error: String,
-        description: Option<String>,
-    },
-
-    #[error(
-        "the token endpoint {endpoint} issued no refresh token, so the login could not be saved"
-    )]
-    NoRefreshToken { endpoint: String },
-
+    /// No credential file was found (and no metadata server is there to ask).
     #[error("no credentials found (looked in {})", .searched.display())]
-    NoCredentials { searched: PathBuf },
+    NoCredentials {
+        /// The well-known file that does not exist.
+        searched: PathBuf,
+    },
 
+    /// A credential file that cannot be used.
     #[error("credential file {path}: {problem}")]
-    CredentialFile { path: PathBuf, problem: String },
+    CredentialFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
 
+    /// A credential file of a type gemauth (or this use of it) does not support.
     #[error("credential file {path} has type {kind:?}, which this command does not support")]
-    UnsupportedCredentialType { path: PathBuf, kind: String },
+    UnsupportedCredentialType {
+        /// The file.
+        path: PathBuf,
+        /// Its `type`.
+        kind: String,
+    },
 
+    /// The server refused the credential.
     #[error("{endpoint} rejected the credentials: {error}{}", describe(.description))]
     Rejected {
+        /// The endpoint that refused.
         endpoint: String,
+        /// Its error code (`invalid_grant`, `PERMISSION_DENIED`, …).
         error: String,
+        /// Its description, when it gave one.
         description: Option<String>,
+        /// Which credential was refused, when known (what to do depends on it).
+        by: Option<Box<Rejecter>>,
     },
 
-    #[error("{endpoint} refused the OAuth client or the code: {error}{}", describe(.description))]
-    ExchangeRejected {
-        endpoint: String,
-        error: String,
-        description: Option<String>,
-    },
-
+    /// The user's organization requires signing in again (Google Cloud session control).
     #[error(
         "{endpoint} requires you to sign in again (Google Cloud session control, {subtype}){}",
         describe(.description)
     )]
     ReauthRequired {
+        /// The token endpoint.
         endpoint: String,
+        /// `rapt_required` or `invalid_rapt`.
         subtype: String,
+        /// Its description, when it gave one.
         description: Option<String>,
     },
 
+    /// The server answered, but not with what was asked (an error status, a broken body).
     #[error("{endpoint} answered HTTP {status}: {detail}")]
     Server {
+        /// The endpoint.
         endpoint: String,
+        /// The HTTP status.
         status: u16,
+        /// What was wrong, without echoing the body.
         detail: String,
     },
 
+    /// The server could not be reached (or did not answer in time).
     #[error("could not reach {endpoint}: {detail}")]
-    Network { endpoint: String, detail: String },
-
-    #[error("revocation failed, the local credential was kept: {source}")]
-    RevokeFailed {
+    Network {
+        /// The endpoint.
+        endpoint: String,
+        /// What failed, with its causes.
+        detail: String,
+        /// The HTTP client's error.
         #[source]
-        source: Box<Error>,
+        source: Option<Box<reqwest::Error>>,
     },
 
+    /// A user credential was not granted the scopes asked for.
     #[error("the credential was not granted these scopes: {missing}")]
-    ScopesNotGranted { missing: String },
+    ScopesNotGranted {
+        /// The scopes missing, space-separated.
+        missing: String,
+    },
 
+    /// An external account's executable source, without
+    /// `GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`.
     #[error("executable-sourced credentials are disabled")]
     ExecutablesNotAllowed,
 
+    /// No credential file, and the metadata server that should be there did not answer.
     #[error("no credentials found (looked in {}), and no metadata server answered at {endpoint} ({detail})", .searched.display())]
     NoMetadataServer {
+        /// The well-known file that does not exist.
         searched: PathBuf,
+        /// The metadata server's endpoint.
         endpoint: String,
+        /// What failed.
         detail: String,
+        /// The HTTP client's error.
+        #[source]
+        source: Option<Box<reqwest::Error>>,
     },
 
-    #[error("no quota project is set in {path}")]
-    NoQuotaProject { path: PathBuf },
-
-    #[error("cannot run {program:?}: {reason}")]
-    CurlNotStarted { program: String, reason: String },
-
+    /// No room on the disk to save a new version of a file (nothing was sent to the server).
     #[error("the disk is full (or over quota): no room to save a new version of {path}")]
     NoSpace {
+        /// The file.
         path: PathBuf,
+        /// The error of the write.
         #[source]
         source: std::io::Error,
     },
 
-    #[error("{path}: {problem}")]
-    ToolConfig { path: PathBuf, problem: String },
-
-    #[error("unexpected input from {tool}: {problem}")]
-    HelperInput { tool: &'static str, problem: String },
-
+    /// A file or directory could not be read or written.
     #[error("{action} {path}: {source}")]
     Io {
+        /// What was being done (`cannot write`, …).
         action: &'static str,
+        /// The file or directory.
         path: PathBuf,
+        /// The error.
         #[source]
         source: std::io::Error,
     },
 
     /// An ID token this credential cannot have, or one asked for without what it needs (the
-    /// audience); a usage error, with its own hint.
+    /// audience).
     #[error("{problem}")]
-    IdTokenRequest { problem: String, hint: String },
+    IdTokenRequest {
+        /// What is wrong.
+        problem: String,
+        /// What to do instead.
+        hint: String,
+    },
 
+    /// Something that should not happen.
     #[error("{0}")]
     Internal(String),
-
-    #[error("refusing to send the access token in clear text (plain http) to {host}: {url}")]
-    PlainHttp { host: String, url: String },
 }
 
-fn seconds(n: u64) -> String {
-    if n == 1 {
-        "1 second".into()
-    } else {
-        format!("{n} seconds")
-    }
+/// The credential a server refused, for saying what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Rejecter {
+    /// A user's refresh token (`authorized_user`).
+    User {
+        /// The credential file, when it is not the well-known ADC file.
+        credential_file: Option<PathBuf>,
+        /// The scopes of the login, when they are not the default ones.
+        scopes: Option<Vec<String>>,
+    },
+    /// A service account key.
+    ServiceAccountKey {
+        /// The service account.
+        email: String,
+        /// The key's ID (`private_key_id`).
+        key_id: Option<String>,
+    },
+    /// IAM Credentials refused to let `principal` act as `service_account`.
+    Impersonation {
+        /// The service account to act as.
+        service_account: String,
+        /// Who asked (the source credential's identity), when known.
+        principal: Option<String>,
+        /// Whether an ID token was asked for (another role is needed).
+        id_token: bool,
+    },
+    /// The source user credential of an impersonation (an impersonated ADC file).
+    ImpersonationSource {
+        /// The service account acted as.
+        service_account: String,
+    },
+    /// The Security Token Service refused a federated subject token.
+    Federation {
+        /// The audience: the workload or workforce pool and provider.
+        audience: String,
+    },
+    /// The metadata server.
+    MetadataServer,
 }
 
 fn describe(description: &Option<String>) -> String {
@@ -172,85 +222,68 @@ fn describe(description: &Option<String>) -> String {
 }
 
 impl Error {
-    /// The documented process exit code for this error.
-    pub fn exit_code(&self) -> u8 {
+    /// Marks a refusal by the server as one of `rejecter`'s, unless it already names one.
+    pub(crate) fn rejected_by(self, rejecter: Rejecter) -> Error {
+        self.rejected_as(|by| by.is_none().then_some(rejecter))
+    }
+
+    /// Changes who a refusal names: `change` gets the current one and returns the new one
+    /// (`None` keeps it).
+    pub(crate) fn rejected_as(
+        self,
+        change: impl FnOnce(Option<&Rejecter>) -> Option<Rejecter>,
+    ) -> Error {
         match self {
-            Error::Usage(_)
-            | Error::IdTokenRequest { .. }
-            | Error::HelperInput { .. }
-            | Error::PlainHttp { .. } => EXIT_USAGE,
-            Error::NoCredentials { .. }
-            | Error::NoMetadataServer { .. }
-            | Error::ScopesNotGranted { .. }
-            | Error::CredentialFile { .. }
-            | Error::Rejected { .. }
-            | Error::ReauthRequired { .. } => EXIT_CREDENTIALS,
-            // The documented table for revoke: 1 whenever the file was kept.
-            Error::RevokeFailed { .. } => EXIT_ERROR,
-            _ => EXIT_ERROR,
+            Error::Rejected {
+                endpoint,
+                error,
+                description,
+                by,
+            } => {
+                let by = match change(by.as_deref()) {
+                    Some(new) => Some(Box::new(new)),
+                    None => by,
+                };
+                Error::Rejected {
+                    endpoint,
+                    error,
+                    description,
+                    by,
+                }
+            }
+            other => other,
         }
     }
 
-    /// What the user should do next, naming a command where one helps.
-    pub fn hint(&self) -> Option<String> {
-        let login = "run `gemauth login --client-id-file client_secret.json` to sign in again";
-        Some(match self {
-            Error::Usage(_) => "run `gemauth --help` for usage".into(),
-            Error::ClientSecretFile { .. } => "in the Google Cloud console (Google Auth Platform → Clients) create a client of type \"Desktop app\", download its JSON and pass it with --client-id-file".into(),
-            Error::Endpoint { .. } => "endpoints must use https (plain http is allowed only for 127.0.0.1, [::1] and localhost); check the file that names it".into(),
-            Error::PortUnavailable { .. } => "choose another port with --port N, or omit --port to use a free one".into(),
-            Error::LoginTimeout { stdin_closed: true, rerun, .. } => format!("run `{}` again in an interactive terminal and paste the address, or forward the printed port with `ssh -L PORT:127.0.0.1:PORT HOST` so the browser reaches the listener", rerun.as_deref().unwrap_or("gemauth login --client-id-file client_secret.json --no-browser")),
-            Error::LoginTimeout { rerun, .. } => format!("run `{}` again and finish signing in within the time limit, or give it more time with --timeout SECS", rerun.as_deref().unwrap_or("gemauth login --client-id-file client_secret.json")),
-            Error::BadPaste { .. } => "run `gemauth login --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1:) and paste it".into(),
-            Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
-            Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
-            Error::NoCredentials { .. } => "run `gemauth login --client-id-file client_secret.json` to sign in".into(),
-            Error::Rejected { .. } => login.into(),
-            Error::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),
-            Error::ExchangeRejected { .. } => "download the OAuth client's JSON again from the Google Cloud console (the client may have been deleted or its secret reset), then run `gemauth login` again".into(),
-            Error::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
-            Error::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user only); for a user login run `gemauth login`".into(),
-            Error::Server { .. } => "the server may be down or misconfigured: try again later, and check the endpoint named above (token_uri / revoke_uri in the credential file)".into(),
-            Error::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
-            Error::RevokeFailed { .. } => "try again later, or run `gemauth revoke --force` to remove the local credential without revoking it".into(),
-            Error::Io { .. } => "check the path's permissions and free space".into(),
-            Error::ScopesNotGranted { .. } => "run `gemauth login --client-id-file client_secret.json --scopes …` with the scopes you need".into(),
-            Error::ExecutablesNotAllowed => "set GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 to let the credential file run its command (as Google's libraries require)".into(),
-            Error::NoMetadataServer { .. } => "run `gemauth login --client-id-file client_secret.json`, or set GOOGLE_APPLICATION_CREDENTIALS to a credential file".into(),
-            Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
-            Error::ToolConfig { .. } => "fix the file named above (gemauth changed nothing), or move it aside and run the command again".into(),
-            Error::HelperInput { tool, .. } => format!("gemauth reads what {tool} writes to its credential helper; docs/helpers.md shows the expected input"),
-            Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
-            Error::NoSpace { .. } => "free some disk space and run the command again; nothing was sent to the server and the credential is unchanged".into(),
-            Error::IdTokenRequest { hint, .. } => hint.clone(),
-            Error::Internal(_) => "this is unexpected: run the command again with -v and report what it prints".into(),
-            Error::PlainHttp { .. } => "use an https:// URL; plain http is allowed only to this machine (127.0.0.1, [::1], localhost)".into(),
-        })
-    }
-}
-
-/// Prints `error: ...` and `hint: ...` on stderr; returns the exit code to use.
-pub fn report(err: &Error) -> u8 {
-    eprintln!("error: {}", sanitize(&err.to_string()));
-    if let Some(hint) = err.hint() {
-        eprintln!("hint: {hint}");
-    }
-    err.exit_code()
-}
-
-/// Removes control characters (including newlines and ANSI escapes) from text that came from
-/// outside, and caps its length, so that a server cannot forge lines or flood the terminal.
-pub fn sanitize(text: &str) -> String {
-    const MAX: usize = 500;
-    let mut out = String::with_capacity(text.len().min(MAX));
-    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
-        if n == MAX {
-            out.push('…');
-            break;
+    /// Whether trying again later may help: the network failed, or the server answered with a
+    /// transient error (408, 429, 5xx). A refused or broken credential needs a change first.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Error::Network { .. } => true,
+            Error::Server { status, .. } => {
+                matches!(*status, 408 | 429) || (500..=599).contains(status)
+            }
+            _ => false,
         }
-        out.push(c);
     }
-    out
+}
+
+pub(crate) use crate::rules::sanitize;
+
+impl From<crate::rules::EndpointRefused> for Error {
+    fn from(refused: crate::rules::EndpointRefused) -> Self {
+        Error::Endpoint {
+            name: refused.name,
+            url: refused.url,
+            reason: refused.reason,
+        }
+    }
+}
+
+impl From<crate::rules::Invalid> for Error {
+    fn from(invalid: crate::rules::Invalid) -> Self {
+        Error::Usage(invalid.0)
+    }
 }
 
 #[cfg(test)]
@@ -258,28 +291,32 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sanitize_strips_control_characters_and_caps_length() {
-        assert_eq!(sanitize("bad\n\x1b[31mred\r\tx"), "bad[31mredx");
-        assert_eq!(sanitize(&"a".repeat(600)).chars().count(), 501);
-    }
-
-    #[test]
-    fn exit_codes_follow_the_documented_table() {
-        assert_eq!(Error::Usage("x".into()).exit_code(), EXIT_USAGE);
+    fn a_refusal_names_its_credential_once_and_network_errors_are_retryable() {
         let rejected = Error::Rejected {
             endpoint: "e".into(),
             error: "invalid_grant".into(),
             description: None,
+            by: None,
         };
-        assert_eq!(rejected.exit_code(), EXIT_CREDENTIALS);
-        assert_eq!(
-            Error::LoginTimeout {
-                secs: 1,
-                stdin_closed: false,
-                rerun: None
-            }
-            .exit_code(),
-            EXIT_ERROR
+        let first = rejected.rejected_by(Rejecter::MetadataServer);
+        let again = first.rejected_by(Rejecter::Federation {
+            audience: "a".into(),
+        });
+        assert!(
+            matches!(again, Error::Rejected { by: Some(by), .. } if *by == Rejecter::MetadataServer)
         );
+        let network = Error::Network {
+            endpoint: "e".into(),
+            detail: "timed out".into(),
+            source: None,
+        };
+        assert!(network.is_retryable());
+        let busy = |status| Error::Server {
+            endpoint: "e".into(),
+            status,
+            detail: String::new(),
+        };
+        assert!(busy(503).is_retryable() && busy(429).is_retryable());
+        assert!(!busy(400).is_retryable());
     }
 }

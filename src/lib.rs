@@ -12,31 +12,48 @@
 //! ```
 //!
 //! Modules, top to bottom as the data flows: `cli` (clap structures) → `commands` (one per
-//! subcommand; `login` drives `flow`, the authorization code flow) → `token` and `idtoken`
-//! (discovery, cache, single-flight refresh) → `adc` (minting for every credential type) →
-//! `oauth` (HTTP to the token server) → `store` (paths, bounded reads, private files, the token
-//! cache and its locks), `credentials` (file formats, the credential model), `secret`, `error`,
-//! `logging` (`-v`).
+//! subcommand, and `report`: the CLI's messages, hints and exit codes; `login` drives `flow`,
+//! the authorization code flow) → `token` and `idtoken` (the library's requests and results) →
+//! `pipeline` (discovery, cache, lock, single-flight refresh, rotation, for access and ID tokens)
+//! → `credentials` (the credential model; one file per type, each parsing and minting its
+//! own) → `oauth` (HTTP as a value, the grants, the one answer-to-error mapping) → `context`
+//! (HTTP, environment and clock as values) → `store` (paths, bounded reads, private files, the
+//! token cache and its locks) → at the bottom `env` and `clock` (the environment and the time
+//! as values), `rules` (pure rules: endpoints, scopes, project IDs), `secret`, `error` (the
+//! library's error), `exit` (the documented exit codes), `logging` (`-v`).
 
 #![forbid(unsafe_code)]
+#![warn(unreachable_pub, missing_docs)]
 
-mod adc;
+// Not narrowed to `pub(crate)` yet (their owners' next change): the command line, the sign-in
+// flow, logging and the helper commands (`commands/mod.rs`).
+#[allow(unreachable_pub, missing_docs)]
 mod cli;
+mod clock;
 mod commands;
+mod context;
 mod credentials;
+mod env;
 mod error;
+mod exit;
+#[allow(unreachable_pub, missing_docs)]
 mod flow;
 mod idtoken;
+#[allow(unreachable_pub)]
 mod logging;
 mod oauth;
+mod pipeline;
+mod rules;
 mod secret;
 mod store;
 mod token;
 
 #[cfg(test)]
 mod properties;
+#[cfg(test)]
+mod testing;
 
-pub use error::{Error, Result};
+pub use error::{Error, Rejecter, Result};
 pub use secret::Secret;
 pub use token::{Request, Token, get, get_async, get_with};
 

@@ -1,41 +1,30 @@
-//! HTTP calls to the OAuth 2.0 server: authorization-code exchange, refresh-token grant, ID token
-//! answers and revocation, with TLS (rustls, ring passed in), timeouts, no redirects, capped
-//! bodies, bounded retries and typed errors; the runtime that network work runs on.
+//! HTTP to Google's servers: the client (reqwest with rustls and ring, timeouts, no redirects,
+//! capped bodies, bounded retries; a closure in unit tests), requests as values, the one mapping
+//! from an HTTP answer to a typed error, the OAuth 2.0 grants gemauth sends (authorization code,
+//! refresh token, revocation) and the runtime that network work runs on.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use oauth2::{AccessToken, AuthorizationCode, ClientSecret, PkceCodeVerifier, RefreshToken};
+use oauth2::{AuthorizationCode, PkceCodeVerifier};
 use serde::Deserialize;
+use serde_json::Value;
 use url::Url;
 
-use crate::error::{Error, Result, sanitize};
+use crate::error::{Error, Result};
+use crate::rules::{MAX_LIFETIME_SECS, endpoint_name, plausible_access_token, sanitize};
+use crate::secret::Secret;
+use crate::store::CachedToken;
 
-/// Longest lifetime gemauth believes of any access token (a week); Google's last an hour.
-pub const MAX_LIFETIME_SECS: u64 = 7 * 24 * 3600;
-
-/// True for a usable access token: non-empty visible ASCII without spaces (RFC 6750's
-/// b64token and the tokens real servers issue), so that it cannot break a header or a line.
-pub fn plausible_access_token(token: &str) -> bool {
-    !token.is_empty() && token.len() <= 64 * 1024 && token.bytes().all(|b| b.is_ascii_graphic())
-}
+/// Environment variable: connect timeout in seconds (default 10).
+pub(crate) const ENV_CONNECT_TIMEOUT: &str = "GEMAUTH_CONNECT_TIMEOUT";
+/// Environment variable: overall timeout of one operation in seconds (default 30).
+pub(crate) const ENV_TIMEOUT: &str = "GEMAUTH_TIMEOUT";
 
 /// Largest response body gemauth reads from any endpoint.
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
-/// Environment variable: connect timeout in seconds (default 10).
-pub const ENV_CONNECT_TIMEOUT: &str = "GEMAUTH_CONNECT_TIMEOUT";
-/// Environment variable: overall timeout of one operation in seconds (default 30).
-pub const ENV_TIMEOUT: &str = "GEMAUTH_TIMEOUT";
+pub(crate) const MAX_BODY_BYTES: usize = 1024 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
-
-fn env_secs(name: &str, default: u64) -> Duration {
-    let secs = std::env::var(name)
-        .ok()
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .map(Duration::from_secs_f64);
-    secs.unwrap_or(Duration::from_secs(default))
-}
 
 /// Runs network work on a single-threaded runtime, built only when a command or a blocking
 /// library call needs the network.
@@ -54,29 +43,157 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
     Ok(runtime.block_on(future))
 }
 
-/// The HTTP client used for every OAuth call.
-pub struct Http {
-    client: reqwest::Client,
+/// An HTTP method gemauth uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Method {
+    Get,
+    Post,
+}
+
+/// A request body.
+#[derive(Clone)]
+pub(crate) enum Body {
+    Empty,
+    /// `application/x-www-form-urlencoded`.
+    Form(Vec<(String, String)>),
+    /// `application/json`.
+    Json(Value),
+}
+
+/// One HTTP request, as a value (sent once per attempt; a fake sees exactly this). It holds
+/// secrets (forms, bearer tokens), so it has no `Debug`.
+#[derive(Clone)]
+pub(crate) struct HttpRequest {
+    pub(crate) method: Method,
+    pub(crate) url: Url,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) bearer: Option<String>,
+    /// HTTP Basic authentication: the user and the password.
+    pub(crate) basic: Option<(String, String)>,
+    pub(crate) body: Body,
+}
+
+impl HttpRequest {
+    /// A GET of `url`.
+    pub(crate) fn get(url: &Url) -> Self {
+        HttpRequest {
+            method: Method::Get,
+            url: url.clone(),
+            headers: Vec::new(),
+            bearer: None,
+            basic: None,
+            body: Body::Empty,
+        }
+    }
+
+    /// A POST of a form to `url`.
+    pub(crate) fn form(url: &Url, form: &[(&str, &str)]) -> Self {
+        let pairs = form
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect();
+        HttpRequest {
+            method: Method::Post,
+            body: Body::Form(pairs),
+            ..Self::get(url)
+        }
+    }
+
+    /// A POST of JSON to `url`.
+    pub(crate) fn json(url: &Url, body: Value) -> Self {
+        HttpRequest {
+            method: Method::Post,
+            body: Body::Json(body),
+            ..Self::get(url)
+        }
+    }
+
+    /// Adds a header.
+    pub(crate) fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Authenticates with a bearer token.
+    pub(crate) fn bearer(mut self, token: &str) -> Self {
+        self.bearer = Some(token.to_string());
+        self
+    }
+
+    /// Authenticates with HTTP Basic.
+    pub(crate) fn basic(mut self, user: &str, password: &str) -> Self {
+        self.basic = Some((user.to_string(), password.to_string()));
+        self
+    }
+}
+
+/// What answers a request in unit tests: the status and body, or a network error.
+#[cfg(test)]
+pub(crate) type FakeServer = dyn Fn(&HttpRequest) -> Result<(u16, Vec<u8>)> + Send + Sync;
+
+#[derive(Clone)]
+enum Transport {
+    Real(reqwest::Client),
+    #[cfg(test)]
+    Fake(Arc<FakeServer>),
+}
+
+/// The HTTP client used for every call to a server: real (reqwest), or a closure in unit tests.
+#[derive(Clone)]
+pub(crate) struct Http {
+    transport: Transport,
     timeout: Duration,
 }
 
 impl Http {
-    pub fn new() -> Result<Self> {
-        Self::with_connect_timeout(env_secs(ENV_CONNECT_TIMEOUT, 10))
+    /// A real client with the timeouts of the process's environment (`GEMAUTH_CONNECT_TIMEOUT`,
+    /// `GEMAUTH_TIMEOUT`).
+    pub(crate) fn new() -> Result<Self> {
+        Self::from_env(|name| std::env::var(name).ok(), None)
     }
 
-    /// A client with its own connect timeout (the metadata server must answer fast or not at all).
-    pub fn with_connect_timeout(connect_timeout: Duration) -> Result<Self> {
-        let timeout = env_secs(ENV_TIMEOUT, 30);
+    /// A real client with the timeouts the environment `var` sets; `connect` overrides the
+    /// connect timeout (the metadata server must answer fast or not at all).
+    pub(crate) fn from_env(
+        var: impl Fn(&str) -> Option<String>,
+        connect: Option<Duration>,
+    ) -> Result<Self> {
+        let secs = |name: &str, default: u64| {
+            var(name)
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|v| v.is_finite() && *v > 0.0)
+                .map_or(Duration::from_secs(default), Duration::from_secs_f64)
+        };
+        let connect = connect.unwrap_or_else(|| secs(ENV_CONNECT_TIMEOUT, 10));
+        Self::with_timeouts(connect, secs(ENV_TIMEOUT, 30))
+    }
+
+    /// A real client with these timeouts (connecting, and one whole operation).
+    fn with_timeouts(connect: Duration, timeout: Duration) -> Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(connect_timeout)
+            .connect_timeout(connect)
             .timeout(timeout)
             .user_agent(concat!("gemauth/", env!("CARGO_PKG_VERSION")))
             .tls_backend_preconfigured(tls_config()?)
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
-        Ok(Http { client, timeout })
+        Ok(Http {
+            transport: Transport::Real(client),
+            timeout,
+        })
+    }
+
+    /// A client whose every request is answered by `server` (unit tests: no network).
+    #[cfg(test)]
+    pub(crate) fn fake(
+        server: impl Fn(&HttpRequest) -> Result<(u16, Vec<u8>)> + Send + Sync + 'static,
+    ) -> Self {
+        Http {
+            transport: Transport::Fake(Arc::new(server)),
+            // Room for one retry after the first backoff (one second), not for two.
+            timeout: Duration::from_millis(1500),
+        }
     }
 
     /// POSTs a form and returns the status and (capped) body.
@@ -85,37 +202,19 @@ impl Http {
         url: &Url,
         form: &[(&str, &str)],
     ) -> Result<(u16, Vec<u8>)> {
-        self.execute(url, |c| c.post(url.clone()).form(form)).await
+        self.send(&HttpRequest::form(url, form)).await
     }
 
-    /// Sends a request built by `make` (once per attempt) and returns the status and (capped)
-    /// body. Retries 408, 429, 5xx and OAuth `temporarily_unavailable`/`server_error` with
-    /// backoff, within the overall timeout.
-    pub(crate) async fn execute(
-        &self,
-        url: &Url,
-        make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
-    ) -> Result<(u16, Vec<u8>)> {
+    /// Sends a request and returns the status and (capped) body. Retries 408, 429, 5xx and OAuth
+    /// `temporarily_unavailable`/`server_error` with backoff, within the overall timeout.
+    pub(crate) async fn send(&self, request: &HttpRequest) -> Result<(u16, Vec<u8>)> {
         let deadline = Instant::now() + self.timeout;
-        let endpoint = endpoint_name(url);
+        let endpoint = endpoint_name(&request.url);
         let mut attempt = 1;
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let sent = make(&self.client)
-                .header(reqwest::header::ACCEPT, "application/json")
-                .timeout(remaining.max(Duration::from_millis(1)))
-                .send()
-                .await;
-            let response = sent.map_err(|e| network_error(&endpoint, &e))?;
-            let status = response.status().as_u16();
+            let (status, retry_after, body) = self.attempt(request, &endpoint, remaining).await?;
             tracing::debug!(%endpoint, attempt, status, "request answered");
-            let retry_after = response
-                .headers()
-                .get(reqwest::header::RETRY_AFTER)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .map(Duration::from_secs);
-            let body = read_capped(response, &endpoint, status).await?;
             if attempt < MAX_ATTEMPTS && is_transient(status, &body) {
                 let backoff = retry_after.unwrap_or(Duration::from_millis(500 * (1 << attempt)));
                 // A Retry-After past the deadline (or absurdly large) ends the retries.
@@ -129,6 +228,57 @@ impl Http {
             return Ok((status, body));
         }
     }
+
+    /// Sends a request once: its status, its `Retry-After` and its (capped) body.
+    async fn attempt(
+        &self,
+        request: &HttpRequest,
+        endpoint: &str,
+        remaining: Duration,
+    ) -> Result<(u16, Option<Duration>, Vec<u8>)> {
+        // Without the test-only fake, the match has one arm.
+        #[allow(clippy::infallible_destructuring_match)]
+        let client = match &self.transport {
+            Transport::Real(client) => client,
+            #[cfg(test)]
+            Transport::Fake(server) => {
+                return server(request).map(|(status, body)| (status, None, body));
+            }
+        };
+        let mut builder = match request.method {
+            Method::Get => client.get(request.url.clone()),
+            Method::Post => client.post(request.url.clone()),
+        };
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        if let Some(token) = &request.bearer {
+            builder = builder.bearer_auth(token);
+        }
+        if let Some((user, password)) = &request.basic {
+            builder = builder.basic_auth(user, Some(password));
+        }
+        builder = match &request.body {
+            Body::Empty => builder,
+            Body::Form(pairs) => builder.form(pairs),
+            Body::Json(value) => builder.json(value),
+        };
+        let response = builder
+            .header(reqwest::header::ACCEPT, "application/json")
+            .timeout(remaining.max(Duration::from_millis(1)))
+            .send()
+            .await
+            .map_err(|e| network_error(endpoint, e))?;
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = read_capped(response, endpoint, status).await?;
+        Ok((status, retry_after, body))
+    }
 }
 
 /// TLS as reqwest would set it up, with gemauth's own crypto provider (ring) passed in rather
@@ -136,14 +286,14 @@ impl Http {
 /// certificates are checked against the platform's roots (on Linux the system bundle, or
 /// `SSL_CERT_FILE` / `SSL_CERT_DIR`).
 fn tls_config() -> Result<rustls::ClientConfig> {
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
     let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
         .map_err(|e| Error::Internal(format!("cannot load the TLS root certificates: {e}")))?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Internal(format!("cannot configure TLS: {e}")))?
         .dangerous()
-        .with_custom_certificate_verifier(std::sync::Arc::new(verifier))
+        .with_custom_certificate_verifier(Arc::new(verifier))
         .with_no_client_auth();
     Ok(config)
 }
@@ -177,20 +327,13 @@ async fn read_capped(
                 body.extend_from_slice(&chunk);
             }
             Ok(None) => return Ok(body),
-            Err(e) => return Err(network_error(endpoint, &e)),
+            Err(e) => return Err(network_error(endpoint, e)),
         }
     }
 }
 
-/// Names an endpoint in messages without its query string (which could carry anything).
-pub(crate) fn endpoint_name(url: &Url) -> String {
-    let mut u = url.clone();
-    u.set_query(None);
-    u.set_fragment(None);
-    u.to_string()
-}
-
-fn network_error(endpoint: &str, e: &reqwest::Error) -> Error {
+/// A request that got no answer; the reqwest error stays the error's source.
+fn network_error(endpoint: &str, e: reqwest::Error) -> Error {
     let what = if e.is_timeout() {
         "timed out".to_string()
     } else if e.is_connect() {
@@ -200,7 +343,7 @@ fn network_error(endpoint: &str, e: &reqwest::Error) -> Error {
     };
     // The error's source chain names the cause (refused, DNS, TLS) and never carries the form.
     let mut detail = what;
-    let mut source = std::error::Error::source(e);
+    let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
         detail = format!("{detail}: {s}");
         source = s.source();
@@ -208,72 +351,140 @@ fn network_error(endpoint: &str, e: &reqwest::Error) -> Error {
     Error::Network {
         endpoint: endpoint.to_string(),
         detail: sanitize(&detail),
+        source: Some(Box::new(e)),
+    }
+}
+
+/// What kind of error body an endpoint answers with, for [`failure`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum ErrorBody<'a> {
+    /// An OAuth 2.0 error (`{"error", "error_description"}`; RFC 6749 5.2).
+    OAuth,
+    /// A Google API error (`{"error": {"code", "message", "status"}}`); 401 and 403 mean the
+    /// credential was refused.
+    GoogleApi,
+    /// No error format: the body is described as not being what was expected.
+    Plain(&'a str),
+}
+
+/// The one mapping from an HTTP answer that is not a success to a typed error.
+pub(crate) fn failure(endpoint: &str, status: u16, body: &[u8], kind: ErrorBody) -> Error {
+    match kind {
+        ErrorBody::OAuth => oauth_error(endpoint, status, body),
+        ErrorBody::GoogleApi => google_api_error(endpoint, status, body),
+        ErrorBody::Plain(problem) => Error::Server {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: describe_body(body, problem),
+        },
+    }
+}
+
+/// `Ok` for a 2xx answer, else the error [`failure`] maps it to.
+pub(crate) fn success(endpoint: &str, status: u16, body: &[u8], kind: ErrorBody) -> Result<()> {
+    if (200..300).contains(&status) {
+        Ok(())
+    } else {
+        Err(failure(endpoint, status, body, kind))
+    }
+}
+
+/// A 2xx answer's body that does not hold what was expected.
+pub(crate) fn unexpected(endpoint: &str, status: u16, detail: String) -> Error {
+    Error::Server {
+        endpoint: endpoint.to_string(),
+        status,
+        detail,
+    }
+}
+
+fn google_api_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
+    let parsed: Option<(String, String)> =
+        serde_json::from_slice::<Value>(body).ok().and_then(|v| {
+            let e = v.get("error")?;
+            let code = e
+                .get("status")
+                .and_then(Value::as_str)
+                .or_else(|| e.as_str())
+                .unwrap_or("error")
+                .to_string();
+            let message = e
+                .get("message")
+                .and_then(Value::as_str)
+                .or_else(|| v.get("error_description").and_then(Value::as_str))
+                .unwrap_or_default()
+                .to_string();
+            Some((code, message))
+        });
+    match parsed {
+        Some((code, message)) if status == 401 || status == 403 => Error::Rejected {
+            endpoint: endpoint.to_string(),
+            error: sanitize(&code),
+            description: Some(sanitize(&message)).filter(|m| !m.is_empty()),
+            by: None,
+        },
+        Some((code, message)) => Error::Server {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: sanitize(format!("{code} {message}").trim()),
+        },
+        None => Error::Server {
+            endpoint: endpoint.to_string(),
+            status,
+            detail: describe_body(body, "is not a Google API error"),
+        },
     }
 }
 
 /// A successful token endpoint response.
 #[derive(Debug, Deserialize)]
-pub struct TokenResponse {
-    pub access_token: AccessToken,
+pub(crate) struct TokenResponse {
+    pub access_token: Secret<String>,
     #[serde(default)]
     pub token_type: Option<String>,
     #[serde(default)]
-    pub expires_in: Option<serde_json::Value>,
+    pub expires_in: Option<Value>,
     #[serde(default)]
-    pub refresh_token: Option<RefreshToken>,
+    pub refresh_token: Option<Secret<String>>,
     #[serde(default)]
     pub scope: Option<String>,
+    /// An OpenID Connect ID token (the account's email at login, the token itself for
+    /// `print-identity-token`).
     #[serde(default)]
-    pub id_token: Option<IdToken>,
-}
-
-/// An OpenID Connect ID token from a token answer (the account's email at login, the token
-/// itself for `print-identity-token`); its `Debug` is redacted.
-#[derive(Deserialize)]
-#[serde(transparent)]
-pub struct IdToken(String);
-
-impl std::fmt::Debug for IdToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("IdToken([redacted])")
-    }
-}
-
-impl IdToken {
-    /// The token itself, for `print-identity-token`.
-    pub fn secret(&self) -> &str {
-        &self.0
-    }
+    pub id_token: Option<Secret<String>>,
 }
 
 impl TokenResponse {
     /// Lifetime in seconds (`expires_in` may be a number or a numeric string); one hour when
     /// the server does not say, and never more than [`MAX_LIFETIME_SECS`].
-    pub fn lifetime(&self) -> u64 {
+    pub(crate) fn lifetime(&self) -> u64 {
         let secs = match &self.expires_in {
-            Some(serde_json::Value::Number(n)) => n.as_u64().unwrap_or(3600),
-            Some(serde_json::Value::String(s)) => s.trim().parse().unwrap_or(3600),
+            Some(Value::Number(n)) => n.as_u64().unwrap_or(3600),
+            Some(Value::String(s)) => s.trim().parse().unwrap_or(3600),
             _ => 3600,
         };
         secs.min(MAX_LIFETIME_SECS)
     }
 
-    /// The token as cached: obtained now, expiring after its lifetime, with the scopes the server
-    /// listed (else `fallback_scopes`).
-    pub fn to_cached(&self, fallback_scopes: Vec<String>) -> crate::store::CachedToken {
-        let now = crate::store::now();
-        crate::store::CachedToken {
-            key: String::new(),
-            access_token: self.access_token.clone(),
-            token_type: self.token_type.clone().unwrap_or_else(|| "Bearer".into()),
-            obtained_at: now,
-            expires_at: now.saturating_add(self.lifetime()),
-            scopes: self.granted_scopes().unwrap_or(fallback_scopes),
-        }
+    /// The access token as cached: obtained at `now`, expiring after its lifetime, with the
+    /// scopes the server listed (else `fallback_scopes`).
+    pub(crate) fn cached_at(&self, now: u64, fallback_scopes: Vec<String>) -> CachedToken {
+        CachedToken::access(
+            self.access_token.clone(),
+            self.token_type.clone().unwrap_or_else(|| "Bearer".into()),
+            now,
+            now.saturating_add(self.lifetime()),
+            self.granted_scopes().unwrap_or(fallback_scopes),
+        )
+    }
+
+    /// [`TokenResponse::cached_at`] the system clock's now (a login).
+    pub(crate) fn to_cached(&self, fallback_scopes: Vec<String>) -> CachedToken {
+        self.cached_at(crate::clock::Clock::System.now(), fallback_scopes)
     }
 
     /// Granted scopes, when the server listed them.
-    pub fn granted_scopes(&self) -> Option<Vec<String>> {
+    pub(crate) fn granted_scopes(&self) -> Option<Vec<String>> {
         self.scope
             .as_ref()
             .map(|s| s.split_whitespace().map(str::to_string).collect())
@@ -283,15 +494,16 @@ impl TokenResponse {
     /// the OpenID scopes the ID token itself proves: `openid` when an ID token came back, and the
     /// requested email scope when it carries an email. Some servers list in `scope` only the
     /// access token's scopes for its API and leave those out.
-    pub fn granted_for(&self, requested: &[String]) -> Vec<String> {
+    pub(crate) fn granted_for(&self, requested: &[String]) -> Vec<String> {
+        use crate::rules::scope_granted;
         let mut granted = self.granted_scopes().unwrap_or_else(|| requested.to_vec());
         let has_email = self.email().is_some();
         for scope in requested {
             let proven = match scope.as_str() {
                 "openid" => self.id_token.is_some(),
-                s => has_email && crate::credentials::scope_granted(s, &["email".to_string()]),
+                s => has_email && scope_granted(s, &["email".to_string()]),
             };
-            if proven && !crate::credentials::scope_granted(scope, &granted) {
+            if proven && !scope_granted(scope, &granted) {
                 granted.push(scope.clone());
             }
         }
@@ -301,18 +513,27 @@ impl TokenResponse {
     /// The `email` claim of the ID token. The token came straight from the token endpoint over
     /// a checked connection, so its signature need not be verified to read a display name
     /// (OpenID Connect Core 3.1.3.7).
-    pub fn email(&self) -> Option<String> {
-        let payload = self.id_token.as_ref()?.0.split('.').nth(1)?;
-        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(payload.trim_end_matches('='))
-            .ok()?;
-        let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-        claims
+    pub(crate) fn email(&self) -> Option<String> {
+        jwt_claims(self.id_token.as_ref()?.expose())
+            .ok()?
             .get("email")?
             .as_str()
             .map(sanitize)
             .filter(|s| !s.is_empty())
     }
+}
+
+/// The claims (payload) of a JWT, read without checking its signature; the error says what the
+/// token is not.
+pub(crate) fn jwt_claims(token: &str) -> std::result::Result<Value, &'static str> {
+    let parts: Vec<&str> = token.split('.').collect();
+    if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+        return Err("is not a signed JWT (three dot-separated parts)");
+    }
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(parts[1].trim_end_matches('='))
+        .map_err(|_| "payload is not base64url")?;
+    serde_json::from_slice(&bytes).map_err(|_| "payload is not JSON")
 }
 
 #[derive(Deserialize)]
@@ -330,47 +551,50 @@ pub(crate) fn parse_token_response(
     status: u16,
     body: &[u8],
 ) -> Result<TokenResponse> {
-    if (200..300).contains(&status) {
-        let mut response =
-            serde_json::from_slice::<TokenResponse>(body).map_err(|_| Error::Server {
-                endpoint: endpoint.to_string(),
-                status,
-                detail: describe_body(body, "is not a token response (no access_token)"),
-            })?;
-        if !plausible_access_token(response.access_token.secret()) {
-            return Err(Error::Server {
-                endpoint: endpoint.to_string(),
-                status,
-                detail: "the access_token is empty or holds spaces or control characters".into(),
-            });
-        }
-        // An empty refresh token is no refresh token.
-        response.refresh_token = response
-            .refresh_token
-            .filter(|t| !t.secret().trim().is_empty());
-        return Ok(response);
+    success(endpoint, status, body, ErrorBody::OAuth)?;
+    let mut response = serde_json::from_slice::<TokenResponse>(body).map_err(|_| {
+        unexpected(
+            endpoint,
+            status,
+            describe_body(body, "is not a token response (no access_token)"),
+        )
+    })?;
+    if !plausible_access_token(response.access_token.expose()) {
+        return Err(unexpected(
+            endpoint,
+            status,
+            "the access_token is empty or holds spaces or control characters".into(),
+        ));
     }
-    Err(oauth_error(endpoint, status, body))
+    // An empty refresh token is no refresh token.
+    response.refresh_token = response
+        .refresh_token
+        .filter(|t| !t.expose().trim().is_empty());
+    Ok(response)
 }
 
 /// Turns the token endpoint's answer to an ID token request (a JWT-bearer grant whose assertion
 /// names a `target_audience`: `{"id_token": …}` and no access token) into the ID token or a typed
 /// error.
-pub(crate) fn parse_id_token_response(endpoint: &str, status: u16, body: &[u8]) -> Result<String> {
+pub(crate) fn parse_id_token_response(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+) -> Result<Secret<String>> {
     #[derive(Deserialize)]
     struct IdTokenResponse {
-        id_token: IdToken,
+        id_token: Secret<String>,
     }
-    if (200..300).contains(&status) {
-        return serde_json::from_slice::<IdTokenResponse>(body)
-            .map(|r| r.id_token.0)
-            .map_err(|_| Error::Server {
-                endpoint: endpoint.to_string(),
+    success(endpoint, status, body, ErrorBody::OAuth)?;
+    serde_json::from_slice::<IdTokenResponse>(body)
+        .map(|r| r.id_token)
+        .map_err(|_| {
+            unexpected(
+                endpoint,
                 status,
-                detail: describe_body(body, "is not an ID token response (no id_token)"),
-            });
-    }
-    Err(oauth_error(endpoint, status, body))
+                describe_body(body, "is not an ID token response (no id_token)"),
+            )
+        })
 }
 
 fn oauth_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
@@ -403,6 +627,7 @@ fn oauth_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
             endpoint: endpoint.to_string(),
             error,
             description,
+            by: None,
         },
         _ => Error::Server {
             endpoint: endpoint.to_string(),
@@ -424,18 +649,18 @@ pub(crate) fn describe_body(body: &[u8], problem: &str) -> String {
     if head.trim_start().starts_with('<') {
         return format!("an HTML page instead of JSON; the body {problem}");
     }
-    match serde_json::from_slice::<serde_json::Value>(body) {
+    match serde_json::from_slice::<Value>(body) {
         Ok(_) => format!("the JSON body {problem}"),
         Err(_) => format!("the body is not JSON and {problem}"),
     }
 }
 
 /// Exchanges an authorization code (with its PKCE verifier) for tokens; client_secret_post.
-pub async fn exchange_code(
+pub(crate) async fn exchange_code(
     http: &Http,
     token_uri: &Url,
     client_id: &str,
-    client_secret: &ClientSecret,
+    client_secret: &Secret<String>,
     code: &AuthorizationCode,
     verifier: &PkceCodeVerifier,
     redirect_uri: &str,
@@ -445,7 +670,7 @@ pub async fn exchange_code(
         ("code", code.secret().as_str()),
         ("redirect_uri", redirect_uri),
         ("client_id", client_id),
-        ("client_secret", client_secret.secret().as_str()),
+        ("client_secret", client_secret.expose().as_str()),
         ("code_verifier", verifier.secret().as_str()),
     ];
     let (status, body) = http.post_form(token_uri, &form).await?;
@@ -453,18 +678,18 @@ pub async fn exchange_code(
 }
 
 /// Obtains a new access token with the refresh-token grant; client_secret_post.
-pub async fn refresh(
+pub(crate) async fn refresh(
     http: &Http,
     token_uri: &Url,
     client_id: &str,
-    client_secret: &ClientSecret,
-    refresh_token: &RefreshToken,
+    client_secret: &Secret<String>,
+    refresh_token: &Secret<String>,
 ) -> Result<TokenResponse> {
     let form = [
         ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token.secret().as_str()),
+        ("refresh_token", refresh_token.expose().as_str()),
         ("client_id", client_id),
-        ("client_secret", client_secret.secret().as_str()),
+        ("client_secret", client_secret.expose().as_str()),
     ];
     let (status, body) = http.post_form(token_uri, &form).await?;
     parse_token_response(&endpoint_name(token_uri), status, &body)
@@ -472,7 +697,7 @@ pub async fn refresh(
 
 /// How the revocation endpoint answered.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Revocation {
+pub(crate) enum Revocation {
     /// The grant was revoked now.
     Revoked,
     /// The server did not know the token: it had already been revoked or had expired.
@@ -480,28 +705,25 @@ pub enum Revocation {
 }
 
 /// Revokes a token (RFC 7009). Google answers `400 invalid_token` for one already revoked.
-pub async fn revoke(
+pub(crate) async fn revoke(
     http: &Http,
     revoke_uri: &Url,
     client_id: &str,
-    client_secret: &ClientSecret,
-    token: &RefreshToken,
+    client_secret: &Secret<String>,
+    token: &Secret<String>,
 ) -> Result<Revocation> {
     // RFC 7009 2.1: the client authenticates as at the token endpoint (client_secret_post).
     let form = [
-        ("token", token.secret().as_str()),
+        ("token", token.expose().as_str()),
         ("token_type_hint", "refresh_token"),
         ("client_id", client_id),
-        ("client_secret", client_secret.secret().as_str()),
+        ("client_secret", client_secret.expose().as_str()),
     ];
     let (status, body) = http.post_form(revoke_uri, &form).await?;
-    let endpoint = endpoint_name(revoke_uri);
-    if (200..300).contains(&status) {
-        return Ok(Revocation::Revoked);
-    }
     match serde_json::from_slice::<OAuthError>(&body) {
         Ok(e) if status == 400 && e.error == "invalid_token" => Ok(Revocation::AlreadyInvalid),
-        _ => Err(oauth_error(&endpoint, status, &body)),
+        _ => success(&endpoint_name(revoke_uri), status, &body, ErrorBody::OAuth)
+            .map(|()| Revocation::Revoked),
     }
 }
 
@@ -556,5 +778,112 @@ mod tests {
             ]
         );
         assert!(!format!("{t:?}").contains("dev@example.com"));
+    }
+
+    #[test]
+    fn every_kind_of_error_body_maps_to_one_error() {
+        let oauth = |status, body: &str| failure("e", status, body.as_bytes(), ErrorBody::OAuth);
+        for code in ["invalid_grant", "invalid_client", "unauthorized_client"] {
+            let body = format!(r#"{{"error":"{code}","error_description":"why"}}"#);
+            let e = oauth(400, &body);
+            assert!(
+                matches!(&e, Error::Rejected { error, description: Some(d), by: None, .. }
+                    if error == code && d == "why"),
+                "{e:?}"
+            );
+        }
+        let e = oauth(
+            400,
+            r#"{"error":"invalid_scope","error_description":"bad"}"#,
+        );
+        assert_eq!(e.to_string(), "e answered HTTP 400: invalid_scope (bad)");
+        let e = oauth(400, "[]");
+        assert!(
+            e.to_string().contains("is not an OAuth error response"),
+            "{e}"
+        );
+
+        let google =
+            |status, body: &str| failure("e", status, body.as_bytes(), ErrorBody::GoogleApi);
+        let denied = r#"{"error":{"code":403,"status":"PERMISSION_DENIED","message":"no\nway"}}"#;
+        let e = google(403, denied);
+        assert!(
+            matches!(&e, Error::Rejected { error, description: Some(d), .. }
+                if error == "PERMISSION_DENIED" && d == "noway"),
+            "{e:?}"
+        );
+        let e = google(500, r#"{"error":{"status":"INTERNAL","message":"oops"}}"#);
+        assert_eq!(e.to_string(), "e answered HTTP 500: INTERNAL oops");
+        assert!(e.is_retryable());
+        let e = google(404, "<html>");
+        assert!(e.to_string().contains("is not a Google API error"), "{e}");
+
+        let e = failure(
+            "e",
+            404,
+            b"secret-body",
+            ErrorBody::Plain("is not a subject token"),
+        );
+        assert!(!e.to_string().contains("secret-body"), "{e}");
+        assert!(e.to_string().contains("is not a subject token"), "{e}");
+        assert!(success("e", 204, b"", ErrorBody::OAuth).is_ok());
+    }
+
+    #[test]
+    fn a_transient_answer_is_retried_and_a_refusal_is_not() {
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let http = Http::fake(move |_| {
+            let n = counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok(if n == 0 {
+                (503, b"busy".to_vec())
+            } else {
+                (200, br#"{"access_token":"a"}"#.to_vec())
+            })
+        });
+        let url = Url::parse("http://127.0.0.1:1/token").unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let (status, _) = runtime.block_on(http.post_form(&url, &[])).unwrap();
+        assert_eq!(
+            (status, calls.load(std::sync::atomic::Ordering::SeqCst)),
+            (200, 2)
+        );
+
+        let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let http = Http::fake(move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            Ok((400, br#"{"error":"invalid_grant"}"#.to_vec()))
+        });
+        let (status, _) = runtime.block_on(http.post_form(&url, &[])).unwrap();
+        assert_eq!(
+            (status, calls.load(std::sync::atomic::Ordering::SeqCst)),
+            (400, 1)
+        );
+    }
+
+    #[test]
+    fn a_network_error_keeps_its_cause() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        // A port nothing listens on: connection refused, from the real client.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = Url::parse(&format!("http://{}/", listener.local_addr().unwrap())).unwrap();
+        drop(listener);
+        let http = Http::from_env(|_| None, None).unwrap();
+        let e = runtime
+            .block_on(http.send(&HttpRequest::get(&url)))
+            .unwrap_err();
+        assert!(matches!(e, Error::Network { .. }), "{e:?}");
+        assert!(e.is_retryable());
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the reqwest error is kept"
+        );
     }
 }

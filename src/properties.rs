@@ -7,7 +7,7 @@ use crate::credentials::{
     AuthorizedUser, Credential, Scopes, parse_client_config, parse_credential_file,
 };
 use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
-use oauth2::{ClientSecret, RefreshToken};
+use crate::secret::Secret;
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
@@ -151,8 +151,8 @@ proptest! {
         let user = AuthorizedUser {
             kind: "authorized_user".into(),
             client_id: client_id.clone(),
-            client_secret: ClientSecret::new(secret.clone()),
-            refresh_token: RefreshToken::new(refresh.clone()),
+            client_secret: Secret::new(secret.clone()),
+            refresh_token: Secret::new(refresh.clone()),
             quota_project_id: None,
             universe_domain: Some("googleapis.com".into()),
             account: account.clone(),
@@ -161,13 +161,12 @@ proptest! {
             revoke_uri: None,
             extra,
         };
-        let parsed = match parse_credential_file(Path::new("c.json"), &user.to_json()) {
-            Ok(Credential::User(u)) => u,
-            _ => return Err(TestCaseError::fail("did not parse back")),
+        let Ok(Credential::User(parsed)) = parse_credential_file(Path::new("c.json"), &user.to_json()) else {
+            return Err(TestCaseError::fail("did not parse back"));
         };
         prop_assert_eq!(&parsed.client_id, &client_id);
-        prop_assert_eq!(parsed.client_secret.secret(), &secret);
-        prop_assert_eq!(parsed.refresh_token.secret(), &refresh);
+        prop_assert_eq!(parsed.client_secret.expose(), &secret);
+        prop_assert_eq!(parsed.refresh_token.expose(), &refresh);
         prop_assert_eq!(parsed.account, account);
         prop_assert_eq!(parsed.scopes.map(|s| s.to_vec()), Some(scopes));
         prop_assert_eq!(&parsed.extra["trust_boundary"], &json!(extra_value));

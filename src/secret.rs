@@ -1,11 +1,14 @@
-//! `Secret<T>`: a value (a token, a key) whose `Debug` never shows it, as cargo-credential's does.
+//! `Secret<T>`: a value (a token, a key) whose `Debug` never shows it, as cargo-credential's does;
+//! it reads and writes as the bare value in JSON.
 
 use std::fmt;
 
-/// A secret value. `Debug` prints `Secret([redacted])`; the value is reached only through
-/// [`Secret::expose`] (or [`Secret::into_inner`]), so that it shows up in logs and error text
-/// only where code asks for it by name.
-#[derive(Clone, PartialEq, Eq, Default)]
+/// A secret value: the crate's one redaction type (tokens, keys, client secrets, headers).
+/// `Debug` prints `Secret([redacted])`; the value is reached only through [`Secret::expose`]
+/// (or [`Secret::into_inner`]), so that it shows up in logs and error text only where code asks
+/// for it by name.
+#[derive(Clone, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret<T>(T);
 
 impl<T> Secret<T> {

@@ -5,8 +5,8 @@
 
 use std::ffi::{OsStr, OsString};
 
+use super::report::{Error, Result};
 use crate::cli::CurlArgs;
-use crate::error::{Error, Result};
 use crate::{store, token};
 
 use super::helpers::is_loopback;
@@ -50,14 +50,15 @@ fn run_curl(program: &OsStr, headers: &str, args: &[OsString]) -> Result<u8> {
     use std::os::fd::AsRawFd;
     use std::os::unix::process::CommandExt;
 
-    let pipe_error = |e: std::io::Error| Error::Internal(format!("cannot create a pipe: {e}"));
+    let pipe_error =
+        |e: std::io::Error| crate::Error::Internal(format!("cannot create a pipe: {e}"));
     let (reader, mut writer) = std::io::pipe().map_err(pipe_error)?;
     // Nobody reads before curl starts: the header must fit in the pipe's buffer (64 KiB on Linux,
     // at least 16 KiB on macOS; a Google access token is a few hundred bytes). A write that would
     // block fails instead of hanging.
     rustix::io::ioctl_fionbio(&writer, true).map_err(|e| pipe_error(e.into()))?;
     writer.write_all(headers.as_bytes()).map_err(|e| {
-        Error::Internal(format!(
+        crate::Error::Internal(format!(
             "cannot hand the {}-byte header to curl through a pipe: {e}",
             headers.len()
         ))
@@ -88,14 +89,14 @@ fn run_curl(program: &OsStr, headers: &str, args: &[OsString]) -> Result<u8> {
     let mut file = tempfile::Builder::new()
         .prefix(HEADER_FILE_PREFIX)
         .tempfile_in(&dir)
-        .map_err(|source| Error::Io {
+        .map_err(|source| crate::Error::Io {
             action: "cannot create a temporary file in",
             path: dir.clone(),
             source,
         })?;
     file.write_all(headers.as_bytes())
         .and_then(|()| file.flush())
-        .map_err(|source| Error::Io {
+        .map_err(|source| crate::Error::Io {
             action: "cannot write",
             path: file.path().to_path_buf(),
             source,
@@ -126,7 +127,7 @@ fn run_curl(program: &OsStr, headers: &str, args: &[OsString]) -> Result<u8> {
 
 /// Where header files are (or were) written: gemauth's cache directory, else the temporary one.
 fn header_dir() -> std::path::PathBuf {
-    store::cache_dir().unwrap_or_else(std::env::temp_dir)
+    store::cache_dir(&crate::env::Env::Process).unwrap_or_else(std::env::temp_dir)
 }
 
 /// Removes the header files that a killed `gemauth curl` left behind. On Unix none is created any

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
+use super::report::{EXIT_ERROR, EXIT_OK, Error, Result};
 use crate::cli::{ConfigureDockerArgs, DOCKER_HELPER_NAME, DockerAction, DockerCredentialArgs};
-use crate::error::{EXIT_ERROR, EXIT_OK, Error, Result};
 
 use super::helpers::{self, is_loopback, split_port};
 
@@ -103,7 +103,8 @@ fn get(args: &DockerCredentialArgs) -> Result<u8> {
 }
 
 fn json(value: &impl Serialize) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::Internal(format!("cannot serialize: {e}")))
+    serde_json::to_string(value)
+        .map_err(|e| crate::Error::Internal(format!("cannot serialize: {e}")).into())
 }
 
 /// A registry as Docker names it to its helper: `gcr.io`, `https://gcr.io`,
@@ -192,10 +193,11 @@ pub fn config_path() -> Result<PathBuf> {
     dirs::home_dir()
         .map(|home| home.join(".docker").join("config.json"))
         .ok_or_else(|| {
-            Error::Usage(
+            crate::Error::Usage(
                 "cannot find the home directory; set DOCKER_CONFIG to Docker's config directory"
                     .into(),
             )
+            .into()
         })
 }
 
@@ -300,7 +302,7 @@ pub fn configure(args: ConfigureDockerArgs) -> Result<()> {
     // Write through a symbolic link (a config file kept with one's dotfiles), not over it.
     let target = match std::fs::symlink_metadata(&path) {
         Ok(meta) if meta.file_type().is_symlink() => {
-            std::fs::canonicalize(&path).map_err(|source| Error::Io {
+            std::fs::canonicalize(&path).map_err(|source| crate::Error::Io {
                 action: "cannot resolve the link",
                 path: path.clone(),
                 source,
@@ -345,7 +347,7 @@ pub fn configure(args: ConfigureDockerArgs) -> Result<()> {
         let mut serializer = serde_json::Serializer::with_formatter(&mut bytes, formatter);
         Value::Object(config)
             .serialize(&mut serializer)
-            .map_err(|e| Error::Internal(format!("cannot serialize: {e}")))?;
+            .map_err(|e| crate::Error::Internal(format!("cannot serialize: {e}")))?;
         bytes.push(b'\n');
         crate::store::write_atomic(&target, &bytes)?;
         eprintln!(
@@ -369,19 +371,21 @@ fn parse_registry_list(list: &str) -> Result<Vec<String>> {
             .unwrap_or(&lower);
         let key = rest.strip_suffix('/').unwrap_or(rest).to_string();
         if key.contains('/') || split_port(&key).is_none() {
-            return Err(Error::Usage(format!(
+            return Err(crate::Error::Usage(format!(
                 "{:?} is not a registry host (e.g. us-central1-docker.pkg.dev)",
                 crate::error::sanitize(item)
-            )));
+            ))
+            .into());
         }
         if !out.contains(&key) {
             out.push(key);
         }
     }
     if out.is_empty() {
-        return Err(Error::Usage(
+        return Err(crate::Error::Usage(
             "no registry given (e.g. us-central1-docker.pkg.dev)".into(),
-        ));
+        )
+        .into());
     }
     Ok(out)
 }

@@ -3,8 +3,8 @@
 
 use std::collections::HashMap;
 
+use super::report::Result;
 use crate::cli::GitCredentialArgs;
-use crate::error::Result;
 
 use super::helpers::{self, is_loopback, split_port};
 
@@ -106,7 +106,8 @@ impl HostPattern {
             return Err(crate::error::Error::Usage(format!(
                 "--host {:?} is not a host name (e.g. git.example.com, *.example.com, 127.0.0.1:8080)",
                 crate::error::sanitize(&text)
-            )));
+            ))
+            .into());
         }
         Ok(HostPattern { text })
     }

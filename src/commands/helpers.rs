@@ -5,8 +5,8 @@
 use std::io::{BufRead, Read};
 use std::path::PathBuf;
 
+use super::report::{Error, Result};
 use crate::credentials::resolve_scopes;
-use crate::error::{Error, Result};
 use crate::token::{self, Token};
 
 /// The most a helper reads from stdin: the tools send a URL or a few `key=value` lines.

@@ -37,7 +37,7 @@ struct Status<'a> {
     expiration_timestamp: String,
 }
 
-pub fn credential(args: KubectlCredentialArgs) -> Result<()> {
+pub fn credential(args: KubectlCredentialArgs) -> super::report::Result<()> {
     let api_version = api_version(std::env::var(ENV_EXEC_INFO).ok().as_deref())?;
     let token = helpers::token(args.credential_file, args.scopes.as_deref(), None)?;
     let credential = ExecCredential {

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde_json::Map;
 
+use super::report::{Error, Result};
 use crate::cli::LoginArgs;
 use crate::credentials::{
     self, AUTHORIZED_USER, AuthorizedUser, ClientConfig, Credential, DEFAULT_UNIVERSE, Scopes,
 };
-use crate::error::{Error, Result};
 use crate::flow::{self, Notice, Outcome};
 use crate::oauth::{self, Http, TokenResponse};
 use crate::store::{self, CredentialLock, TokenCache};
@@ -22,20 +22,21 @@ pub fn run(args: LoginArgs) -> Result<()> {
     }
     let path = match &args.credential_file {
         Some(p) => p.clone(),
-        None => store::well_known_path()?,
+        None => store::well_known_path(&crate::env::Env::Process)?,
     };
     if path.is_dir() {
-        return Err(Error::Usage(format!(
+        return Err(crate::Error::Usage(format!(
             "{} is a directory; --credential-file needs a file path",
             path.display()
-        )));
+        ))
+        .into());
     }
     check_destination(&path)?;
 
     let listener = flow::bind(args.port)?;
     let port = listener
         .local_addr()
-        .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
+        .map_err(|e| crate::Error::Internal(format!("cannot read the listener's address: {e}")))?
         .port();
     tracing::debug!(port, "loopback listener bound on 127.0.0.1");
     let request = flow::authorization_request(&client, &scopes, flow::redirect_uri(port))?;
@@ -47,9 +48,9 @@ pub fn run(args: LoginArgs) -> Result<()> {
         let outcome = flow::authorize(listener, &request, options, &mut tell)
             .await
             .map_err(|e| match e {
-                Error::LoginTimeout {
+                flow::Error::LoginTimeout {
                     secs, stdin_closed, ..
-                } => Error::LoginTimeout {
+                } => flow::Error::LoginTimeout {
                     secs,
                     stdin_closed,
                     rerun: Some(rerun_command(&args, stdin_closed)),
@@ -75,16 +76,17 @@ pub fn run(args: LoginArgs) -> Result<()> {
         .await
         .map_err(|e| match e {
             // At login a refusal is about the client or the code, not a stored credential.
-            Error::Rejected {
+            crate::Error::Rejected {
                 endpoint,
                 error,
                 description,
+                ..
             } => Error::ExchangeRejected {
                 endpoint,
                 error,
                 description,
             },
-            other => other,
+            other => other.into(),
         })
     })??;
 
@@ -151,12 +153,13 @@ fn check_destination(path: &std::path::Path) -> Result<()> {
         .prefix(".gemauth-write-check-")
         .tempfile_in(existing)
         .map(drop)
-        .map_err(|e| Error::Io {
+        .map_err(|e| crate::Error::Io {
             action: "cannot save the credential file: cannot create a file in",
             path: existing.to_path_buf(),
             // The kind alone ("permission denied"): the message names the temporary file.
             source: std::io::Error::from(e.kind()),
         })
+        .map_err(Error::from)
 }
 
 /// Writes the credential file (under the credential lock) and seeds the token cache.
@@ -216,7 +219,7 @@ fn save(
     }
     if args.credential_file.is_none() {
         super::warn_if_shadowed_by_env();
-        if let Some(note) = store::cloudsdk_config_note() {
+        if let Some(note) = store::cloudsdk_config_note(&crate::env::Env::Process) {
             eprintln!("note: {note}");
         }
     }

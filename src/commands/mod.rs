@@ -1,27 +1,35 @@
 //! One module per subcommand; `run` dispatches the parsed command line to it.
 
-pub mod curl;
-pub mod docker;
-pub mod docs;
-pub mod git;
-pub mod helpers;
-pub mod kubectl;
-pub mod login;
-pub mod print_access_token;
-pub mod print_identity_token;
-pub mod quota_project;
-pub mod revoke;
-pub mod status;
+#[allow(unreachable_pub)]
+pub(crate) mod curl;
+#[allow(unreachable_pub)]
+pub(crate) mod docker;
+#[allow(unreachable_pub)]
+pub(crate) mod docs;
+#[allow(unreachable_pub)]
+pub(crate) mod git;
+#[allow(unreachable_pub)]
+pub(crate) mod helpers;
+#[allow(unreachable_pub)]
+pub(crate) mod kubectl;
+#[allow(unreachable_pub)]
+pub(crate) mod login;
+pub(crate) mod print_access_token;
+pub(crate) mod print_identity_token;
+pub(crate) mod quota_project;
+pub(crate) mod report;
+pub(crate) mod revoke;
+pub(crate) mod status;
 
 use std::io::Write;
 
 use crate::cli::{Cli, Command};
-use crate::error::{Error, Result};
+use report::Result;
 
 /// Runs one parsed command line and returns the process's exit code: an error is reported on
 /// stderr (`error:` and `hint:` lines) and mapped to its documented code.
 pub fn run(cli: Cli) -> u8 {
-    dispatch(cli).unwrap_or_else(|err| crate::error::report(&err))
+    dispatch(cli).unwrap_or_else(|err| report::report(&err))
 }
 
 /// Runs one command; the exit code is non-zero only when a command passes another program's
@@ -29,22 +37,22 @@ pub fn run(cli: Cli) -> u8 {
 fn dispatch(cli: Cli) -> Result<u8> {
     crate::logging::init(cli.verbose);
     match cli.command {
-        Command::Login(args) => login::run(args.0),
-        Command::PrintAccessToken(args) => print_access_token::run(args.0),
-        Command::PrintIdentityToken(args) => print_identity_token::run(args.0),
-        Command::Revoke(args) => revoke::run(args.0),
-        Command::Status(args) => status::run(args.0),
-        Command::SetQuotaProject(args) => quota_project::set(args.0),
-        Command::PrintQuotaProject(args) => quota_project::print(args.0),
+        Command::Login(args) => login::run(args.0)?,
+        Command::PrintAccessToken(args) => print_access_token::run(args.0)?,
+        Command::PrintIdentityToken(args) => print_identity_token::run(args.0)?,
+        Command::Revoke(args) => revoke::run(args.0)?,
+        Command::Status(args) => status::run(args.0)?,
+        Command::SetQuotaProject(args) => quota_project::set(args.0)?,
+        Command::PrintQuotaProject(args) => quota_project::print(args.0)?,
         Command::Curl(args) => return curl::run(args.0),
         Command::DockerCredential(args) => return docker::credential(args.0),
-        Command::ConfigureDocker(args) => docker::configure(args.0),
-        Command::GitCredential(args) => git::credential(args.0),
-        Command::KubectlCredential(args) => kubectl::credential(args.0),
-        Command::Completions(args) => docs::completions(args.0),
-        Command::Man(args) => docs::man(args.0),
+        Command::ConfigureDocker(args) => docker::configure(args.0)?,
+        Command::GitCredential(args) => git::credential(args.0)?,
+        Command::KubectlCredential(args) => kubectl::credential(args.0)?,
+        Command::Completions(args) => docs::completions(args.0)?,
+        Command::Man(args) => docs::man(args.0)?,
     }
-    .map(|()| crate::error::EXIT_OK)
+    Ok(report::EXIT_OK)
 }
 
 /// Writes the requested value, and a newline, on stdout.
@@ -52,17 +60,17 @@ pub(crate) fn print_stdout(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{text}")
         .and_then(|()| stdout.flush())
-        .map_err(|e| Error::Internal(format!("cannot write to stdout: {e}")))
+        .map_err(|e| crate::Error::Internal(format!("cannot write to stdout: {e}")).into())
 }
 
 /// The quota project in effect: `GOOGLE_CLOUD_QUOTA_PROJECT` (as Google's libraries honour it),
 /// else the credential file's `quota_project_id` (checked when the file was loaded). Both end up
 /// in an HTTP header, so the variable must hold a project ID too.
-pub(crate) fn effective_quota_project(from_file: Option<&str>) -> Result<Option<String>> {
-    match std::env::var(ENV_QUOTA_PROJECT) {
-        Ok(v) if !v.trim().is_empty() => {
+pub(crate) fn effective_quota_project(from_file: Option<&str>) -> crate::Result<Option<String>> {
+    match crate::env::Env::Process.var(ENV_QUOTA_PROJECT) {
+        Some(v) if !v.trim().is_empty() => {
             crate::credentials::validate_project_id(v.trim()).map_err(|_| {
-                Error::Usage(format!(
+                crate::Error::Usage(format!(
                     "{ENV_QUOTA_PROJECT}={:?} is not a Google Cloud project ID",
                     crate::error::sanitize(&v)
                 ))
@@ -83,7 +91,7 @@ pub(crate) fn print_warnings(warnings: &[String]) {
 /// Warns when `GOOGLE_APPLICATION_CREDENTIALS` will make programs use another file than the ADC
 /// file a command just wrote.
 pub(crate) fn warn_if_shadowed_by_env() {
-    if let Some(env) = crate::store::credentials_env() {
+    if let Some(env) = crate::store::credentials_env(&crate::env::Env::Process) {
         eprintln!(
             "warning: {} is set to {}; programs will use that file instead of this one",
             crate::store::ENV_CREDENTIALS,
@@ -93,4 +101,4 @@ pub(crate) fn warn_if_shadowed_by_env() {
 }
 
 /// Environment variable that overrides the quota project, as in Google's client libraries.
-pub const ENV_QUOTA_PROJECT: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";
+pub(crate) const ENV_QUOTA_PROJECT: &str = "GOOGLE_CLOUD_QUOTA_PROJECT";

@@ -1,11 +1,11 @@
 //! `gemauth print-access-token`: print a cached access token, refreshing it when needed.
 
+use super::report::Result;
 use crate::cli::{PrintAccessTokenArgs, TokenFormat};
 use crate::credentials::resolve_scopes;
-use crate::error::Result;
 use crate::token;
 
-pub fn run(args: PrintAccessTokenArgs) -> Result<()> {
+pub(crate) fn run(args: PrintAccessTokenArgs) -> Result<()> {
     let scopes = match args.scopes.as_deref() {
         Some(spec) => Some(resolve_scopes(Some(spec))?),
         None => None,

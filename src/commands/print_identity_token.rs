@@ -1,12 +1,12 @@
 //! `gemauth print-identity-token`: print a cached OpenID Connect ID token for an audience,
 //! minting it when needed.
 
+use super::report::Result;
 use crate::cli::{IdTokenFormat, PrintIdentityTokenArgs};
-use crate::error::Result;
 use crate::idtoken;
 
-pub fn run(args: PrintIdentityTokenArgs) -> Result<()> {
-    let token = idtoken::get(&idtoken::Request {
+pub(crate) fn run(args: PrintIdentityTokenArgs) -> Result<()> {
+    let token = idtoken::get(&idtoken::IdTokenParams {
         credential_file: args.credential_file,
         audience: args.audiences,
         include_email: args.include_email,

@@ -3,23 +3,23 @@
 
 use serde_json::Value;
 
+use super::report::{Error, Result};
 use crate::cli::{CredentialFileArgs, SetQuotaProjectArgs};
 use crate::credentials::{self, validate_project_id};
-use crate::error::{Error, Result};
 use crate::store::{self, CredentialLock};
 
-pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
+pub(crate) fn set(args: SetQuotaProjectArgs) -> Result<()> {
     let project = args.project.trim();
     validate_project_id(project)?;
     let path = match &args.credential_file {
         Some(p) => p.clone(),
-        None => store::well_known_path()?,
+        None => store::well_known_path(&crate::env::Env::Process)?,
     };
     if !store::is_present(&path) {
-        return Err(Error::NoCredentials { searched: path });
+        return Err(crate::Error::NoCredentials { searched: path }.into());
     }
     let _lock = CredentialLock::acquire(&path)?;
-    store::update_credential_json(&path, None, |map| {
+    credentials::update_json_object(&path, None, |map| {
         map.insert(
             "quota_project_id".into(),
             Value::String(project.to_string()),
@@ -33,8 +33,9 @@ pub fn set(args: SetQuotaProjectArgs) -> Result<()> {
     Ok(())
 }
 
-pub fn print(args: CredentialFileArgs) -> Result<()> {
-    let (path, _source) = store::discover(args.credential_file.as_deref())?;
+pub(crate) fn print(args: CredentialFileArgs) -> Result<()> {
+    let (path, _source) =
+        store::discover(&crate::env::Env::Process, args.credential_file.as_deref())?;
     let map = credentials::load_json_object(&path)?;
     let from_file = map.get("quota_project_id").and_then(Value::as_str);
     match super::effective_quota_project(from_file)? {

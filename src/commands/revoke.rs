@@ -1,19 +1,19 @@
 //! `gemauth revoke`: revoke the grant at the server, then remove the local credential and its
 //! cached tokens.
 
+use super::report::{Error, Result};
 use crate::cli::RevokeArgs;
 use crate::credentials::{self, Credential};
-use crate::error::{Error, Result};
 use crate::oauth::{self, Http, Revocation};
 use crate::store::{self, CredentialLock, TokenCache};
 
-pub fn run(args: RevokeArgs) -> Result<()> {
+pub(crate) fn run(args: RevokeArgs) -> Result<()> {
     let path = match &args.credential_file {
         Some(p) => p.clone(),
-        None => store::well_known_path()?,
+        None => store::well_known_path(&crate::env::Env::Process)?,
     };
     if args.credential_file.is_none()
-        && let Some(env) = store::credentials_env()
+        && let Some(env) = store::credentials_env(&crate::env::Env::Process)
     {
         eprintln!(
             "note: {} ({}) is not touched; only {} is revoked",
@@ -39,7 +39,7 @@ pub fn run(args: RevokeArgs) -> Result<()> {
             eprintln!("Removed {}", path.display());
             return Ok(());
         }
-        Err(e) => return Err(e),
+        Err(e) => return Err(e.into()),
     };
     let revoke_uri = user.revoke_endpoint()?;
     let outcome = crate::oauth::block_on(async {
@@ -66,9 +66,7 @@ pub fn run(args: RevokeArgs) -> Result<()> {
             )
         }
         Err(e) => {
-            return Err(Error::RevokeFailed {
-                source: Box::new(e),
-            });
+            return Err(Error::RevokeFailed { source: e });
         }
     }
     store::remove_file(&path)?;

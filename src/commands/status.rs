@@ -6,11 +6,13 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use super::report::Result;
 use crate::cli::{StatusArgs, StatusFormat};
-use crate::credentials::{self, Credential, DEFAULT_UNIVERSE};
-use crate::error::Result;
-use crate::store::{self, Source, TokenCache};
-use crate::token::{self, Target};
+use crate::context::{Context, Env};
+use crate::credentials::{Credential, Details, Metadata, Want};
+use crate::pipeline::{self, Target};
+use crate::store::{self, Source, TokenCache, TokenKind};
+use crate::token;
 
 /// What `status` reports; the JSON output is this, field for field.
 #[derive(Serialize)]
@@ -52,57 +54,25 @@ struct CheckReport {
     expires_at: Option<String>,
 }
 
-/// What each credential type says about itself.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Details {
-    User {
-        client_id: String,
-        scopes: Vec<String>,
-        universe_domain: String,
-        token_uri: String,
-    },
-    ServiceAccount {
-        client_email: String,
-        project_id: Option<String>,
-        universe_domain: String,
-        token_uri: String,
-    },
-    Impersonated {
-        impersonation_url: String,
-        source_type: &'static str,
-        delegates: Vec<String>,
-    },
-    External {
-        audience: String,
-        subject_token_type: String,
-        token_uri: String,
-        impersonation_url: Option<String>,
-        universe_domain: String,
-    },
-    Metadata {
-        metadata_host: String,
-    },
-}
-
-pub fn run(args: StatusArgs) -> Result<()> {
-    let target = token::locate(args.credential_file.as_deref())?;
-    let credential = token::load(&target)?;
+pub(crate) fn run(args: StatusArgs) -> Result<()> {
+    let ctx = Context::from_process();
+    let target = pipeline::locate(&ctx, args.credential_file.as_deref())?;
+    let credential = pipeline::load(&target)?;
     // Only a metadata server that answers is a credential (this is its one cheap, local call).
     let metadata_account = match &target {
-        Target::Metadata(host) => Some(crate::oauth::block_on(crate::adc::metadata_email(host))??),
+        Target::Metadata(host) => Some(crate::oauth::block_on(Metadata { host }.email(&ctx))??),
         Target::File(..) => None,
     };
-    let now = store::now();
-    let scopes = credential.scopes(None)?;
+    let now = ctx.now();
+    let want = Want::access(credential.scopes(None)?);
     // The cache entry, or the access token a google-auth token.json saved, whichever lasts longer.
-    let cached = TokenCache::new(&credential.cache_key(&scopes))
-        .load()
+    let cached = TokenCache::in_dir(ctx.cache_dir.as_deref(), &credential.key_for(&want))
+        .load(TokenKind::Access, now)
         .into_iter()
-        .chain(token::saved_token(&credential, now))
+        .chain(pipeline::saved_token(&credential, now))
         .max_by_key(|t| t.expires_at);
     let (file, source) = match &target {
-        Target::File(path, source) => (Some(path.clone()), source_name(*source)),
+        Target::File(path, source) => (Some(path.clone()), source_name(*source, &ctx.env)),
         Target::Metadata(_) => (None, "metadata server"),
     };
     let mut report = Report {
@@ -121,7 +91,7 @@ pub fn run(args: StatusArgs) -> Result<()> {
             fresh: t.is_fresh(now, None),
         }),
         file_mode: file.as_deref().and_then(file_mode),
-        id_tokens: crate::idtoken::support(&credential),
+        id_tokens: credential.id_tokens().describe(),
         // Docker's `credHelpers` (and `credsStore`), then git's `credential.*.helper` entries.
         helpers: [super::docker::configured(), super::git::configured()].concat(),
         warnings: match &target {
@@ -130,11 +100,11 @@ pub fn run(args: StatusArgs) -> Result<()> {
         },
         notes: match &target {
             Target::File(_, Source::WellKnown) => {
-                store::cloudsdk_config_note().into_iter().collect()
+                store::cloudsdk_config_note(&ctx.env).into_iter().collect()
             }
             _ => Vec::new(),
         },
-        details: details(&credential),
+        details: credential.details(),
         check: None,
     };
 
@@ -156,58 +126,18 @@ pub fn run(args: StatusArgs) -> Result<()> {
                 });
                 // Failure: the report goes to stderr with the error; stdout stays empty.
                 eprint!("{}", render(&report, args.format));
-                return Err(e);
+                return Err(e.into());
             }
         }
     }
     super::print_stdout(render(&report, args.format).trim_end())
 }
 
-fn details(credential: &Credential) -> Details {
-    let universe = |u: &Option<String>| u.as_deref().unwrap_or(DEFAULT_UNIVERSE).to_string();
-    let token_uri = |u: &Option<String>| {
-        u.as_deref()
-            .unwrap_or(credentials::GOOGLE_TOKEN_URI)
-            .to_string()
-    };
-    match credential {
-        Credential::User(user) => Details::User {
-            client_id: user.client_id.clone(),
-            scopes: user.scopes.as_ref().map(|s| s.to_vec()).unwrap_or_default(),
-            universe_domain: universe(&user.universe_domain),
-            token_uri: token_uri(&user.token_uri),
-        },
-        Credential::ServiceAccount { key, .. } => Details::ServiceAccount {
-            client_email: key.client_email.clone(),
-            project_id: key.project_id.clone(),
-            universe_domain: universe(&key.universe_domain),
-            token_uri: token_uri(&key.token_uri),
-        },
-        Credential::Impersonated { file, source } => Details::Impersonated {
-            impersonation_url: file.service_account_impersonation_url.clone(),
-            source_type: source.type_name(),
-            delegates: file.delegates.clone(),
-        },
-        Credential::External { config, .. } => Details::External {
-            audience: config.audience.clone(),
-            subject_token_type: config.subject_token_type.clone(),
-            token_uri: config.token_url.clone(),
-            impersonation_url: config.service_account_impersonation_url.clone(),
-            universe_domain: universe(&config.universe_domain),
-        },
-        Credential::Metadata { host } => Details::Metadata {
-            metadata_host: host.clone(),
-        },
-    }
-}
-
-fn source_name(source: Source) -> &'static str {
+fn source_name(source: Source, env: &Env) -> &'static str {
     match source {
         Source::Flag => "--credential-file",
         Source::Environment => store::ENV_CREDENTIALS,
-        Source::WellKnown
-            if std::env::var_os(store::ENV_CLOUDSDK_CONFIG).is_some_and(|v| !v.is_empty()) =>
-        {
+        Source::WellKnown if env.path(store::ENV_CLOUDSDK_CONFIG).is_some() => {
             store::ENV_CLOUDSDK_CONFIG
         }
         Source::WellKnown => "default location",
@@ -239,7 +169,7 @@ fn warnings(path: &Path, source: Source) -> Vec<String> {
             path.display()
         ));
     }
-    let login_file: Option<PathBuf> = store::well_known_path().ok();
+    let login_file: Option<PathBuf> = store::well_known_path(&Env::Process).ok();
     if source == Source::Environment
         && let Some(login_file) = login_file.filter(|p| p.exists() && p != path)
     {
@@ -318,54 +248,35 @@ fn identity_lines(r: &Report, text: &mut Text) {
 /// What the credential type says about itself, and its quota project.
 fn detail_lines(r: &Report, text: &mut Text) {
     match &r.details {
-        Details::User {
-            client_id, scopes, ..
-        } => {
-            text.line("Client ID:", client_id.clone());
-            text.line("Scopes:", or_none(Some(&scopes.join(" "))));
+        Details::User(user) => {
+            text.line("Client ID:", user.client_id.clone());
+            text.line("Scopes:", or_none(Some(&user.scopes.join(" "))));
         }
         // The account is the client email: shown once.
-        Details::ServiceAccount { .. } => {}
-        Details::Impersonated {
-            impersonation_url,
-            source_type,
-            ..
-        } => {
-            text.line("Impersonates via:", impersonation_url.clone());
-            text.line("Source type:", source_type.to_string());
+        Details::ServiceAccount(_) | Details::Metadata(_) => {}
+        Details::Impersonated(impersonated) => {
+            text.line("Impersonates via:", impersonated.impersonation_url.clone());
+            text.line("Source type:", impersonated.source_type.to_string());
         }
-        Details::External {
-            audience,
-            impersonation_url,
-            ..
-        } => {
-            text.line("Audience:", audience.clone());
-            text.line("Impersonates via:", or_none(impersonation_url.as_deref()));
+        Details::External(external) => {
+            text.line("Audience:", external.audience.clone());
+            text.line(
+                "Impersonates via:",
+                or_none(external.impersonation_url.as_deref()),
+            );
         }
-        Details::Metadata { .. } => {}
     }
     text.line("Quota project:", or_none(r.quota_project_id.as_deref()));
+    let endpoint = |text: &mut Text, universe_domain: &str, token_uri: &str| {
+        text.line("Universe domain:", universe_domain.to_string());
+        text.line("Token endpoint:", token_uri.to_string());
+    };
     match &r.details {
-        Details::User {
-            universe_domain,
-            token_uri,
-            ..
-        }
-        | Details::ServiceAccount {
-            universe_domain,
-            token_uri,
-            ..
-        }
-        | Details::External {
-            universe_domain,
-            token_uri,
-            ..
-        } => {
-            text.line("Universe domain:", universe_domain.clone());
-            text.line("Token endpoint:", token_uri.clone());
-        }
-        Details::Metadata { metadata_host } => text.line("Metadata host:", metadata_host.clone()),
-        Details::Impersonated { .. } => {}
+        Details::User(d) => endpoint(text, &d.universe_domain, &d.token_uri),
+        Details::ServiceAccount(d) => endpoint(text, &d.universe_domain, &d.token_uri),
+        Details::External(d) => endpoint(text, &d.universe_domain, &d.token_uri),
+        Details::Metadata(d) => text.line("Metadata host:", d.metadata_host.clone()),
+        Details::Impersonated(_) => {}
     }
 }
 

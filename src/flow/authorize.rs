@@ -15,9 +15,9 @@ use url::Url;
 
 use super::callback::{Callback, Outcome};
 use super::event::{Event, Notice};
+use super::{Error, Result};
 use super::{browser, listener, paste};
 use crate::credentials::ClientConfig;
-use crate::error::{Error, Result};
 
 /// How many bad pastes are tolerated before the login gives up.
 pub const MAX_PASTE_ATTEMPTS: u32 = 3;
@@ -50,7 +50,7 @@ pub fn authorization_request(
     redirect_uri: String,
 ) -> Result<AuthorizationRequest> {
     let redirect = RedirectUrl::new(redirect_uri.clone())
-        .map_err(|e| Error::Internal(format!("bad redirect URI: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("bad redirect URI: {e}")))?;
     let oauth = BasicClient::new(ClientId::new(client.client_id.clone()))
         .set_auth_uri(AuthUrl::from_url(client.auth_uri.clone()))
         .set_redirect_uri(redirect);
@@ -82,10 +82,10 @@ pub async fn authorize(
 ) -> Result<Outcome> {
     let port = listener
         .local_addr()
-        .map_err(|e| Error::Internal(format!("cannot read the listener's address: {e}")))?
+        .map_err(|e| crate::Error::Internal(format!("cannot read the listener's address: {e}")))?
         .port();
     let listener = TcpListener::from_std(listener)
-        .map_err(|e| Error::Internal(format!("cannot use the listener: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("cannot use the listener: {e}")))?;
     let (tx, events) = mpsc::unbounded_channel::<Event>();
     tokio::spawn(listener::listen(
         listener,

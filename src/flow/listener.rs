@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 
 use super::callback::{Callback, Outcome, parse_callback};
 use super::event::Event;
-use crate::error::{Error, Result};
+use super::{Error, Result};
 
 /// Largest request head the listener reads from a browser.
 const MAX_REQUEST_BYTES: usize = 16 * 1024;
@@ -34,7 +34,7 @@ pub fn bind(port: Option<u16>) -> Result<StdListener> {
         })?;
     listener
         .set_nonblocking(true)
-        .map_err(|e| Error::Internal(format!("cannot configure the listener: {e}")))?;
+        .map_err(|e| crate::Error::Internal(format!("cannot configure the listener: {e}")))?;
     Ok(listener)
 }
 

@@ -8,6 +8,7 @@
 mod authorize;
 mod browser;
 mod callback;
+mod error;
 mod event;
 mod listener;
 mod paste;
@@ -16,6 +17,7 @@ pub use authorize::{Options, authorization_request, authorize, redirect_uri};
 pub use callback::Outcome;
 #[cfg(any(test, feature = "fuzzing"))]
 pub use callback::{Callback, parse_callback};
+pub(crate) use error::{Error, Result};
 pub use event::Notice;
 pub use listener::bind;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -1,23 +1,24 @@
 //! The token cache (one private file per credential and scopes, or audience for ID tokens) and
-//! the cross-process
-//! lock that lets one process refresh while the others wait and then reuse its token.
+//! the cross-process lock that lets one process refresh while the others wait and then reuse its
+//! token.
 
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use oauth2::AccessToken;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::{cache_dir, create_private_dir, read_bounded, remove_file, write_atomic};
 use crate::error::{Error, Result};
+use crate::rules::{MAX_LIFETIME_SECS, plausible_access_token};
+use crate::secret::Secret;
 
 /// A cached token is reused while at least this many seconds remain (or half its lifetime,
 /// when that is smaller).
-pub const MIN_REMAINING_SECS: u64 = 300;
+pub(super) const MIN_REMAINING_SECS: u64 = 300;
 
 /// A short hex SHA-256 of length-prefixed parts: a cache or lock key that reveals nothing.
-pub fn hex_digest(parts: &[&str]) -> String {
+pub(crate) fn hex_digest(parts: &[&str]) -> String {
     let mut h = Sha256::new();
     for p in parts {
         h.update((p.len() as u64).to_be_bytes());
@@ -29,14 +30,26 @@ pub fn hex_digest(parts: &[&str]) -> String {
         .collect()
 }
 
-/// A cached access token.
+/// What a cache entry holds: an access token or an ID token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TokenKind {
+    Access,
+    Id,
+}
+
+/// A cached token: an access token, or an ID token in its own field (an entry of another kind,
+/// or an older entry without the field, is a miss).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct CachedToken {
+pub(crate) struct CachedToken {
     /// The cache key of the credential and scopes the token was minted for: an entry found
     /// under another key (copied, or written by something else) is not believed.
     #[serde(default)]
     pub key: String,
-    pub access_token: AccessToken,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_token: Option<Secret<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<Secret<String>>,
+    #[serde(default = "bearer")]
     pub token_type: String,
     /// Unix time the token was obtained.
     pub obtained_at: u64,
@@ -46,20 +59,67 @@ pub struct CachedToken {
     pub scopes: Vec<String>,
 }
 
+fn bearer() -> String {
+    "Bearer".into()
+}
+
 impl CachedToken {
+    /// An access token obtained at `obtained_at`.
+    pub(crate) fn access(
+        token: Secret<String>,
+        token_type: String,
+        obtained_at: u64,
+        expires_at: u64,
+        scopes: Vec<String>,
+    ) -> Self {
+        CachedToken {
+            key: String::new(),
+            access_token: Some(token),
+            id_token: None,
+            token_type,
+            obtained_at,
+            expires_at,
+            scopes,
+        }
+    }
+
+    /// An ID token obtained at `obtained_at`.
+    pub(crate) fn id(token: Secret<String>, obtained_at: u64, expires_at: u64) -> Self {
+        CachedToken {
+            key: String::new(),
+            access_token: None,
+            id_token: Some(token),
+            token_type: bearer(),
+            obtained_at,
+            expires_at,
+            scopes: Vec::new(),
+        }
+    }
+
+    /// The token of this kind, when the entry holds one.
+    pub(crate) fn token(&self, kind: TokenKind) -> Option<&Secret<String>> {
+        match kind {
+            TokenKind::Access => self.access_token.as_ref(),
+            TokenKind::Id => self.id_token.as_ref(),
+        }
+    }
+
     /// Whether an entry read back from disk can be believed for `key` at `now`: minted for this
-    /// credential and scopes, a token that fits in a header line, obtained in the past (not by a
-    /// clock that ran ahead), and a lifetime no server would give (over a week) is refused.
-    pub fn is_trustworthy(&self, key: &str, now: u64) -> bool {
+    /// credential and scopes, a token of the kind wanted that fits in a header line, obtained in
+    /// the past (not by a clock that ran ahead), and a lifetime no server would give (over a
+    /// week) is refused.
+    pub(crate) fn is_trustworthy(&self, key: &str, kind: TokenKind, now: u64) -> bool {
         self.key == key
-            && crate::oauth::plausible_access_token(self.access_token.secret())
+            && self
+                .token(kind)
+                .is_some_and(|t| plausible_access_token(t.expose()))
             && self.obtained_at <= now
-            && self.expires_at.saturating_sub(self.obtained_at) <= crate::oauth::MAX_LIFETIME_SECS
+            && self.expires_at.saturating_sub(self.obtained_at) <= MAX_LIFETIME_SECS
     }
 
     /// True while the token may still be handed out: `min_lifetime` seconds remain, or by
     /// default five minutes, or half its lifetime when that is shorter.
-    pub fn is_fresh(&self, now: u64, min_lifetime: Option<u64>) -> bool {
+    pub(crate) fn is_fresh(&self, now: u64, min_lifetime: Option<u64>) -> bool {
         let lifetime = self.expires_at.saturating_sub(self.obtained_at);
         let margin = min_lifetime.unwrap_or(MIN_REMAINING_SECS.min(lifetime / 2));
         now < self.expires_at && self.expires_at - now >= margin.max(1)
@@ -69,24 +129,30 @@ impl CachedToken {
 /// The cache entry of one credential and its scopes, keyed by everything that decides the
 /// token (`credentials::Credential::cache_key`), so another login or another credential never
 /// sees this token.
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     key: String,
     path: Option<PathBuf>,
 }
 
 impl TokenCache {
-    /// The cache entry for a key (`credentials::Credential::cache_key`, the one cache key).
-    pub fn new(key: &str) -> Self {
+    /// The cache entry for a key (`credentials::Credential::cache_key`, the one cache key) in
+    /// gemauth's cache directory.
+    pub(crate) fn new(key: &str) -> Self {
+        Self::in_dir(cache_dir(&crate::env::Env::Process).as_deref(), key)
+    }
+
+    /// The cache entry for a key in the cache directory `dir` (none: nothing is cached).
+    pub(crate) fn in_dir(dir: Option<&Path>, key: &str) -> Self {
         TokenCache {
             key: key.to_string(),
-            path: cache_dir().map(|d| d.join("tokens").join(format!("{key}.json"))),
+            path: dir.map(|d| d.join("tokens").join(format!("{key}.json"))),
         }
     }
 
     /// The cached token, if one is present, readable and believable (see
     /// [`CachedToken::is_trustworthy`]). Anything wrong with an entry makes it absent, so the
     /// caller refreshes: never an error, never a hang (a FIFO or device is refused at once).
-    pub fn load(&self) -> Option<CachedToken> {
+    pub(crate) fn load(&self, kind: TokenKind, now: u64) -> Option<CachedToken> {
         let path = self.path.as_ref()?;
         let bytes = match read_bounded(path) {
             Ok(bytes) => bytes,
@@ -98,7 +164,7 @@ impl TokenCache {
             }
         };
         let token: CachedToken = serde_json::from_slice(&bytes).ok()?;
-        let trustworthy = token.is_trustworthy(&self.key, super::now());
+        let trustworthy = token.is_trustworthy(&self.key, kind, now);
         if !trustworthy {
             tracing::debug!(entry = %path.display(), "cache entry ignored: not believable");
         }
@@ -107,7 +173,7 @@ impl TokenCache {
 
     /// Stores a token under this entry's key. Failing to cache is not fatal (the caller still
     /// has its token), so the failure comes back as a warning for the caller to show.
-    pub fn store(&self, token: &CachedToken) -> Option<String> {
+    pub(crate) fn store(&self, token: &CachedToken) -> Option<String> {
         let path = self.path.as_ref()?;
         let token = CachedToken {
             key: self.key.clone(),
@@ -116,12 +182,17 @@ impl TokenCache {
         let written = serde_json::to_vec(&token)
             .map_err(|e| Error::Internal(e.to_string()))
             .and_then(|bytes| write_atomic(path, &bytes));
-        written
-            .err()
-            .map(|e| format!("could not cache the access token: {e}"))
+        written.err().map(|e| {
+            let what = if token.id_token.is_some() {
+                "ID"
+            } else {
+                "access"
+            };
+            format!("could not cache the {what} token: {e}")
+        })
     }
 
-    pub fn remove(&self) -> Result<()> {
+    pub(crate) fn remove(&self) -> Result<()> {
         match &self.path {
             Some(p) => remove_file(p),
             None => Ok(()),
@@ -130,7 +201,7 @@ impl TokenCache {
 }
 
 /// The lock key of a credential file path.
-pub fn lock_key(credential_path: &Path) -> String {
+pub(crate) fn lock_key(credential_path: &Path) -> String {
     let parent = credential_path
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -144,56 +215,71 @@ pub fn lock_key(credential_path: &Path) -> String {
 
 /// An exclusive lock serializing refreshes and rewrites of one credential file across
 /// processes. The OS releases it when the holder exits, even after a crash.
-pub struct CredentialLock {
+pub(crate) struct CredentialLock {
     _file: Option<File>,
 }
 
 impl CredentialLock {
     /// The lock of a credential file, keyed by its canonical directory and its name, so that
     /// every spelling of the path (relative, `./`, absolute, through a linked directory) shares it.
-    pub fn acquire(credential_path: &Path) -> Result<Self> {
-        Self::acquire_key(&lock_key(credential_path))
+    pub(crate) fn acquire(credential_path: &Path) -> Result<Self> {
+        Self::acquire_key(
+            cache_dir(&crate::env::Env::Process).as_deref(),
+            &lock_key(credential_path),
+        )
     }
 
-    /// The lock named by `key` (credentials without a file: the metadata server).
-    pub fn acquire_key(key: &str) -> Result<Self> {
-        let Some((file, path)) = open_lock_file(key)? else {
-            return Ok(CredentialLock { _file: None });
-        };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                tracing::debug!(lock = %path.display(), "another gemauth holds the lock; waiting");
+    /// The lock named by `key` (credentials without a file: the metadata server) in the cache
+    /// directory `dir`.
+    pub(crate) fn acquire_key(dir: Option<&Path>, key: &str) -> Result<Self> {
+        match try_acquire(dir, key)? {
+            Attempt::Held(lock) => Ok(lock),
+            Attempt::Busy(file, path) => {
                 file.lock().map_err(lock_error(&path))?;
+                Ok(held(file, &path))
             }
-            Err(fs::TryLockError::Error(e)) => return Err(lock_error(&path)(e)),
         }
-        tracing::debug!(lock = %path.display(), "lock acquired");
-        Ok(CredentialLock { _file: Some(file) })
     }
 
     /// [`CredentialLock::acquire_key`] for async callers: while another process holds the lock,
     /// the wait happens on the runtime's blocking pool, never on the caller's executor thread.
-    pub async fn acquire_key_async(key: &str) -> Result<Self> {
-        let Some((file, path)) = open_lock_file(key)? else {
-            return Ok(CredentialLock { _file: None });
-        };
-        match file.try_lock() {
-            Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => {
-                tracing::debug!(lock = %path.display(), "another gemauth holds the lock; waiting");
+    pub(crate) async fn acquire_key_async(dir: Option<&Path>, key: &str) -> Result<Self> {
+        match try_acquire(dir, key)? {
+            Attempt::Held(lock) => Ok(lock),
+            Attempt::Busy(file, path) => {
                 let waited = tokio::task::spawn_blocking(move || file.lock().map(|()| file))
                     .await
                     .map_err(|e| Error::Internal(format!("the lock wait failed: {e}")))?;
-                let file = waited.map_err(lock_error(&path))?;
-                tracing::debug!(lock = %path.display(), "lock acquired");
-                return Ok(CredentialLock { _file: Some(file) });
+                Ok(held(waited.map_err(lock_error(&path))?, &path))
             }
-            Err(fs::TryLockError::Error(e)) => return Err(lock_error(&path)(e)),
         }
-        tracing::debug!(lock = %path.display(), "lock acquired");
-        Ok(CredentialLock { _file: Some(file) })
     }
+}
+
+/// A first try at a lock: taken (or no cache directory, so nothing to lock), or held by
+/// another process (its open file, to wait on).
+enum Attempt {
+    Held(CredentialLock),
+    Busy(File, PathBuf),
+}
+
+fn try_acquire(dir: Option<&Path>, key: &str) -> Result<Attempt> {
+    let Some((file, path)) = open_lock_file(dir, key)? else {
+        return Ok(Attempt::Held(CredentialLock { _file: None }));
+    };
+    match file.try_lock() {
+        Ok(()) => Ok(Attempt::Held(held(file, &path))),
+        Err(fs::TryLockError::WouldBlock) => {
+            tracing::debug!(lock = %path.display(), "another gemauth holds the lock; waiting");
+            Ok(Attempt::Busy(file, path))
+        }
+        Err(fs::TryLockError::Error(e)) => Err(lock_error(&path)(e)),
+    }
+}
+
+fn held(file: File, path: &Path) -> CredentialLock {
+    tracing::debug!(lock = %path.display(), "lock acquired");
+    CredentialLock { _file: Some(file) }
 }
 
 fn lock_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
@@ -205,10 +291,10 @@ fn lock_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
     }
 }
 
-/// Opens (creating it, private) the lock file named by `key` in the cache directory; `None`
-/// when there is no cache directory.
-fn open_lock_file(key: &str) -> Result<Option<(File, PathBuf)>> {
-    let Some(dir) = cache_dir().map(|d| d.join("locks")) else {
+/// Opens (creating it, private) the lock file named by `key` in the cache directory `dir`;
+/// `None` when there is no cache directory.
+fn open_lock_file(dir: Option<&Path>, key: &str) -> Result<Option<(File, PathBuf)>> {
+    let Some(dir) = dir.map(|d| d.join("locks")) else {
         return Ok(None);
     };
     create_private_dir(&dir)?;
@@ -233,14 +319,13 @@ mod tests {
     use super::*;
 
     fn token(obtained_at: u64, expires_at: u64) -> CachedToken {
-        CachedToken {
-            key: "k".into(),
-            access_token: AccessToken::new("t".into()),
-            token_type: "Bearer".into(),
+        CachedToken::access(
+            Secret::new("t".into()),
+            "Bearer".into(),
             obtained_at,
             expires_at,
-            scopes: vec![],
-        }
+            vec![],
+        )
     }
 
     #[test]
@@ -257,6 +342,33 @@ mod tests {
         assert_eq!(dotted, lock_key(&file));
         let other = tempfile::tempdir().unwrap();
         assert_ne!(lock_key(&other.path().join("creds.json")), lock_key(&file));
+    }
+
+    #[test]
+    fn an_entry_holds_one_kind_and_is_believed_only_for_its_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::in_dir(Some(dir.path()), "k");
+        assert!(cache.store(&token(1000, 4600)).is_none());
+        assert!(cache.load(TokenKind::Access, 2000).is_some());
+        assert!(cache.load(TokenKind::Id, 2000).is_none());
+        assert!(
+            cache.load(TokenKind::Access, 999).is_none(),
+            "obtained in the future"
+        );
+        let other = TokenCache::in_dir(Some(dir.path()), "other");
+        std::fs::copy(
+            dir.path().join("tokens/k.json"),
+            dir.path().join("tokens/other.json"),
+        )
+        .unwrap();
+        assert!(other.load(TokenKind::Access, 2000).is_none(), "copied");
+        let id = CachedToken::id(Secret::new("a.b.c".into()), 1000, 4600);
+        assert!(cache.store(&id).is_none());
+        assert!(cache.load(TokenKind::Id, 2000).is_some());
+        assert!(cache.load(TokenKind::Access, 2000).is_none());
+        cache.remove().unwrap();
+        assert!(cache.load(TokenKind::Id, 2000).is_none());
+        assert!(TokenCache::in_dir(None, "k").store(&id).is_none());
     }
 
     #[test]

@@ -10,13 +10,13 @@ use crate::error::{Error, Result};
 
 /// Largest local file gemauth reads (credentials, client secrets, cache entries), as for HTTP
 /// bodies.
-pub const MAX_FILE_BYTES: u64 = 1024 * 1024;
+pub(super) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 
 /// Reads a whole local file that gemauth was given. Opening never blocks (a FIFO with no writer
 /// or a device is refused at once), only a regular file is read (checked on the opened handle,
 /// after symlinks), and at most [`MAX_FILE_BYTES`]. The error is the problem, for the caller to
 /// put after the file's name.
-pub fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
+pub(crate) fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
@@ -97,7 +97,7 @@ fn file_kind(meta: &fs::Metadata) -> &'static str {
 
 /// Whether something is at `path`: a broken file (a symlink loop, no permission) counts as
 /// present, so that reading it reports the real problem instead of "does not exist".
-pub fn is_present(path: &Path) -> bool {
+pub(crate) fn is_present(path: &Path) -> bool {
     match fs::metadata(path) {
         Ok(_) => true,
         Err(e) => e.kind() != std::io::ErrorKind::NotFound,
@@ -108,7 +108,7 @@ pub fn is_present(path: &Path) -> bool {
 /// rewritten with the answer: a private temp file beside it, filled to the size needed. Writing
 /// into it later needs no new space, so a full disk is found before a refresh token is spent.
 /// Dropping an unused reservation removes its temp file.
-pub struct Reservation {
+pub(crate) struct Reservation {
     tmp: tempfile::NamedTempFile,
     target: PathBuf,
     dir: PathBuf,
@@ -117,7 +117,7 @@ pub struct Reservation {
 impl Reservation {
     /// Reserves `size` bytes for a new version of `path`. A full disk (or quota) gives
     /// [`Error::NoSpace`] naming `path`.
-    pub fn new(path: &Path, size: u64) -> Result<Self> {
+    pub(crate) fn new(path: &Path, size: u64) -> Result<Self> {
         let dir = parent_dir(path);
         create_private_dir(&dir)?;
         let mut builder = tempfile::Builder::new();
@@ -154,7 +154,7 @@ impl Reservation {
     }
 
     /// Writes `bytes` into the reserved file and renames it over the target.
-    pub fn commit(mut self, bytes: &[u8]) -> Result<()> {
+    pub(crate) fn commit(mut self, bytes: &[u8]) -> Result<()> {
         let path = self.target.clone();
         let io = |action: &'static str| {
             let path = path.clone();
@@ -227,20 +227,17 @@ fn parent_dir(path: &Path) -> PathBuf {
 /// Writes `bytes` to `path` atomically: a 0600 temp file in the same directory, written and
 /// fsynced, renamed over the target, then the directory fsynced. A missing parent directory is
 /// created with mode 0700. Readers see the old file or the new one, never a partial one.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Reservation::new(path, bytes.len() as u64)?.commit(bytes)
 }
 
-/// Rewrites a credential file in place: loads it as a JSON object (checked like every loader
-/// does), lets `edit` change it, and writes it back atomically, pretty-printed, into `into` when
+/// Writes a credential file's JSON object back atomically, pretty-printed, into `into` when
 /// space was reserved for it before. The caller holds the credential lock.
-pub fn update_credential_json(
+pub(crate) fn write_json_object(
     path: &Path,
+    map: serde_json::Map<String, serde_json::Value>,
     into: Option<Reservation>,
-    edit: impl FnOnce(&mut serde_json::Map<String, serde_json::Value>) -> Result<()>,
 ) -> Result<()> {
-    let mut map = crate::credentials::load_json_object(path)?;
-    edit(&mut map)?;
     let mut bytes = serde_json::to_vec_pretty(&serde_json::Value::Object(map))
         .map_err(|e| Error::Internal(format!("cannot serialize: {e}")))?;
     bytes.push(b'\n');
@@ -279,7 +276,7 @@ fn remove_stale_temp_files(dir: &Path) {
 }
 
 /// Creates `dir` (and missing parents) with mode 0700; an existing directory is left as is.
-pub fn create_private_dir(dir: &Path) -> Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> Result<()> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -308,7 +305,7 @@ fn sync_dir(dir: &Path) {
 }
 
 /// Removes a file; a file that is already gone is not an error.
-pub fn remove_file(path: &Path) -> Result<()> {
+pub(crate) fn remove_file(path: &Path) -> Result<()> {
     match fs::remove_file(path) {
         Ok(()) => {
             if let Some(dir) = path.parent() {

@@ -6,28 +6,20 @@ mod cache;
 mod files;
 mod paths;
 
-pub use cache::{CachedToken, CredentialLock, TokenCache, hex_digest, lock_key};
-pub use files::{
-    Reservation, create_private_dir, is_present, read_bounded, remove_file, update_credential_json,
-    write_atomic,
+pub(crate) use cache::{CachedToken, CredentialLock, TokenCache, TokenKind, hex_digest, lock_key};
+pub(crate) use files::{
+    Reservation, create_private_dir, is_present, read_bounded, remove_file, write_atomic,
+    write_json_object,
 };
-pub use paths::{
+pub(crate) use paths::{
     ENV_CLOUDSDK_CONFIG, ENV_CREDENTIALS, Source, cache_dir, cloudsdk_config_note, credentials_env,
     discover, exposed_warning, well_known_path,
 };
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// Seconds since the Unix epoch.
-pub fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
+use std::time::UNIX_EPOCH;
 
 /// A Unix time as RFC 3339 (UTC, seconds); times past the year 9999 are shown as its end.
-pub fn rfc3339(unix: u64) -> String {
+pub(crate) fn rfc3339(unix: u64) -> String {
     const MAX: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
     let at = UNIX_EPOCH + std::time::Duration::from_secs(unix.min(MAX));
     humantime::format_rfc3339_seconds(at).to_string()

@@ -1,65 +1,57 @@
 //! Where credentials are: gcloud's config directory, the well-known ADC file, discovery in the
-//! order of `google.auth.default()`, gemauth's cache directory, and exposure warnings.
+//! order of `google.auth.default()`, gemauth's cache directory, and exposure warnings; every
+//! variable is read from the [`Env`] given.
 
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
 use crate::error::{Error, Result};
 
 /// File name of the Application Default Credentials file inside gcloud's config directory.
-pub const ADC_FILE_NAME: &str = "application_default_credentials.json";
+pub(super) const ADC_FILE_NAME: &str = "application_default_credentials.json";
 /// Environment variable that points client libraries at a credential file.
-pub const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
+pub(crate) const ENV_CREDENTIALS: &str = "GOOGLE_APPLICATION_CREDENTIALS";
 /// Environment variable that relocates gcloud's config directory.
-pub const ENV_CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
-fn env_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os(name)
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
+pub(crate) const ENV_CLOUDSDK_CONFIG: &str = "CLOUDSDK_CONFIG";
 
 /// gcloud's configuration directory, where gcloud and Google's client libraries look:
 /// `$CLOUDSDK_CONFIG`, else `~/.config/gcloud` (macOS included); on Windows
 /// `%APPDATA%\gcloud`, or `%SystemDrive%\gcloud` when `APPDATA` is not set.
-pub fn gcloud_config_dir() -> Result<PathBuf> {
-    if let Some(dir) = env_path(ENV_CLOUDSDK_CONFIG) {
+fn gcloud_config_dir(env: &Env) -> Result<PathBuf> {
+    if let Some(dir) = env.path(ENV_CLOUDSDK_CONFIG) {
         return Ok(dir);
     }
     if cfg!(windows) {
-        return Ok(match env_path("APPDATA") {
+        return Ok(match env.path("APPDATA") {
             Some(appdata) => appdata.join("gcloud"),
             None => {
-                let drive = std::env::var_os("SystemDrive").filter(|v| !v.is_empty());
+                let drive = env.var_os("SystemDrive").filter(|v| !v.is_empty());
                 let mut root = drive.unwrap_or_else(|| "C:".into());
                 root.push("\\");
                 PathBuf::from(root).join("gcloud")
             }
         });
     }
-    home_dir()
+    env.home_dir()
         .map(|h| h.join(".config").join("gcloud"))
         .ok_or_else(|| {
             Error::Usage("cannot find the home directory; pass --credential-file PATH".into())
         })
 }
 
-/// The home directory: `$HOME`, else the user's entry in the password database.
-fn home_dir() -> Option<PathBuf> {
-    dirs::home_dir()
-}
-
 /// The well-known Application Default Credentials file that `login` writes by default.
-pub fn well_known_path() -> Result<PathBuf> {
-    Ok(gcloud_config_dir()?.join(ADC_FILE_NAME))
+pub(crate) fn well_known_path(env: &Env) -> Result<PathBuf> {
+    Ok(gcloud_config_dir(env)?.join(ADC_FILE_NAME))
 }
 
 /// The file named by `GOOGLE_APPLICATION_CREDENTIALS`, when that variable is set.
-pub fn credentials_env() -> Option<PathBuf> {
-    env_path(ENV_CREDENTIALS)
+pub(crate) fn credentials_env(env: &Env) -> Option<PathBuf> {
+    env.path(ENV_CREDENTIALS)
 }
 
 /// Why a credential file was chosen.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Source {
+pub(crate) enum Source {
     Flag,
     Environment,
     WellKnown,
@@ -67,13 +59,13 @@ pub enum Source {
 
 /// Finds the credential file the way `google.auth.default()` does: the flag, then
 /// `GOOGLE_APPLICATION_CREDENTIALS`, then the well-known file.
-pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
+pub(crate) fn discover(env: &Env, flag: Option<&Path>) -> Result<(PathBuf, Source)> {
     let (path, source) = if let Some(p) = flag {
         (p.to_path_buf(), Source::Flag)
-    } else if let Some(p) = credentials_env() {
+    } else if let Some(p) = credentials_env(env) {
         (p, Source::Environment)
     } else {
-        let p = well_known_path()?;
+        let p = well_known_path(env)?;
         if !super::is_present(&p) {
             return Err(Error::NoCredentials { searched: p });
         }
@@ -91,9 +83,9 @@ pub fn discover(flag: Option<&Path>) -> Result<(PathBuf, Source)> {
 }
 
 /// A note for when `CLOUDSDK_CONFIG` moves the well-known file: not every library honours it.
-pub fn cloudsdk_config_note() -> Option<String> {
-    let dir = env_path(ENV_CLOUDSDK_CONFIG)?;
-    let default = home_dir().map(|h| h.join(".config").join("gcloud"));
+pub(crate) fn cloudsdk_config_note(env: &Env) -> Option<String> {
+    let dir = env.path(ENV_CLOUDSDK_CONFIG)?;
+    let default = env.home_dir().map(|h| h.join(".config").join("gcloud"));
     if default.as_deref() == Some(dir.as_path()) {
         return None;
     }
@@ -107,7 +99,7 @@ pub fn cloudsdk_config_note() -> Option<String> {
 }
 
 /// A warning when a credential file can be read by other users (Unix permissions).
-pub fn exposed_warning(path: &Path) -> Option<String> {
+pub(crate) fn exposed_warning(path: &Path) -> Option<String> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
@@ -130,9 +122,9 @@ pub fn exposed_warning(path: &Path) -> Option<String> {
 /// gemauth's directory in the platform's cache directory: `$XDG_CACHE_HOME/gemauth` or
 /// `~/.cache/gemauth` on Linux, `~/Library/Caches/gemauth` on macOS, `%LOCALAPPDATA%\gemauth`
 /// on Windows (the variable is read first, as `APPDATA` is for gcloud's directory).
-pub fn cache_dir() -> Option<PathBuf> {
+pub(crate) fn cache_dir(env: &Env) -> Option<PathBuf> {
     if cfg!(windows)
-        && let Some(local) = env_path("LOCALAPPDATA")
+        && let Some(local) = env.path("LOCALAPPDATA")
     {
         return Some(local.join("gemauth"));
     }

@@ -357,7 +357,6 @@ fn fish_parses_the_completions() {
     assert_shell_parses("fish", &["fish", "--no-execute"]);
 }
 
-#[cfg(unix)]
 fn every_help_text_has_an_example() {
     let env = TestEnv::new();
     for sub in [

@@ -1,0 +1,493 @@
+//! `impersonated_service_account`: acting as a service account with a source credential:
+//! parsing, cache key, identity, status details, and the one IAM Credentials call
+//! (`generateAccessToken` / `generateIdToken`), which external accounts use too.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use url::Url;
+
+use super::{CLOUD_PLATFORM, Credential, FileProblem, IdTokenSupport, Issued, Minted, Want};
+use crate::context::Context;
+use crate::error::{Error, Rejecter, Result};
+use crate::oauth::{self, ErrorBody, HttpRequest};
+use crate::rules::{self, endpoint_name, plausible_access_token};
+use crate::secret::Secret;
+use crate::store::CachedToken;
+
+/// The suffix of an IAM Credentials access token URL, and what replaces it for an ID token.
+const GENERATE_ACCESS_TOKEN: &str = ":generateAccessToken";
+const GENERATE_ID_TOKEN: &str = ":generateIdToken";
+
+/// An `impersonated_service_account` file: the account to act as (its `source_credentials` are
+/// parsed into [`Credential::Impersonated`]'s `source`).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct ImpersonatedServiceAccount {
+    pub service_account_impersonation_url: String,
+    #[serde(default)]
+    pub delegates: Vec<String>,
+    #[serde(default)]
+    pub quota_project_id: Option<String>,
+}
+
+/// What `status` shows of an impersonation.
+#[derive(Debug, Serialize)]
+pub(crate) struct ImpersonatedDetails {
+    pub(crate) impersonation_url: String,
+    pub(crate) source_type: &'static str,
+    pub(crate) delegates: Vec<String>,
+}
+
+/// Parses an `impersonated_service_account` file and its source (which cannot itself be an
+/// impersonation).
+pub(super) fn parse(mut map: Map<String, Value>, problem: FileProblem) -> Result<Credential> {
+    if problem.within.is_some() {
+        return Err(problem.cannot_impersonate_from(super::IMPERSONATED));
+    }
+    let source = map.remove("source_credentials");
+    let file: ImpersonatedServiceAccount = problem.typed(map)?;
+    let url = &file.service_account_impersonation_url;
+    problem.nonempty("service_account_impersonation_url", url)?;
+    rules::endpoint("service_account_impersonation_url", url)?;
+    let source = source.ok_or_else(|| problem.error("\"source_credentials\" is missing".into()))?;
+    let source = super::parse_value(problem.path, source, Some("source_credentials"))?;
+    Ok(Credential::Impersonated {
+        file: Box::new(file),
+        source: Box::new(source),
+    })
+}
+
+impl ImpersonatedServiceAccount {
+    /// The parts of the cache key: the account, its delegates and the source's own key.
+    pub(super) fn key_parts(&self, source: &Credential) -> Vec<String> {
+        vec![
+            "impersonated".into(),
+            self.service_account_impersonation_url.clone(),
+            self.delegates.join(","),
+            source.cache_key(&[CLOUD_PLATFORM.to_string()]),
+        ]
+    }
+
+    /// The service account acted as.
+    pub(super) fn identity(&self) -> Option<String> {
+        impersonated_email(&self.service_account_impersonation_url)
+    }
+
+    /// What `status` shows.
+    pub(super) fn details(&self, source: &Credential) -> ImpersonatedDetails {
+        ImpersonatedDetails {
+            impersonation_url: self.service_account_impersonation_url.clone(),
+            source_type: source.type_name(),
+            delegates: self.delegates.clone(),
+        }
+    }
+
+    /// Any audience, with or without the email claims.
+    pub(super) fn id_tokens() -> IdTokenSupport {
+        IdTokenSupport::AnyAudience { email_option: true }
+    }
+
+    /// Mints the source's `cloud-platform` token, then asks IAM Credentials for the token.
+    pub(super) async fn mint(
+        &self,
+        source: &Credential,
+        ctx: &Context,
+        want: &Want,
+    ) -> Result<Minted> {
+        let service_account = self.identity().unwrap_or_default();
+        // A user source refused: the fix is to sign in again for the impersonation, not to
+        // replace the file with a plain user login.
+        let as_source = |e: Error| {
+            e.rejected_as(|by| {
+                matches!(by, Some(Rejecter::User { .. })).then(|| Rejecter::ImpersonationSource {
+                    service_account: service_account.clone(),
+                })
+            })
+        };
+        let source_minted = source
+            .mint(ctx, &Want::access(vec![CLOUD_PLATFORM.to_string()]))
+            .await
+            .map_err(as_source)?;
+        let issued = match source_minted.issued.map_err(as_source) {
+            Ok(source_token) => {
+                let principal = source.identity();
+                let call = Iam {
+                    url: &self.service_account_impersonation_url,
+                    delegates: &self.delegates,
+                    lifetime_secs: rules::HOUR_SECS,
+                    principal: principal.as_deref(),
+                };
+                call.generate(ctx, source_token.access_token()?, want).await
+            }
+            Err(e) => Err(e),
+        };
+        // A source user's rotated refresh token is saved even when the IAM call failed.
+        Ok(Minted {
+            issued,
+            rotated: source_minted.rotated,
+            access: None,
+        })
+    }
+}
+
+/// One IAM Credentials call on behalf of a principal.
+pub(super) struct Iam<'a> {
+    /// The `…:generateAccessToken` URL of the service account.
+    pub(super) url: &'a str,
+    pub(super) delegates: &'a [String],
+    /// Lifetime asked of an access token.
+    pub(super) lifetime_secs: u64,
+    /// Who asks (the source's identity), named in the hint when IAM refuses.
+    pub(super) principal: Option<&'a str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct GeneratedAccessToken {
+    access_token: Secret<String>,
+    expire_time: String,
+}
+
+#[derive(Deserialize)]
+struct GeneratedIdToken {
+    token: Secret<String>,
+}
+
+impl Iam<'_> {
+    /// Calls `generateAccessToken` or `generateIdToken` with the source's access token.
+    pub(super) async fn generate(
+        &self,
+        ctx: &Context,
+        source_token: &Secret<String>,
+        want: &Want,
+    ) -> Result<Issued> {
+        let (url, body) = match want {
+            Want::Access { scopes } => (
+                rules::endpoint("service_account_impersonation_url", self.url)?,
+                json!({
+                    "delegates": self.delegates,
+                    "scope": scopes,
+                    "lifetime": format!("{}s", self.lifetime_secs),
+                }),
+            ),
+            Want::Id {
+                audience,
+                include_email,
+            } => (
+                generate_id_token_url(self.url)?,
+                json!({
+                    "audience": audience,
+                    "includeEmail": include_email,
+                    "delegates": self.delegates,
+                }),
+            ),
+        };
+        let request = HttpRequest::json(&url, body).bearer(source_token.expose());
+        let (status, bytes) = ctx.http()?.send(&request).await?;
+        let endpoint = endpoint_name(&url);
+        oauth::success(&endpoint, status, &bytes, ErrorBody::GoogleApi).map_err(|e| {
+            e.rejected_by(Rejecter::Impersonation {
+                service_account: impersonated_email(self.url).unwrap_or_default(),
+                principal: self.principal.map(str::to_string),
+                id_token: matches!(want, Want::Id { .. }),
+            })
+        })?;
+        match want {
+            Want::Access { scopes } => {
+                let now = ctx.now();
+                let generated: GeneratedAccessToken =
+                    serde_json::from_slice(&bytes).map_err(|_| {
+                        oauth::unexpected(
+                            &endpoint,
+                            status,
+                            oauth::describe_body(&bytes, "has no accessToken and expireTime"),
+                        )
+                    })?;
+                if !plausible_access_token(generated.access_token.expose()) {
+                    return Err(oauth::unexpected(
+                        &endpoint,
+                        status,
+                        "the accessToken is empty or holds spaces or control characters".into(),
+                    ));
+                }
+                let expires_at = humantime::parse_rfc3339(&generated.expire_time)
+                    .ok()
+                    .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                    .map(|d| {
+                        d.as_secs()
+                            .min(now.saturating_add(rules::MAX_LIFETIME_SECS))
+                    })
+                    .ok_or_else(|| {
+                        oauth::unexpected(
+                            &endpoint,
+                            status,
+                            "expireTime is not an RFC 3339 time".into(),
+                        )
+                    })?;
+                Ok(Issued::Access(CachedToken::access(
+                    generated.access_token,
+                    "Bearer".into(),
+                    now,
+                    expires_at,
+                    scopes.clone(),
+                )))
+            }
+            Want::Id { .. } => {
+                let generated: GeneratedIdToken = serde_json::from_slice(&bytes).map_err(|_| {
+                    oauth::unexpected(
+                        &endpoint,
+                        status,
+                        oauth::describe_body(&bytes, "has no token"),
+                    )
+                })?;
+                Ok(Issued::Id {
+                    endpoint,
+                    token: generated.token,
+                })
+            }
+        }
+    }
+}
+
+/// The IAM Credentials `generateIdToken` URL of an impersonation URL (`…:generateAccessToken`),
+/// so that it follows the file's endpoint.
+fn generate_id_token_url(access_url: &str) -> Result<Url> {
+    let url = rules::endpoint("service_account_impersonation_url", access_url)?;
+    let Some(account) = url.path().strip_suffix(GENERATE_ACCESS_TOKEN) else {
+        return Err(Error::Endpoint {
+            name: "service_account_impersonation_url",
+            url: endpoint_name(&url),
+            reason: format!(
+                "it does not end with {GENERATE_ACCESS_TOKEN}, so its {GENERATE_ID_TOKEN} URL is unknown"
+            ),
+        });
+    };
+    let mut id_url = url.clone();
+    id_url.set_path(&format!("{account}{GENERATE_ID_TOKEN}"));
+    Ok(id_url)
+}
+
+/// The service account named in an IAM Credentials URL
+/// (`…/serviceAccounts/NAME@PROJECT.iam.gserviceaccount.com:generateAccessToken`).
+pub(crate) fn impersonated_email(url: &str) -> Option<String> {
+    let tail = url.rsplit('/').next()?;
+    let email = tail.split(':').next()?;
+    email.contains('@').then(|| email.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::credentials::parse_credential_file;
+    use crate::testing::{Fake, NOW, context, jwt, path, run};
+
+    const ACCESS_URL: &str = "http://127.0.0.1:1/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken";
+
+    fn impersonated() -> Credential {
+        let file = json!({"type": "impersonated_service_account",
+            "service_account_impersonation_url": ACCESS_URL, "delegates": ["d@p.iam.gserviceaccount.com"],
+            "source_credentials": {"type": "authorized_user", "client_id": "id", "account": "dev@example.com",
+                "client_secret": "s", "refresh_token": "1//r1", "token_uri": "http://127.0.0.1:1/token"}});
+        parse_credential_file(Path::new("imp.json"), file.to_string().as_bytes()).unwrap()
+    }
+
+    fn mint(
+        credential: &Credential,
+        want: &Want,
+        iam: impl Fn() -> (u16, String) + Send + Sync + 'static,
+        source: Value,
+    ) -> (Result<Minted>, Fake) {
+        let fake = Fake::default();
+        let http = fake.http(move |request| match path(request) {
+            "/token" => Ok((200, source.to_string())),
+            _ => Ok(iam()),
+        });
+        let minted = run(credential.mint(&context(http, &[], None), want));
+        (minted, fake)
+    }
+
+    #[test]
+    fn the_source_token_is_traded_for_the_service_accounts() {
+        let credential = impersonated();
+        let expire = "2027-01-15T09:00:00Z";
+        let (minted, fake) = mint(
+            &credential,
+            &Want::access(vec!["scope-a".into()]),
+            move || {
+                (
+                    200,
+                    json!({"accessToken": "ya29.imp", "expireTime": expire}).to_string(),
+                )
+            },
+            json!({"access_token": "ya29.source"}),
+        );
+        let Ok(Issued::Access(token)) = minted.unwrap().issued else {
+            panic!("no access token");
+        };
+        assert_eq!(token.access_token.unwrap().expose(), "ya29.imp");
+        assert_eq!(token.expires_at, NOW + 3600);
+        assert_eq!(token.scopes, ["scope-a"]);
+        let seen = fake.seen();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(seen[1].url, ACCESS_URL);
+        assert_eq!(seen[1].bearer.as_deref(), Some("ya29.source"));
+        let body = seen[1].json.clone().unwrap();
+        assert_eq!(body["scope"], json!(["scope-a"]));
+        assert_eq!(body["delegates"], json!(["d@p.iam.gserviceaccount.com"]));
+        assert_eq!(body["lifetime"], "3600s");
+    }
+
+    #[test]
+    fn an_id_token_comes_from_generate_id_token() {
+        let credential = impersonated();
+        let id = jwt(&json!({"aud": "https://svc", "exp": NOW + 3600}));
+        let answer = json!({ "token": id }).to_string();
+        let want = Want::Id {
+            audience: "https://svc".into(),
+            include_email: true,
+        };
+        let (minted, fake) = mint(
+            &credential,
+            &want,
+            move || (200, answer.clone()),
+            json!({"access_token": "ya29.source"}),
+        );
+        let Ok(Issued::Id { token, endpoint }) = minted.unwrap().issued else {
+            panic!("no ID token");
+        };
+        assert_eq!(token.expose(), &id);
+        assert!(endpoint.ends_with(":generateIdToken"), "{endpoint}");
+        let body = fake.seen()[1].json.clone().unwrap();
+        assert_eq!(body["audience"], "https://svc");
+        assert_eq!(body["includeEmail"], true);
+    }
+
+    #[test]
+    fn permission_denied_names_the_role_the_account_and_the_principal() {
+        let credential = impersonated();
+        let denied = json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
+            "message": "Permission 'iam.serviceAccounts.getOpenIdToken' denied"}})
+        .to_string();
+        let want = Want::Id {
+            audience: "https://svc".into(),
+            include_email: false,
+        };
+        let (minted, _) = mint(
+            &credential,
+            &want,
+            move || (403, denied.clone()),
+            json!({"access_token": "ya29.source"}),
+        );
+        let e = minted.unwrap().issued.unwrap_err();
+        assert!(e.to_string().contains("PERMISSION_DENIED"), "{e}");
+        let (hint, _) = crate::testing::hint(e);
+        assert!(
+            hint.contains("roles/iam.serviceAccountOpenIdTokenCreator"),
+            "{hint}"
+        );
+        assert!(hint.contains("sa@p.iam.gserviceaccount.com"), "{hint}");
+        assert!(hint.contains("dev@example.com"), "{hint}");
+        assert!(!hint.contains("gemauth login"), "{hint}");
+
+        let denied =
+            json!({"error": {"code": 403, "status": "PERMISSION_DENIED", "message": "no"}});
+        let (minted, _) = mint(
+            &credential,
+            &Want::access(Vec::new()),
+            move || (403, denied.to_string()),
+            json!({"access_token": "ya29.source"}),
+        );
+        let (hint, _) = crate::testing::hint(minted.unwrap().issued.unwrap_err());
+        assert!(
+            hint.contains("roles/iam.serviceAccountTokenCreator"),
+            "{hint}"
+        );
+    }
+
+    #[test]
+    fn a_rotated_source_token_comes_back_even_when_iam_fails() {
+        let credential = impersonated();
+        let (minted, _) = mint(
+            &credential,
+            &Want::access(Vec::new()),
+            || {
+                (
+                    400,
+                    r#"{"error": {"status": "FAILED_PRECONDITION"}}"#.into(),
+                )
+            },
+            json!({"access_token": "ya29.source", "refresh_token": "1//r2"}),
+        );
+        let minted = minted.unwrap();
+        assert_eq!(minted.rotated.unwrap().expose(), "1//r2");
+        assert!(matches!(
+            minted.issued,
+            Err(Error::Server { status: 400, .. })
+        ));
+        assert_eq!(
+            credential.rotating_field(),
+            Some(vec!["source_credentials", "refresh_token"])
+        );
+    }
+
+    #[test]
+    fn a_refused_source_user_is_told_to_sign_in_for_the_impersonation() {
+        let credential = impersonated();
+        let fake = Fake::default();
+        let http = fake.http(|_| Ok((400, r#"{"error":"invalid_grant"}"#.into())));
+        let e =
+            run(credential.mint(&context(http, &[], None), &Want::access(Vec::new()))).unwrap_err();
+        let (hint, _) = crate::testing::hint(e);
+        assert!(
+            hint.contains("--impersonate-service-account=sa@p.iam.gserviceaccount.com"),
+            "{hint}"
+        );
+        assert!(!hint.contains("gemauth login"), "{hint}");
+        assert_eq!(fake.seen().len(), 1);
+    }
+
+    #[test]
+    fn impersonated_email_is_read_from_the_url() {
+        assert_eq!(
+            impersonated_email("https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken").as_deref(),
+            Some("sa@p.iam.gserviceaccount.com")
+        );
+        assert_eq!(impersonated_email("https://example.com/x"), None);
+    }
+
+    #[test]
+    fn the_id_token_url_follows_the_impersonation_url() {
+        let url = generate_id_token_url(
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken",
+        )
+        .unwrap();
+        assert_eq!(
+            url.as_str(),
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateIdToken"
+        );
+        let local = generate_id_token_url(
+            "http://127.0.0.1:8080/v1/projects/-/serviceAccounts/a@b:generateAccessToken",
+        )
+        .unwrap();
+        assert_eq!(
+            local.as_str(),
+            "http://127.0.0.1:8080/v1/projects/-/serviceAccounts/a@b:generateIdToken"
+        );
+        assert!(generate_id_token_url("https://example.com/other").is_err());
+        assert!(generate_id_token_url("http://example.com/x:generateAccessToken").is_err());
+    }
+
+    #[test]
+    fn an_impersonation_cannot_be_a_source() {
+        let file = json!({"type": "impersonated_service_account",
+            "service_account_impersonation_url": ACCESS_URL,
+            "source_credentials": {"type": "impersonated_service_account",
+                "service_account_impersonation_url": ACCESS_URL}});
+        let e =
+            parse_credential_file(Path::new("i.json"), file.to_string().as_bytes()).unwrap_err();
+        assert!(e.to_string().contains("cannot be impersonated from"), "{e}");
+    }
+}
