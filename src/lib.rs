@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 mod adc;
+mod aws;
 mod cli;
 mod commands;
 mod credentials;
