@@ -478,6 +478,9 @@ fn service_comes_from_the_first_label_without_fips() {
 const GA_SESSION_TOKEN_US_EAST_2: &str = "%7B%22headers%22%3A%5B%7B%22key%22%3A%22Authorization%22%2C%22value%22%3A%22AWS4-HMAC-SHA256%20Credential%3DAKIAIOSFODNN7EXAMPLE/20200811/us-east-2/sts/aws4_request%2C%20SignedHeaders%3Dhost%3Bx-amz-date%3Bx-amz-security-token%2C%20Signature%3D596aa990b792d763465d73703e684ca273c45536c6d322c31be01a41d02e5b60%22%7D%2C%7B%22key%22%3A%22host%22%2C%22value%22%3A%22sts.us-east-2.amazonaws.com%22%7D%2C%7B%22key%22%3A%22x-amz-date%22%2C%22value%22%3A%2220200811T065522Z%22%7D%2C%7B%22key%22%3A%22x-amz-security-token%22%2C%22value%22%3A%22AQoEXAMPLEH4aoAH0gNCAPyJxz4BlCFFxWNE1OPTgk5TthT%2BFvwqnKwRcOIfrRh3c/LTo6UDdyJwOOvEVPvLXCrrrUtdnniCEXAMPLE/IvU1dYUg2RVAJBanLiHb4IgRmpRV3zrkuWJOgQs8IZZaIv2BXIa2R4OlgkBN9bkUDNCJiBeb/AXlzBBko7b15fjrBs2%2BcTQtpZ3CYWFXG8C5zqx37wnOE49mRl/%2BOtkIKGO7fAE%22%7D%2C%7B%22key%22%3A%22x-goog-cloud-target-resource%22%2C%22value%22%3A%22//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/POOL_ID/providers/PROVIDER_ID%22%7D%5D%2C%22method%22%3A%22POST%22%2C%22url%22%3A%22https%3A//sts.us-east-2.amazonaws.com%3FAction%3DGetCallerIdentity%26Version%3D2011-06-15%22%7D";
 const GA_NO_SESSION_TOKEN_EU_WEST_1: &str = "%7B%22headers%22%3A%5B%7B%22key%22%3A%22Authorization%22%2C%22value%22%3A%22AWS4-HMAC-SHA256%20Credential%3DAKIAIOSFODNN7EXAMPLE/20200811/eu-west-1/sts/aws4_request%2C%20SignedHeaders%3Dhost%3Bx-amz-date%2C%20Signature%3D879ee29a24ab861ad57e5907dd6a0cc068527798e5ca8e9270ed49657ee57395%22%7D%2C%7B%22key%22%3A%22host%22%2C%22value%22%3A%22sts.eu-west-1.amazonaws.com%22%7D%2C%7B%22key%22%3A%22x-amz-date%22%2C%22value%22%3A%2220200811T065522Z%22%7D%2C%7B%22key%22%3A%22x-goog-cloud-target-resource%22%2C%22value%22%3A%22//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/POOL_ID/providers/PROVIDER_ID%22%7D%5D%2C%22method%22%3A%22POST%22%2C%22url%22%3A%22https%3A//sts.eu-west-1.amazonaws.com%3FAction%3DGetCallerIdentity%26Version%3D2011-06-15%22%7D";
 const GA_LONG_AUDIENCE_FIPS_AP_SOUTHEAST_2: &str = "%7B%22headers%22%3A%5B%7B%22key%22%3A%22Authorization%22%2C%22value%22%3A%22AWS4-HMAC-SHA256%20Credential%3DAKIAIOSFODNN7EXAMPLE/20110909/ap-southeast-2/sts/aws4_request%2C%20SignedHeaders%3Dhost%3Bx-amz-date%3Bx-amz-security-token%2C%20Signature%3D1096ebaa6ee481c9e6e1d1509c9e3d6bd2bec55b73b139356308f07bf59323ca%22%7D%2C%7B%22key%22%3A%22host%22%2C%22value%22%3A%22sts-fips.ap-southeast-2.amazonaws.com%22%7D%2C%7B%22key%22%3A%22x-amz-date%22%2C%22value%22%3A%2220110909T233600Z%22%7D%2C%7B%22key%22%3A%22x-amz-security-token%22%2C%22value%22%3A%22AQoEXAMPLEH4aoAH0gNCAPyJxz4BlCFFxWNE1OPTgk5TthT%2BFvwqnKwRcOIfrRh3c/LTo6UDdyJwOOvEVPvLXCrrrUtdnniCEXAMPLE/IvU1dYUg2RVAJBanLiHb4IgRmpRV3zrkuWJOgQs8IZZaIv2BXIa2R4OlgkBN9bkUDNCJiBeb/AXlzBBko7b15fjrBs2%2BcTQtpZ3CYWFXG8C5zqx37wnOE49mRl/%2BOtkIKGO7fAE%22%7D%2C%7B%22key%22%3A%22x-goog-cloud-target-resource%22%2C%22value%22%3A%22//iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/a-rather-long-pool-name-0123456789/providers/a-rather-long-provider-name-with-unicode-%5Cu00e9-and-spaces%20%2520%20%26%20%3F%20%3D%20%5C%22%20%5C%5C%20end%22%7D%5D%2C%22method%22%3A%22POST%22%2C%22url%22%3A%22https%3A//sts-fips.ap-southeast-2.amazonaws.com%3FVersion%3D2011-06-15%26Action%3DGetCallerIdentity%22%7D";
+// google-auth's default supplier run against the fake metadata server (region us-east-2b,
+// role gcp-aws-role, the session-token keys): the same token as the first case.
+const GA_METADATA_SERVER_US_EAST_2B: &str = "%7B%22headers%22%3A%5B%7B%22key%22%3A%22Authorization%22%2C%22value%22%3A%22AWS4-HMAC-SHA256%20Credential%3DAKIAIOSFODNN7EXAMPLE/20200811/us-east-2/sts/aws4_request%2C%20SignedHeaders%3Dhost%3Bx-amz-date%3Bx-amz-security-token%2C%20Signature%3D596aa990b792d763465d73703e684ca273c45536c6d322c31be01a41d02e5b60%22%7D%2C%7B%22key%22%3A%22host%22%2C%22value%22%3A%22sts.us-east-2.amazonaws.com%22%7D%2C%7B%22key%22%3A%22x-amz-date%22%2C%22value%22%3A%2220200811T065522Z%22%7D%2C%7B%22key%22%3A%22x-amz-security-token%22%2C%22value%22%3A%22AQoEXAMPLEH4aoAH0gNCAPyJxz4BlCFFxWNE1OPTgk5TthT%2BFvwqnKwRcOIfrRh3c/LTo6UDdyJwOOvEVPvLXCrrrUtdnniCEXAMPLE/IvU1dYUg2RVAJBanLiHb4IgRmpRV3zrkuWJOgQs8IZZaIv2BXIa2R4OlgkBN9bkUDNCJiBeb/AXlzBBko7b15fjrBs2%2BcTQtpZ3CYWFXG8C5zqx37wnOE49mRl/%2BOtkIKGO7fAE%22%7D%2C%7B%22key%22%3A%22x-goog-cloud-target-resource%22%2C%22value%22%3A%22//iam.googleapis.com/projects/123456/locations/global/workloadIdentityPools/POOL_ID/providers/PROVIDER_ID%22%7D%5D%2C%22method%22%3A%22POST%22%2C%22url%22%3A%22https%3A//sts.us-east-2.amazonaws.com%3FAction%3DGetCallerIdentity%26Version%3D2011-06-15%22%7D";
 const LONG_AUDIENCE: &str = "//iam.googleapis.com/projects/987654321098/locations/global/workloadIdentityPools/a-rather-long-pool-name-0123456789/providers/a-rather-long-provider-name-with-unicode-\u{e9}-and-spaces %20 & ? = \" \\ end";
 
 #[test]
@@ -1052,16 +1055,91 @@ fn metadata_requests_in_order_with_imdsv2_headers() {
     assert!(p.role_name_request(None).is_some());
 }
 
-#[test]
-fn end_to_end_from_metadata_answers_equals_google_auth() {
-    // The fake metadata server of google-auth's tests: us-east-2b, gcp-aws-role, its credentials.
-    let p = plan(
-        &source(Some(REGION_URL), Some(CREDS_URL), Some(IMDSV2_URL)),
-        env(&[]),
-    )
+// The requests google-auth 2.63.1's default supplier made to the fake metadata server of
+// tests/interop/aws_subject_token.py (method, path, metadata headers), in order. It asks for an
+// IMDSv2 token before the region and again before the role; the plan asks once and reuses it
+// (the token lives 300 s), otherwise the same requests with the same headers.
+const GA_METADATA_REQUESTS: &[(&str, &str, &str, &str)] = &[
+    (
+        "PUT",
+        "/latest/api/token",
+        "X-aws-ec2-metadata-token-ttl-seconds",
+        "300",
+    ),
+    (
+        "GET",
+        "/latest/meta-data/placement/availability-zone",
+        "X-aws-ec2-metadata-token",
+        "awsimdsv2sessiontoken",
+    ),
+    (
+        "PUT",
+        "/latest/api/token",
+        "X-aws-ec2-metadata-token-ttl-seconds",
+        "300",
+    ),
+    (
+        "GET",
+        "/latest/meta-data/iam/security-credentials",
+        "X-aws-ec2-metadata-token",
+        "awsimdsv2sessiontoken",
+    ),
+    (
+        "GET",
+        "/latest/meta-data/iam/security-credentials/gcp-aws-role",
+        "X-aws-ec2-metadata-token",
+        "awsimdsv2sessiontoken",
+    ),
+];
+
+/// A request as seen by the fake server: method, path, metadata header name and value.
+type Seen = (String, String, String, String);
+
+/// Plays the plan against the answers of the generator's fake metadata server and returns the
+/// requests made and the subject token.
+fn run_plan_against_fake_metadata(base: &str) -> (Vec<Seen>, Secret<String>) {
+    let s = source(
+        Some(&format!(
+            "{base}/latest/meta-data/placement/availability-zone"
+        )),
+        Some(&format!("{base}/latest/meta-data/iam/security-credentials")),
+        Some(&format!("{base}/latest/api/token")),
+    );
+    let p = plan(&s, env(&[])).unwrap();
+    let mut seen = Vec::new();
+    let mut serve = |r: MetadataRequest| {
+        let method = match r.method {
+            Method::Get => "GET",
+            Method::Put => "PUT",
+        };
+        let (name, value) = r
+            .headers
+            .first()
+            .map(|(n, v)| (n.to_string(), v.expose().clone()))
+            .unwrap_or_default();
+        seen.push((method.to_string(), r.url.path().to_string(), name, value));
+        match r.url.path() {
+            "/latest/api/token" => b"awsimdsv2sessiontoken".to_vec(),
+            "/latest/meta-data/placement/availability-zone" => b"us-east-2b".to_vec(),
+            "/latest/meta-data/iam/security-credentials" => b"gcp-aws-role".to_vec(),
+            "/latest/meta-data/iam/security-credentials/gcp-aws-role" => {
+                credentials_json("").into_bytes()
+            }
+            other => panic!("unexpected request {other}"),
+        }
+    };
+    let token = p
+        .imdsv2_request()
+        .map(|r| parse_imdsv2_token(&serve(r)).unwrap());
+    let region = match p.region_request(token.as_ref()) {
+        Some(r) => parse_region_answer(&serve(r)).unwrap(),
+        None => unreachable!("the region is in the metadata"),
+    };
+    let role = parse_role_name(&serve(p.role_name_request(token.as_ref()).unwrap())).unwrap();
+    let credentials = parse_role_credentials(&serve(
+        p.role_credentials_request(&role, token.as_ref()).unwrap(),
+    ))
     .unwrap();
-    let region = parse_region_answer(b"us-east-2b").unwrap();
-    let credentials = parse_role_credentials(credentials_json("").as_bytes()).unwrap();
     let t = subject_token(
         &p.verification_url,
         &region,
@@ -1070,7 +1148,26 @@ fn end_to_end_from_metadata_answers_equals_google_auth() {
         at("2020-08-11T06:55:22Z"),
     )
     .unwrap();
-    assert_eq!(t.expose(), GA_SESSION_TOKEN_US_EAST_2);
+    (seen, t)
+}
+
+#[test]
+fn end_to_end_from_metadata_answers_equals_google_auth() {
+    for base in [
+        "http://127.0.0.1:8080",
+        "http://169.254.169.254",
+        "http://[fd00:ec2::254]",
+    ] {
+        let (seen, token) = run_plan_against_fake_metadata(base);
+        assert_eq!(token.expose(), GA_METADATA_SERVER_US_EAST_2B);
+        let expected: Vec<Seen> = GA_METADATA_REQUESTS
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 2) // google-auth's second IMDSv2 PUT
+            .map(|(_, (m, p, n, v))| (m.to_string(), p.to_string(), n.to_string(), v.to_string()))
+            .collect();
+        assert_eq!(seen, expected, "{base}");
+    }
 }
 
 // Secrets long and distinctive enough that no message could hold them by chance.
