@@ -14,7 +14,7 @@
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, percent_encode, utf8_percent_encode};
 use ring::hmac;
 use sha2::{Digest, Sha256};
 use url::Url;
@@ -85,31 +85,56 @@ impl fmt::Debug for AwsCredentials {
     }
 }
 
+/// Where credentials were read, to name their fields in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`.
+    Env,
+    /// The instance role's credentials answer: `AccessKeyId`, `SecretAccessKey`, `Token`.
+    Metadata,
+}
+
+impl Origin {
+    fn names(self) -> [&'static str; 3] {
+        match self {
+            Origin::Env => [
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "AWS_SESSION_TOKEN",
+            ],
+            Origin::Metadata => [
+                "the AWS role credentials answer: AccessKeyId",
+                "the AWS role credentials answer: SecretAccessKey",
+                "the AWS role credentials answer: Token",
+            ],
+        }
+    }
+}
+
 impl AwsCredentials {
-    /// Checks credentials from the environment or an answer; `what` names their origin in errors.
+    /// Checks credentials; an empty session token is none. Errors name the field, not its value.
     pub(crate) fn new(
         access_key_id: String,
         secret_access_key: String,
         session_token: Option<String>,
-        what: &str,
+        origin: Origin,
     ) -> Result<Self> {
+        let [id_name, secret_name, token_name] = origin.names();
         let id = access_key_id.trim();
         if id.is_empty() {
-            return Err(AwsError::new(format!("{what}: the access key id is empty")));
+            return Err(AwsError::new(format!("{id_name} is empty")));
         }
         if id.len() > 128 || !id.bytes().all(|b| b.is_ascii_alphanumeric()) {
             return Err(AwsError::new(format!(
-                "{what}: the access key id is not an AWS access key id (letters and digits, at most 128)"
+                "{id_name} is not an AWS access key id (letters and digits, at most 128)"
             )));
         }
         if secret_access_key.is_empty() {
-            return Err(AwsError::new(format!(
-                "{what}: the secret access key is empty"
-            )));
+            return Err(AwsError::new(format!("{secret_name} is empty")));
         }
         if secret_access_key.len() > MAX_SECRET_LEN {
             return Err(AwsError::new(format!(
-                "{what}: the secret access key is too long"
+                "{secret_name} is too long (at most 16 KiB)"
             )));
         }
         let session_token = match session_token {
@@ -117,7 +142,7 @@ impl AwsCredentials {
             Some(t) => {
                 if !is_header_value(&t) {
                     return Err(AwsError::new(format!(
-                        "{what}: the session token is not a valid HTTP header value (printable ASCII, at most 16 KiB)"
+                        "{token_name} is not a valid HTTP header value (printable ASCII without spaces, at most 16 KiB)"
                     )));
                 }
                 Some(Secret::new(t))
@@ -350,14 +375,20 @@ pub(crate) fn plan(
             id,
             secret,
             var("AWS_SESSION_TOKEN"),
-            "AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN",
+            Origin::Env,
         )?),
-        _ => match &source.url {
+        // As google-auth: with one of the two alone, the instance role is used.
+        (id, secret) => match &source.url {
             Some(u) => CredentialsFrom::Metadata(u.clone()),
             None => {
-                return Err(AwsError::new(
-                    "cannot determine the AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give credential_source.url (the instance metadata security-credentials URL)",
-                ));
+                let half = match (id.is_some(), secret.is_some()) {
+                    (true, false) => " (AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not)",
+                    (false, true) => " (AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not)",
+                    _ => "",
+                };
+                return Err(AwsError::new(format!(
+                    "cannot determine the AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give credential_source.url (the instance metadata security-credentials URL){half}"
+                )));
             }
         },
     };
@@ -575,7 +606,7 @@ pub(crate) fn parse_role_credentials(body: &[u8]) -> Result<AwsCredentials> {
     let id = field("AccessKeyId", true)?.unwrap_or_default();
     let secret = field("SecretAccessKey", true)?.unwrap_or_default();
     let token = field("Token", false)?;
-    AwsCredentials::new(id, secret, token, what)
+    AwsCredentials::new(id, secret, token, Origin::Metadata)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -587,7 +618,8 @@ pub(crate) struct SignableRequest<'a> {
     pub method: &'a str,
     /// The URL as sent: https, with a host.
     pub url: &'a str,
-    /// The request's own headers (e.g. `Content-Type`), all signed.
+    /// The request's own headers (e.g. `Content-Type`, or `date` in AWS's old test suite), all
+    /// signed; not `Authorization`, `host`, `x-amz-date` or `x-amz-security-token`.
     pub headers: &'a [(&'a str, &'a str)],
     pub body: &'a [u8],
 }
@@ -644,11 +676,10 @@ fn canonical_uri(url: &Url) -> String {
 /// The canonical query: each name and value decoded (`+` as a space, as google-auth reads it),
 /// encoded with AWS's rule, sorted by name then value; a name without a value gets `=`.
 fn canonical_query(query: Option<&str>) -> String {
+    // Decoded to bytes, so an escape of invalid UTF-8 (`%FF`) is kept as it is.
     let decode = |s: &str| {
         let spaced = s.replace('+', " ");
-        percent_encoding::percent_decode_str(&spaced)
-            .decode_utf8_lossy()
-            .into_owned()
+        percent_encoding::percent_decode_str(&spaced).collect::<Vec<u8>>()
     };
     let mut pairs: Vec<(String, String)> = query
         .unwrap_or("")
@@ -657,8 +688,8 @@ fn canonical_query(query: Option<&str>) -> String {
         .map(|p| {
             let (k, v) = p.split_once('=').unwrap_or((p, ""));
             (
-                utf8_percent_encode(&decode(k), AWS_ENCODE).to_string(),
-                utf8_percent_encode(&decode(v), AWS_ENCODE).to_string(),
+                percent_encode(&decode(k), AWS_ENCODE).to_string(),
+                percent_encode(&decode(v), AWS_ENCODE).to_string(),
             )
         })
         .collect();
@@ -729,8 +760,19 @@ pub(crate) fn sign(
         }
     };
     for (name, value) in request.headers {
-        if name.trim().is_empty() || name.contains([':', '\n', '\r']) {
+        let valid = !name.trim().is_empty()
+            && name
+                .trim()
+                .bytes()
+                .all(|b| b.is_ascii_graphic() && b != b':');
+        if !valid {
             return Err(AwsError::new("an AWS request header name is not valid"));
+        }
+        let lower = name.trim().to_ascii_lowercase();
+        if ["authorization", "host", DATE_HEADER, SECURITY_TOKEN_HEADER].contains(&lower.as_str()) {
+            return Err(AwsError::new(format!(
+                "the AWS request header {lower} is set by signing, not by the request"
+            )));
         }
         add(name, value);
     }

@@ -38,7 +38,7 @@ impl Keys {
 }
 
 fn creds(id: &str, secret: &str, token: Option<&str>) -> AwsCredentials {
-    AwsCredentials::new(id.into(), secret.into(), token.map(Into::into), "test").unwrap()
+    AwsCredentials::new(id.into(), secret.into(), token.map(Into::into), Origin::Env).unwrap()
 }
 
 fn at(rfc3339: &str) -> SystemTime {
@@ -399,6 +399,7 @@ fn canonical_query_encodes_and_sorts() {
         "k=a%20b%20c%2Fd~_-."
     );
     assert_eq!(canonical_query(Some("%E1%88%B4=bar")), "%E1%88%B4=bar");
+    assert_eq!(canonical_query(Some("k=%FF%fe")), "k=%FF%FE");
 }
 
 #[test]
@@ -739,19 +740,19 @@ fn role_credentials_answer() {
             format!(
                 r#"{{"AccessKeyId":"{ACCESS_KEY_ID}","SecretAccessKey":"","Token":"{TOKEN}"}}"#
             ),
-            "the secret access key is empty",
+            "the AWS role credentials answer: SecretAccessKey is empty",
         ),
         (
             format!(
                 r#"{{"AccessKeyId":"{ACCESS_KEY_ID}","SecretAccessKey":"{SECRET_ACCESS_KEY}","Token":"{TOKEN} x"}}"#
             ),
-            "the session token is not a valid HTTP header value",
+            "the AWS role credentials answer: Token is not a valid HTTP header value",
         ),
         (
             format!(
                 r#"{{"AccessKeyId":"{SECRET_ACCESS_KEY}","SecretAccessKey":"{SECRET_ACCESS_KEY}"}}"#
             ),
-            "is not an AWS access key id",
+            "the AWS role credentials answer: AccessKeyId is not an AWS access key id",
         ),
         (
             credentials_json("").replace("Success", "Failed"),
@@ -981,7 +982,7 @@ fn environment_comes_first_and_empty_values_are_unset() {
     .unwrap_err()
     .to_string();
     assert!(
-        e.contains("session token is not a valid HTTP header value")
+        e.starts_with("AWS_SESSION_TOKEN is not a valid HTTP header value")
             && !e.contains(SECRET_ACCESS_KEY),
         "{e}"
     );
@@ -1001,6 +1002,97 @@ fn missing_sources_are_named() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("cannot determine the AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or give credential_source.url"), "{e}");
+}
+
+#[test]
+fn one_aws_key_alone_is_named_when_there_is_no_role_url() {
+    let s = source(None, None, None);
+    let e = plan(
+        &s,
+        env(&[
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", ACCESS_KEY_ID),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.ends_with("(AWS_ACCESS_KEY_ID is set but AWS_SECRET_ACCESS_KEY is not)"),
+        "{e}"
+    );
+    let e = plan(
+        &s,
+        env(&[
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.ends_with("(AWS_SECRET_ACCESS_KEY is set but AWS_ACCESS_KEY_ID is not)"),
+        "{e}"
+    );
+    assert!(!e.contains(SECRET_ACCESS_KEY));
+    let e = plan(
+        &s,
+        env(&[
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", " "),
+            ("AWS_SECRET_ACCESS_KEY", SECRET_ACCESS_KEY),
+        ]),
+    )
+    .unwrap_err()
+    .to_string();
+    assert_eq!(e, "AWS_ACCESS_KEY_ID is empty");
+}
+
+#[test]
+fn headers_set_by_signing_are_refused_in_the_request() {
+    let c = Keys::Sts.credentials();
+    for name in [
+        "Host",
+        "authorization",
+        "X-Amz-Date",
+        "x-amz-security-token",
+    ] {
+        let headers = [(name, "x")];
+        let r = SignableRequest {
+            method: "POST",
+            url: "https://sts.us-east-2.amazonaws.com/",
+            headers: &headers,
+            body: b"",
+        };
+        let e = sign(
+            &r,
+            "sts",
+            &region("us-east-2"),
+            &c,
+            at("2020-08-11T06:55:22Z"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("is set by signing"), "{e}");
+    }
+    for name in ["", "a b", "a:b", "a\nb"] {
+        let headers = [(name, "x")];
+        let r = SignableRequest {
+            method: "POST",
+            url: "https://sts.us-east-2.amazonaws.com/",
+            headers: &headers,
+            body: b"",
+        };
+        assert!(
+            sign(
+                &r,
+                "sts",
+                &region("us-east-2"),
+                &c,
+                at("2020-08-11T06:55:22Z")
+            )
+            .is_err(),
+            "{name:?}"
+        );
+    }
 }
 
 #[test]
@@ -1236,7 +1328,7 @@ proptest! {
         };
         prop_assert!(!shown.contains(&secret) && !shown.contains(&token), "{}", shown);
         // Signing errors.
-        if let Ok(c) = AwsCredentials::new(ACCESS_KEY_ID.into(), secret.clone(), Some(token.clone()), "test") {
+        if let Ok(c) = AwsCredentials::new(ACCESS_KEY_ID.into(), secret.clone(), Some(token.clone()), Origin::Env) {
             let r = SignableRequest { method: "POST", url: "http://sts.example", headers: &[], body: b"" };
             let e = sign(&r, "sts", &region("us-east-2"), &c, at("2020-08-11T06:55:22Z")).unwrap_err();
             let shown = format!("{e} {e:?}");
