@@ -666,6 +666,29 @@ fn region_names() {
 }
 
 #[test]
+fn answers_are_quoted_only_when_plain_words() {
+    let e = parse_region_answer(b"us-east-2bb").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "the AWS availability zone answer (region_url) \"us-east-2bb\" is not an availability zone such as us-east-2b"
+    );
+    let e = parse_region_answer(b"AQAEAFk8zJ2n1ZPgL7s0-dG_XqVw5mU+token==")
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        e,
+        "the AWS availability zone answer (region_url) is not an availability zone such as us-east-2b"
+    );
+    let e = parse_role_name(b"<html>AQAEAFk8zJ2n1ZPgL7s0</html>")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        !e.contains("AQAE") && e.contains("is not an IAM role name"),
+        "{e}"
+    );
+}
+
+#[test]
 fn role_names() {
     assert_eq!(
         parse_role_name(b"gcp-aws-role").unwrap().as_str(),
@@ -1333,6 +1356,32 @@ proptest! {
             let e = sign(&r, "sts", &region("us-east-2"), &c, at("2020-08-11T06:55:22Z")).unwrap_err();
             let shown = format!("{e} {e:?}");
             prop_assert!(!shown.contains(&secret) && !shown.contains(&token), "{}", shown);
+        }
+    }
+
+    #[test]
+    fn an_echoed_imdsv2_token_never_reaches_an_error(
+        tail in "[A-Za-z0-9+/]{51}",
+        shape in 0usize..5,
+    ) {
+        // IMDSv2 tokens are 56 base64 characters.
+        let token = format!("AQAEA{tail}==");
+        let body = match shape {
+            0 => token.clone(),
+            1 => format!("us-east-{token}"),
+            2 => format!("<html>{token}</html>"),
+            3 => format!("{token}\n{token}"),
+            _ => format!(r#"{{"Code":"{token}","AccessKeyId":"AKID","SecretAccessKey":"x"}}"#),
+        };
+        for e in [
+            parse_region_answer(body.as_bytes()).err(),
+            parse_role_name(body.as_bytes()).err(),
+            parse_role_credentials(body.as_bytes()).err(),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            prop_assert!(!e.to_string().contains(&token), "{}", e);
         }
     }
 
