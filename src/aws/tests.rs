@@ -341,6 +341,23 @@ fn amz_date_format_and_range() {
     assert!(amz_date(UNIX_EPOCH + std::time::Duration::from_secs(253_402_300_800)).is_err());
 }
 
+/// Signs a bodiless POST for STS in us-east-2 at google-auth's STS time.
+fn sign_sts_post(url: &str, headers: &[(&str, &str)], c: &AwsCredentials) -> Result<SignedHeaders> {
+    let r = SignableRequest {
+        method: "POST",
+        url,
+        headers,
+        body: b"",
+    };
+    sign(
+        &r,
+        "sts",
+        &region("us-east-2"),
+        c,
+        at("2020-08-11T06:55:22Z"),
+    )
+}
+
 #[test]
 fn sign_refuses_urls_google_auth_refuses() {
     let c = Keys::Sts.credentials();
@@ -350,20 +367,7 @@ fn sign_refuses_urls_google_auth_refuses() {
         "https://",
         "ftp://sts.amazonaws.com",
     ] {
-        let request = SignableRequest {
-            method: "POST",
-            url,
-            headers: &[],
-            body: b"",
-        };
-        let err = sign(
-            &request,
-            "sts",
-            &region("us-east-2"),
-            &c,
-            at("2020-08-11T06:55:22Z"),
-        )
-        .unwrap_err();
+        let err = sign_sts_post(url, &[], &c).unwrap_err();
         assert!(err.to_string().contains("AWS request URL"), "{url}: {err}");
     }
 }
@@ -1073,48 +1077,18 @@ fn one_aws_key_alone_is_named_when_there_is_no_role_url() {
 #[test]
 fn headers_set_by_signing_are_refused_in_the_request() {
     let c = Keys::Sts.credentials();
+    let url = "https://sts.us-east-2.amazonaws.com/";
     for name in [
         "Host",
         "authorization",
         "X-Amz-Date",
         "x-amz-security-token",
     ] {
-        let headers = [(name, "x")];
-        let r = SignableRequest {
-            method: "POST",
-            url: "https://sts.us-east-2.amazonaws.com/",
-            headers: &headers,
-            body: b"",
-        };
-        let e = sign(
-            &r,
-            "sts",
-            &region("us-east-2"),
-            &c,
-            at("2020-08-11T06:55:22Z"),
-        )
-        .unwrap_err();
+        let e = sign_sts_post(url, &[(name, "x")], &c).unwrap_err();
         assert!(e.to_string().contains("is set by signing"), "{e}");
     }
     for name in ["", "a b", "a:b", "a\nb"] {
-        let headers = [(name, "x")];
-        let r = SignableRequest {
-            method: "POST",
-            url: "https://sts.us-east-2.amazonaws.com/",
-            headers: &headers,
-            body: b"",
-        };
-        assert!(
-            sign(
-                &r,
-                "sts",
-                &region("us-east-2"),
-                &c,
-                at("2020-08-11T06:55:22Z")
-            )
-            .is_err(),
-            "{name:?}"
-        );
+        assert!(sign_sts_post(url, &[(name, "x")], &c).is_err(), "{name:?}");
     }
 }
 
@@ -1352,8 +1326,7 @@ proptest! {
         prop_assert!(!shown.contains(&secret) && !shown.contains(&token), "{}", shown);
         // Signing errors.
         if let Ok(c) = AwsCredentials::new(ACCESS_KEY_ID.into(), secret.clone(), Some(token.clone()), Origin::Env) {
-            let r = SignableRequest { method: "POST", url: "http://sts.example", headers: &[], body: b"" };
-            let e = sign(&r, "sts", &region("us-east-2"), &c, at("2020-08-11T06:55:22Z")).unwrap_err();
+            let e = sign_sts_post("http://sts.example", &[], &c).unwrap_err();
             let shown = format!("{e} {e:?}");
             prop_assert!(!shown.contains(&secret) && !shown.contains(&token), "{}", shown);
         }
