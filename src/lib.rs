@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![warn(unreachable_pub, missing_docs)]
 
+mod aws;
 // Not narrowed to `pub(crate)` yet (their owners' next change): the command line, the sign-in
 // flow, logging and the helper commands (`commands/mod.rs`).
 #[allow(unreachable_pub, missing_docs)]
