@@ -28,6 +28,7 @@ mod error;
 mod flow;
 mod idtoken;
 mod logging;
+mod mds;
 mod oauth;
 mod secret;
 mod store;

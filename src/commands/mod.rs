@@ -7,6 +7,7 @@ pub mod git;
 pub mod helpers;
 pub mod kubectl;
 pub mod login;
+pub mod metadata_server;
 pub mod print_access_token;
 pub mod print_identity_token;
 pub mod quota_project;
