@@ -36,6 +36,8 @@ struct Fake {
     lifetime_ms: AtomicU64,
     delay_ms: AtomicU64,
     mode: Mutex<Mode>,
+    /// Mint ID tokens that decode as JWTs (for real clients), not placeholders.
+    real_jwt: std::sync::atomic::AtomicBool,
     scopes_seen: Mutex<Vec<Vec<String>>>,
     id_seen: Mutex<Vec<IdTokenRequest>>,
     identity: Mutex<Identity>,
@@ -50,6 +52,7 @@ impl Fake {
             lifetime_ms: AtomicU64::new(3_600_000),
             delay_ms: AtomicU64::new(0),
             mode: Mutex::new(Mode::Up),
+            real_jwt: std::sync::atomic::AtomicBool::new(false),
             scopes_seen: Mutex::new(Vec::new()),
             id_seen: Mutex::new(Vec::new()),
             identity: Mutex::new(Identity {
@@ -111,9 +114,15 @@ impl TokenSource for Source {
             ));
         }
         let lifetime = self.0.answer().await?;
+        let expires_at = SystemTime::now() + lifetime;
+        let token = if self.0.real_jwt.load(Ordering::SeqCst) {
+            unsigned_jwt(&request.audience, expires_at, n)
+        } else {
+            format!("eyJhbGciOiJSUzI1NiJ9.id-{n}.sig")
+        };
         Ok(IdToken {
-            token: Secret::new(format!("eyJhbGciOiJSUzI1NiJ9.id-{n}.sig")),
-            expires_at: SystemTime::now() + lifetime,
+            token: Secret::new(token),
+            expires_at,
         })
     }
 
@@ -122,6 +131,26 @@ impl TokenSource for Source {
         self.0.answer().await?;
         Ok(self.0.identity.lock().unwrap().clone())
     }
+}
+
+/// A JWT with Google's claims and a dummy signature: what a client decodes (without checking
+/// the signature) to learn the expiry.
+fn unsigned_jwt(audience: &str, expires_at: SystemTime, n: usize) -> String {
+    use base64::Engine;
+    let b64 = |v: serde_json::Value| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string().as_bytes())
+    };
+    let exp = expires_at
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = b64(serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "fake"}));
+    let claims = b64(serde_json::json!({
+        "aud": audience, "azp": "1234567890", "email": EMAIL, "email_verified": true,
+        "exp": exp, "iat": exp - 3600, "iss": "https://accounts.google.com",
+        "sub": "1234567890", "n": n,
+    }));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
 }
 
 struct Harness {
@@ -883,4 +912,44 @@ fn log_lines_name_query_parameters_without_their_values() {
         "audience=…&format=…"
     );
     assert_eq!(super::query_names(None), "");
+}
+
+/// Serves the fake source for a real client run by hand (tests/interop/README.md):
+/// `GEMAUTH_MDS_INTEROP_ADDR` (default 127.0.0.1:8169) for `GEMAUTH_MDS_INTEROP_SECS` seconds
+/// (default 60), then prints how often each source method was called.
+#[tokio::test]
+#[ignore = "serves a fake token source for a client run by hand: see tests/interop/README.md"]
+async fn interop_server() {
+    let addr: SocketAddr = std::env::var("GEMAUTH_MDS_INTEROP_ADDR")
+        .unwrap_or_else(|_| "127.0.0.1:8169".into())
+        .parse()
+        .expect("GEMAUTH_MDS_INTEROP_ADDR is ADDR:PORT");
+    let secs: u64 = std::env::var("GEMAUTH_MDS_INTEROP_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let fake = Fake::new();
+    fake.real_jwt.store(true, Ordering::SeqCst);
+    fake.identity.lock().unwrap().project_id = Some("interop-project".into());
+    let server = bind(addr, config(), Source(Arc::clone(&fake)))
+        .await
+        .unwrap();
+    eprintln!(
+        "interop: serving on {} for {secs} s",
+        server.local_addr().unwrap()
+    );
+    server
+        .serve(tokio::time::sleep(Duration::from_secs(secs)))
+        .await
+        .unwrap();
+    eprintln!(
+        "interop: source calls: access_token={} id_token={} identity={}",
+        fake.access_calls(),
+        fake.id_calls.load(Ordering::SeqCst),
+        fake.identity_calls.load(Ordering::SeqCst)
+    );
+    eprintln!(
+        "interop: ID tokens asked for: {:?}",
+        fake.id_seen.lock().unwrap()
+    );
 }
