@@ -177,16 +177,10 @@ impl<S: TokenSource> Server<S> {
             .max_buf_size(security::READ_BUFFER_BYTES)
             .keep_alive(true);
         let slots = Arc::new(Semaphore::new(config.max_connections.max(1)));
+        let overflow = Arc::new(Semaphore::new(security::MAX_REFUSING));
         let graceful = GracefulShutdown::new();
         tokio::pin!(shutdown);
         loop {
-            let permit = tokio::select! {
-                permit = Arc::clone(&slots).acquire_owned() => match permit {
-                    Ok(permit) => permit,
-                    Err(_) => break,
-                },
-                () = &mut shutdown => break,
-            };
             let stream = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, _)) => stream,
@@ -198,6 +192,12 @@ impl<S: TokenSource> Server<S> {
                     }
                 },
                 () = &mut shutdown => break,
+            };
+            let Ok(permit) = Arc::clone(&slots).try_acquire_owned() else {
+                // Every slot is taken (by idle keep-alive connections, say): a quick 503 the
+                // client can retry, rather than a wait in the backlog beyond its timeout.
+                security::refuse_busy(stream, &overflow);
+                continue;
             };
             let _ = stream.set_nodelay(true);
             let io = TokioIo::new(security::IdleTimeout::new(stream, config.idle_timeout));

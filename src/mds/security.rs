@@ -6,12 +6,14 @@ use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use hyper::http::request::Parts;
 use hyper::{Method, StatusCode, header};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::sync::Semaphore;
 use tokio::time::{Instant, Sleep};
 
 /// Largest request head (request line and headers) the server reads.
@@ -20,6 +22,41 @@ pub(super) const MAX_HEAD_BYTES: usize = 16 * 1024;
 pub(super) const MAX_HEADERS: usize = 64;
 /// hyper's smallest allowed read buffer; the head limit above is what bounds a request.
 pub(super) const READ_BUFFER_BYTES: usize = 16 * 1024;
+
+/// Most connections being refused at once when every slot is taken; beyond, they are closed.
+pub(super) const MAX_REFUSING: usize = 64;
+
+/// The whole answer to a connection that finds every slot taken.
+const BUSY: &[u8] = concat!(
+    "HTTP/1.1 503 Service Unavailable\r\n",
+    "Metadata-Flavor: Google\r\n",
+    "Content-Type: text/plain; charset=utf-8\r\n",
+    "Content-Length: 45\r\n",
+    "Connection: close\r\n",
+    "\r\n",
+    "Too many connections to the metadata server.\n",
+)
+.as_bytes();
+
+/// Answers 503 to a connection the server has no slot for, on a task of its own (at most
+/// [`MAX_REFUSING`] at a time, each bounded to a second), then closes it. The request is read
+/// (and dropped) first, so that closing does not reset the connection before the client reads.
+pub(super) fn refuse_busy(stream: tokio::net::TcpStream, refusing: &Arc<Semaphore>) {
+    let Ok(permit) = Arc::clone(refusing).try_acquire_owned() else {
+        return;
+    };
+    tokio::spawn(async move {
+        let mut stream = stream;
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let mut head = [0u8; 4096];
+            let _ = tokio::time::timeout(Duration::from_millis(200), stream.read(&mut head)).await;
+            stream.write_all(BUSY).await?;
+            stream.shutdown().await
+        })
+        .await;
+        drop(permit);
+    });
+}
 
 /// Why a request is refused before it is routed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -255,6 +292,23 @@ mod tests {
             status(&[("x-forwarded-for", "1.2.3.4")], Method::POST),
             Err(StatusCode::FORBIDDEN)
         );
+    }
+
+    #[test]
+    fn the_busy_answer_is_well_formed() {
+        let mut headers = [httparse::EMPTY_HEADER; 8];
+        let mut response = httparse::Response::new(&mut headers);
+        let head = match response.parse(BUSY).unwrap() {
+            httparse::Status::Complete(n) => n,
+            httparse::Status::Partial => panic!("partial"),
+        };
+        assert_eq!(response.code, Some(503));
+        let length = response
+            .headers
+            .iter()
+            .find(|h| h.name == "Content-Length")
+            .unwrap();
+        assert_eq!(length.value, (BUSY.len() - head).to_string().as_bytes());
     }
 
     #[test]

@@ -748,6 +748,47 @@ async fn slow_and_idle_clients_are_cut_off() {
 }
 
 #[tokio::test]
+async fn when_every_connection_slot_is_taken_clients_get_a_quick_503() {
+    let mut config = config();
+    config.max_connections = 2;
+    let h = Harness::start(config, Fake::new()).await;
+    // Two kept-alive connections hold both slots.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut stream = TcpStream::connect(h.addr).await.unwrap();
+        let raw = format!(
+            "GET / HTTP/1.1\r\nHost: {}\r\nMetadata-Flavor: Google\r\n\r\n",
+            h.addr
+        );
+        stream.write_all(raw.as_bytes()).await.unwrap();
+        let mut buf = [0u8; 1024];
+        let n = stream.read(&mut buf).await.unwrap();
+        assert!(buf[..n].starts_with(b"HTTP/1.1 200"));
+        held.push(stream);
+    }
+    let started = tokio::time::Instant::now();
+    let busy = h.get("/").await;
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert_eq!(busy.status, 503, "{busy:?}");
+    assert_eq!(busy.header("metadata-flavor"), Some("Google"));
+    assert_eq!(busy.body, "Too many connections to the metadata server.\n");
+    // A slot freed is a slot served.
+    drop(held.pop());
+    let mut ok = None;
+    for _ in 0..20 {
+        let reply = h.get("/").await;
+        if reply.status == 200 {
+            ok = Some(reply);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    ok.expect("served once a slot is free")
+        .assert_ok("application/text");
+    h.shutdown().await;
+}
+
+#[tokio::test]
 async fn tokens_are_refreshed_in_the_background_before_they_expire() {
     let fake = Fake::new();
     fake.lifetime_ms.store(3_000, Ordering::SeqCst);
