@@ -43,6 +43,9 @@ use routes::{Body, Routes};
 /// development servers and the gcloud emulators take (8080, 8081, 8085, 8086, 9010).
 pub const DEFAULT_PORT: u16 = 8169;
 
+/// What a request may take beyond its wait for a token.
+const REQUEST_MARGIN: Duration = Duration::from_millis(500);
+
 /// How the server runs. [`Config::new`] gives the defaults.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -64,7 +67,8 @@ pub struct Config {
     pub identity_ttl: Duration,
     /// A client must send its request head within this time.
     pub header_read_timeout: Duration,
-    /// A connection with no byte read or written for this long is closed.
+    /// A connection with no byte read or written for this long is closed (never less than a
+    /// request may take).
     pub idle_timeout: Duration,
     /// Connections served at once; more wait in the kernel's backlog.
     pub max_connections: usize,
@@ -165,8 +169,13 @@ impl<S: TokenSource> Server<S> {
                 project_id: config.project_id.clone(),
             },
             allowed_hosts: config.allowed_hosts.clone(),
-            request_timeout: config.wait_timeout + Duration::from_secs(1),
+            request_timeout: config.wait_timeout + REQUEST_MARGIN,
         });
+        // hyper watches the connection for reads while a request waits for its token: the idle
+        // limit must not cut a request that is within its own time limit.
+        let idle_timeout = config
+            .idle_timeout
+            .max(config.wait_timeout + 2 * REQUEST_MARGIN);
 
         let mut builder = http1::Builder::new();
         builder
@@ -200,7 +209,7 @@ impl<S: TokenSource> Server<S> {
                 continue;
             };
             let _ = stream.set_nodelay(true);
-            let io = TokioIo::new(security::IdleTimeout::new(stream, config.idle_timeout));
+            let io = TokioIo::new(security::IdleTimeout::new(stream, idle_timeout));
             let shared = Arc::clone(&shared);
             let service = service_fn(move |request| {
                 let shared = Arc::clone(&shared);

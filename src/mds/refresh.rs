@@ -191,9 +191,15 @@ impl<S: TokenSource> Cache<S> {
                 entry.last_used = now;
                 match decide(entry, &self.settings, SystemTime::now(), now) {
                     Decision::Serve { value, refresh } => {
+                        let newly_wanted = !entry.wanted;
                         entry.wanted = true;
                         if refresh {
                             self.start_refresh(entry, &key);
+                        }
+                        drop(entries);
+                        if newly_wanted {
+                            // The background refresher now has this entry to schedule.
+                            self.wake.notify_one();
                         }
                         return Ok(value);
                     }

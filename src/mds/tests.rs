@@ -720,6 +720,8 @@ async fn slow_and_idle_clients_are_cut_off() {
     let mut config = config();
     config.header_read_timeout = Duration::from_millis(300);
     config.idle_timeout = Duration::from_millis(600);
+    // The idle limit is never below a request's own limit (the wait plus 2 × 0.5 s).
+    config.wait_timeout = Duration::from_millis(100);
     let h = Harness::start(config, Fake::new()).await;
 
     // A head that never ends.
@@ -785,6 +787,19 @@ async fn when_every_connection_slot_is_taken_clients_get_a_quick_503() {
     }
     ok.expect("served once a slot is free")
         .assert_ok("application/text");
+    h.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_idle_limit_does_not_cut_a_request_waiting_for_its_token() {
+    let fake = Fake::new();
+    fake.delay_ms.store(1_200, Ordering::SeqCst);
+    let mut config = config();
+    config.idle_timeout = Duration::from_millis(200);
+    config.wait_timeout = Duration::from_secs(3);
+    let h = Harness::start(config, fake).await;
+    let reply = h.get(&format!("{SA}/default/token")).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
     h.shutdown().await;
 }
 
