@@ -113,6 +113,13 @@ pub fn run<S: TokenSource>(args: &MetadataServerArgs, source: S) -> Result<()> {
         let signals = Signals::install()?;
         let server = mds::bind(args.listen, config, source).await?;
         let addr = server.local_addr()?;
+        if let Err(reason) = server.warm_up().await {
+            eprintln!(
+                "warning: no token yet ({}); clients get 503 until that changes, and a new \
+                 `gemauth login` is picked up without a restart",
+                crate::error::sanitize(&reason)
+            );
+        }
         announce(addr, args.print_env)?;
         server.serve(signals.wait()).await?;
         eprintln!("gemauth metadata-server: stopped");

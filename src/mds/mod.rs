@@ -102,7 +102,7 @@ impl Config {
 pub struct Server<S> {
     listener: TcpListener,
     config: Config,
-    source: Arc<S>,
+    cache: Arc<Cache<S>>,
 }
 
 /// Binds `addr`. Must be called inside a Tokio runtime.
@@ -119,10 +119,20 @@ pub async fn bind<S: TokenSource>(
         };
         Error::Usage(format!("cannot listen on {addr}: {reason}"))
     })?;
+    let cache = Cache::new(
+        Arc::new(source),
+        Settings {
+            refresh_margin: config.refresh_margin,
+            min_lifetime: config.min_lifetime,
+            wait_timeout: config.wait_timeout,
+            source_timeout: config.source_timeout,
+            identity_ttl: config.identity_ttl,
+        },
+    );
     Ok(Server {
         listener,
         config,
-        source: Arc::new(source),
+        cache,
     })
 }
 
@@ -142,24 +152,30 @@ impl<S: TokenSource> Server<S> {
             .map_err(|e| Error::Internal(format!("cannot read the listening address: {e}")))
     }
 
+    /// Asks the source for the default token and the identity before clients do, so that the
+    /// first request is answered from the cache and a credential that does not work is reported
+    /// at start. Returns why not, when it could not (the server still serves: a new login or a
+    /// source back up is picked up by the next request).
+    pub async fn warm_up(&self) -> std::result::Result<(), String> {
+        let token = self
+            .cache
+            .access_token(self.config.default_scopes.clone())
+            .await;
+        let identity = self.cache.identity().await;
+        match (token, identity) {
+            (Err(failure), _) | (_, Err(failure)) => Err(failure.to_string()),
+            (Ok(_), Ok(_)) => Ok(()),
+        }
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets requests in progress finish
     /// (for at most the configured grace) and stops the background refresh.
     pub async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let Server {
             listener,
             config,
-            source,
+            cache,
         } = self;
-        let cache = Cache::new(
-            source,
-            Settings {
-                refresh_margin: config.refresh_margin,
-                min_lifetime: config.min_lifetime,
-                wait_timeout: config.wait_timeout,
-                source_timeout: config.source_timeout,
-                identity_ttl: config.identity_ttl,
-            },
-        );
         let (stop_tx, stop_rx) = watch::channel(false);
         let refresher = tokio::spawn(Arc::clone(&cache).refresh_in_background(stop_rx));
         let shared = Arc::new(Shared {

@@ -369,6 +369,26 @@ impl Key {
     }
 }
 
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Source(SourceError::Unavailable(reason)) => {
+                write!(f, "the token source is unavailable: {reason}")
+            }
+            Failure::Source(SourceError::Permanent(reason)) => {
+                write!(f, "the credential cannot be used: {reason}")
+            }
+            Failure::Source(SourceError::BadRequest(reason)) => f.write_str(reason),
+            Failure::Timeout(wait) => write!(
+                f,
+                "no token within {} s: the token source is slow",
+                wait.as_secs_f64()
+            ),
+            Failure::NotFound => f.write_str("no such metadata key"),
+        }
+    }
+}
+
 fn mismatch(value: &Value) -> Failure {
     let kind = match value {
         Value::Access(_) => "access token",

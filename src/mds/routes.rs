@@ -587,25 +587,26 @@ fn redirect(path: &str, query: Option<&str>) -> Response<Body> {
 }
 
 fn failure_response(failure: &Failure) -> Response<Body> {
-    match failure {
-        Failure::NotFound => not_found(),
-        Failure::Source(SourceError::BadRequest(reason)) => error(StatusCode::BAD_REQUEST, reason),
-        Failure::Source(SourceError::Unavailable(reason)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("The token source is unavailable: {reason}"),
-        ),
-        Failure::Source(SourceError::Permanent(reason)) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!("The credential cannot be used: {reason}"),
-        ),
-        Failure::Timeout(wait) => error(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &format!(
-                "No token within {} s: the token source is slow; try again.",
-                wait.as_secs_f64()
-            ),
-        ),
+    let status = match failure {
+        Failure::NotFound => return not_found(),
+        // The source's own sentence, as it wrote it.
+        Failure::Source(SourceError::BadRequest(reason)) => {
+            return error(StatusCode::BAD_REQUEST, reason);
+        }
+        Failure::Source(_) | Failure::Timeout(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let text = failure.to_string();
+    let mut chars = text.chars();
+    let mut sentence: String = chars
+        .next()
+        .map(|c| c.to_ascii_uppercase())
+        .into_iter()
+        .collect();
+    sentence.push_str(chars.as_str());
+    if matches!(failure, Failure::Timeout(_)) {
+        sentence.push_str("; try again.");
     }
+    error(status, &sentence)
 }
 
 #[cfg(test)]

@@ -804,6 +804,41 @@ async fn the_idle_limit_does_not_cut_a_request_waiting_for_its_token() {
 }
 
 #[tokio::test]
+async fn warm_up_fetches_what_the_first_client_needs_or_says_why_not() {
+    let fake = Fake::new();
+    let loopback: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let server = bind(loopback, config(), Source(Arc::clone(&fake)))
+        .await
+        .unwrap();
+    server.warm_up().await.unwrap();
+    assert_eq!(fake.access_calls(), 1);
+    assert_eq!(fake.identity_calls.load(Ordering::SeqCst), 1);
+    let addr = server.local_addr().unwrap();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let task = tokio::spawn(server.serve(async {
+        let _ = stopped.await;
+    }));
+    // Python's Credentials asks for the account's scopes explicitly: the same cache entry.
+    let reply = get(addr, &format!("{SA}/default/token?scopes={CLOUD_PLATFORM}")).await;
+    assert_eq!(reply.json()["access_token"], "ya29.token-1");
+    get(addr, &format!("{SA}/default/?recursive=true"))
+        .await
+        .assert_ok("application/json");
+    assert_eq!(fake.access_calls(), 1);
+    assert_eq!(fake.identity_calls.load(Ordering::SeqCst), 1);
+    stop.send(()).unwrap();
+    task.await.unwrap().unwrap();
+
+    let fake = Fake::new();
+    fake.set_mode(Mode::Revoked);
+    let server = bind(loopback, config(), Source(fake)).await.unwrap();
+    assert_eq!(
+        server.warm_up().await.unwrap_err(),
+        "the credential cannot be used: the refresh token was revoked; run `gemauth login`"
+    );
+}
+
+#[tokio::test]
 async fn tokens_are_refreshed_in_the_background_before_they_expire() {
     let fake = Fake::new();
     fake.lifetime_ms.store(3_000, Ordering::SeqCst);
