@@ -292,7 +292,7 @@ async fn handle<S: TokenSource, B>(shared: &Shared<S>, request: Request<B>) -> R
     headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
     tracing::debug!(
         method = %parts.method,
-        path = parts.uri.path(),
+        path = %parts.uri.path(),
         query = %query_names(parts.uri.query()),
         status = response.status().as_u16(),
         latency_us = started.elapsed().as_micros() as u64,

@@ -996,6 +996,67 @@ async fn keep_alive_connections_serve_several_requests() {
     h.shutdown().await;
 }
 
+/// Log output captured in memory.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn the_request_log_has_one_line_per_request_and_no_token() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new("gemauth=debug"))
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test's runtime runs every task on this thread.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = Harness::default().await;
+    h.get(&format!("{SA}/default/token?scopes={CLOUD_PLATFORM}"))
+        .await
+        .assert_ok("application/json");
+    h.get(&format!(
+        "{SA}/default/identity?audience=https://private.example&format=full"
+    ))
+    .await
+    .assert_ok("application/text");
+    assert_eq!(request(h.addr, "GET", "/", &[]).await.status, 403);
+    h.shutdown().await;
+
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("metadata server request"))
+        .collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines[0].contains("method=GET"), "{log}");
+    assert!(
+        lines[0].contains("path=/computeMetadata/v1/instance/service-accounts/default/token"),
+        "{log}"
+    );
+    assert!(
+        lines[0].contains("query=scopes=…") && lines[0].contains("status=200"),
+        "{log}"
+    );
+    assert!(lines[0].contains("latency_us="), "{log}");
+    assert!(lines[1].contains("query=audience=…&format=…"), "{log}");
+    assert!(lines[2].contains("status=403"), "{log}");
+    for secret in ["ya29.", "eyJ", "private.example", "googleapis.com/auth"] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+}
+
 #[test]
 fn log_lines_name_query_parameters_without_their_values() {
     assert_eq!(
