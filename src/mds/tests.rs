@@ -1066,11 +1066,12 @@ fn log_lines_name_query_parameters_without_their_values() {
     assert_eq!(super::query_names(None), "");
 }
 
-/// Serves the fake source for a real client run by hand (tests/interop/README.md):
+/// Serves the fake source for a real client run by hand
+/// (tests/interop/metadata_server/README.md):
 /// `GEMAUTH_MDS_INTEROP_ADDR` (default 127.0.0.1:8169) for `GEMAUTH_MDS_INTEROP_SECS` seconds
 /// (default 60), then prints how often each source method was called.
 #[tokio::test]
-#[ignore = "serves a fake token source for a client run by hand: see tests/interop/README.md"]
+#[ignore = "serves a fake source for clients run by hand: tests/interop/metadata_server"]
 async fn interop_server() {
     let addr: SocketAddr = std::env::var("GEMAUTH_MDS_INTEROP_ADDR")
         .unwrap_or_else(|_| "127.0.0.1:8169".into())
