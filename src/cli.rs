@@ -20,6 +20,8 @@ use clap::{
     ),
     propagate_version = true
 )]
+// The parsed command line, public for the binary only; clap would turn doc comments into help text.
+#[allow(missing_docs)]
 pub struct Cli {
     /// Log what gemauth does on stderr (-vv for more); RUST_LOG overrides. Secrets are never logged
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
@@ -401,7 +403,7 @@ pub struct KubectlCredentialArgs {
 
 /// The name under which the binary acts as `gemauth docker-credential` (Docker runs
 /// `docker-credential-` followed by the helper's name in credHelpers).
-pub const DOCKER_HELPER_NAME: &str = "docker-credential-gemauth";
+pub(crate) const DOCKER_HELPER_NAME: &str = "docker-credential-gemauth";
 
 /// The command line as gemauth parses it: invoked as `docker-credential-gemauth ACTION`, it is
 /// `gemauth docker-credential ACTION`; under any other name, unchanged.

@@ -4,7 +4,7 @@
 use tracing_subscriber::EnvFilter;
 
 /// Installs the stderr logger when `-v` is given or `RUST_LOG` is set; otherwise does nothing.
-pub fn init(verbose: u8) {
+pub(crate) fn init(verbose: u8) {
     let from_env = std::env::var("RUST_LOG")
         .ok()
         .filter(|v| !v.trim().is_empty());

@@ -12,13 +12,13 @@ use crate::{store, token};
 use super::helpers::is_loopback;
 
 /// Environment variable naming the curl program [default: `curl` on PATH].
-pub const ENV_CURL: &str = "GEMAUTH_CURL";
+pub(crate) const ENV_CURL: &str = "GEMAUTH_CURL";
 
 /// The names of the private files that carried the header to curl (Windows; earlier versions on
 /// every platform), in gemauth's cache directory.
 const HEADER_FILE_PREFIX: &str = ".curl-headers-";
 
-pub fn run(args: CurlArgs) -> Result<u8> {
+pub(crate) fn run(args: CurlArgs) -> Result<u8> {
     remove_leftovers();
     // Before anything is sent, the token refresh included.
     check_urls(&args.args)?;

@@ -14,14 +14,14 @@ use crate::cli::{ConfigureDockerArgs, DOCKER_HELPER_NAME, DockerAction, DockerCr
 use super::helpers::{self, is_loopback, split_port};
 
 /// The user name Google's registries take with an access token as the password.
-pub const USERNAME: &str = "oauth2accesstoken";
+pub(crate) const USERNAME: &str = "oauth2accesstoken";
 /// The helper's name in `credHelpers`: Docker runs `docker-credential-` followed by it.
-pub const HELPER: &str = "gemauth";
+pub(crate) const HELPER: &str = "gemauth";
 /// The answer that tells Docker "no credentials here" (docker-credential-helpers' message, on
 /// stdout with a non-zero exit): Docker then goes on without credentials.
-pub const NOT_FOUND: &str = "credentials not found in native keychain";
+pub(crate) const NOT_FOUND: &str = "credentials not found in native keychain";
 /// What `configure-docker` sets up without a list: gcloud's default set.
-pub const DEFAULT_REGISTRIES: [&str; 5] = [
+pub(crate) const DEFAULT_REGISTRIES: [&str; 5] = [
     "gcr.io",
     "us.gcr.io",
     "eu.gcr.io",
@@ -44,7 +44,7 @@ struct Credentials<'a> {
 }
 
 /// Runs one action of the docker-credential-helpers protocol; returns the exit code.
-pub fn credential(args: DockerCredentialArgs) -> Result<u8> {
+pub(crate) fn credential(args: DockerCredentialArgs) -> Result<u8> {
     match args.action {
         DockerAction::Get => get(&args),
         DockerAction::List => {
@@ -186,7 +186,7 @@ fn normalized_key(key: &str) -> String {
 }
 
 /// Docker's config file: `$DOCKER_CONFIG/config.json`, else `~/.docker/config.json`.
-pub fn config_path() -> Result<PathBuf> {
+pub(crate) fn config_path() -> Result<PathBuf> {
     if let Some(dir) = std::env::var_os("DOCKER_CONFIG").filter(|v| !v.is_empty()) {
         return Ok(PathBuf::from(dir).join("config.json"));
     }
@@ -293,7 +293,7 @@ pub(crate) fn configured() -> Vec<String> {
 }
 
 /// `gemauth configure-docker [REGISTRY,…]`.
-pub fn configure(args: ConfigureDockerArgs) -> Result<()> {
+pub(crate) fn configure(args: ConfigureDockerArgs) -> Result<()> {
     let registries = match args.registries.as_deref() {
         None => DEFAULT_REGISTRIES.iter().map(|r| r.to_string()).collect(),
         Some(list) => parse_registry_list(list)?,

@@ -9,13 +9,13 @@ use clap::CommandFactory;
 use crate::cli::{Cli, CompletionsArgs, ManArgs};
 use crate::error::{Error, Result};
 
-pub fn completions(args: CompletionsArgs) -> Result<()> {
+pub(crate) fn completions(args: CompletionsArgs) -> Result<()> {
     let mut out = Vec::new();
     clap_complete::generate(args.shell, &mut Cli::command(), "gemauth", &mut out);
     write_stdout(&out)
 }
 
-pub fn man(args: ManArgs) -> Result<()> {
+pub(crate) fn man(args: ManArgs) -> Result<()> {
     let root = man_command();
     if let Some(dir) = &args.dir {
         return write_all(&root, dir);

@@ -9,13 +9,13 @@ use crate::cli::GitCredentialArgs;
 use super::helpers::{self, is_loopback, split_port};
 
 /// The user name sent with the token (as the password) to Google's Git hosts.
-pub const USERNAME: &str = "oauth2accesstoken";
+pub(crate) const USERNAME: &str = "oauth2accesstoken";
 /// `*.googlesource.com` takes any user name that begins with `git-`, as gcloud sends.
-pub const GOOGLESOURCE_USERNAME: &str = "git-account";
+pub(crate) const GOOGLESOURCE_USERNAME: &str = "git-account";
 
 const TOOL: &str = "git";
 
-pub fn credential(args: GitCredentialArgs) -> Result<()> {
+pub(crate) fn credential(args: GitCredentialArgs) -> Result<()> {
     let allowed = args
         .hosts
         .iter()

@@ -9,11 +9,11 @@ use crate::error::{Error, Result};
 use super::helpers;
 
 /// The variable in which kubectl describes the request (an ExecCredential).
-pub const ENV_EXEC_INFO: &str = "KUBERNETES_EXEC_INFO";
+pub(crate) const ENV_EXEC_INFO: &str = "KUBERNETES_EXEC_INFO";
 /// The API group of ExecCredential.
 const API_GROUP: &str = "client.authentication.k8s.io/";
 /// The version answered when kubectl does not say which it wants.
-pub const DEFAULT_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
+pub(crate) const DEFAULT_API_VERSION: &str = "client.authentication.k8s.io/v1beta1";
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,7 +37,7 @@ struct Status<'a> {
     expiration_timestamp: String,
 }
 
-pub fn credential(args: KubectlCredentialArgs) -> super::report::Result<()> {
+pub(crate) fn credential(args: KubectlCredentialArgs) -> super::report::Result<()> {
     let api_version = api_version(std::env::var(ENV_EXEC_INFO).ok().as_deref())?;
     let token = helpers::token(args.credential_file, args.scopes.as_deref(), None)?;
     let credential = ExecCredential {

@@ -13,7 +13,7 @@ use crate::flow::{self, Notice, Outcome};
 use crate::oauth::{self, Http, TokenResponse};
 use crate::store::{self, CredentialLock, TokenCache};
 
-pub fn run(args: LoginArgs) -> Result<()> {
+pub(crate) fn run(args: LoginArgs) -> Result<()> {
     // Everything that can be checked locally is checked before the listener opens.
     let client = credentials::load_client_config(&args.client_id_file)?;
     let scopes = credentials::resolve_scopes(args.scopes.as_deref())?;

@@ -1,19 +1,13 @@
 //! One module per subcommand; `run` dispatches the parsed command line to it.
 
-#[allow(unreachable_pub)]
 pub(crate) mod curl;
-#[allow(unreachable_pub)]
 pub(crate) mod docker;
-#[allow(unreachable_pub)]
 pub(crate) mod docs;
-#[allow(unreachable_pub)]
 pub(crate) mod git;
-#[allow(unreachable_pub)]
 pub(crate) mod helpers;
-#[allow(unreachable_pub)]
 pub(crate) mod kubectl;
-#[allow(unreachable_pub)]
 pub(crate) mod login;
+pub(crate) mod metadata_server;
 pub(crate) mod print_access_token;
 pub(crate) mod print_identity_token;
 pub(crate) mod quota_project;

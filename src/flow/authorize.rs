@@ -20,22 +20,22 @@ use super::{browser, listener, paste};
 use crate::credentials::ClientConfig;
 
 /// How many bad pastes are tolerated before the login gives up.
-pub const MAX_PASTE_ATTEMPTS: u32 = 3;
+pub(super) const MAX_PASTE_ATTEMPTS: u32 = 3;
 
 /// How the login is completed: options of [`authorize`].
-pub struct Options {
+pub(crate) struct Options {
     pub timeout: std::time::Duration,
     /// Start in paste mode and open no browser.
     pub no_browser: bool,
 }
 
 /// The redirect URI for a listener's port: exactly `http://127.0.0.1:PORT/`.
-pub fn redirect_uri(port: u16) -> String {
+pub(crate) fn redirect_uri(port: u16) -> String {
     format!("http://127.0.0.1:{port}/")
 }
 
 /// One authorization attempt: the URL to open and the secrets to check the answer against.
-pub struct AuthorizationRequest {
+pub(crate) struct AuthorizationRequest {
     pub url: Url,
     pub state: CsrfToken,
     pub verifier: PkceCodeVerifier,
@@ -44,7 +44,7 @@ pub struct AuthorizationRequest {
 
 /// Builds the authorization URL: code flow, PKCE S256, a fresh 256-bit `state`, offline access
 /// and forced consent so that a refresh token is issued.
-pub fn authorization_request(
+pub(crate) fn authorization_request(
     client: &ClientConfig,
     scopes: &[String],
     redirect_uri: String,
@@ -74,7 +74,7 @@ pub fn authorization_request(
 /// whichever comes first: the browser's redirect to the loopback listener, or the redirect
 /// address pasted on standard input (paste mode: `--no-browser`, or when no browser can be
 /// opened).
-pub async fn authorize(
+pub(crate) async fn authorize(
     listener: StdListener,
     request: &AuthorizationRequest,
     options: Options,

@@ -2,7 +2,7 @@
 
 /// True when a browser can plausibly be opened here: `$BROWSER` is set, on macOS and Windows,
 /// under WSL (Windows' browser), or on Linux and other Unix desktops when a display is available.
-pub fn available() -> bool {
+pub(super) fn available() -> bool {
     let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
     if set("BROWSER") || is_wsl() {
         return true;
@@ -17,7 +17,7 @@ pub fn available() -> bool {
 /// replaced by the URL or the URL appended), else the system's launchers (`open` crate). An
 /// error means nothing could be started; a launcher that starts and then fails is reported
 /// later through `on_failure`, from a background thread. A failure never ends the login.
-pub fn open(
+pub(super) fn open(
     url: &str,
     on_failure: impl FnOnce(String) + Send + 'static,
 ) -> std::result::Result<(), String> {

@@ -8,7 +8,7 @@ use oauth2::AuthorizationCode;
 use crate::error::sanitize;
 
 /// The final result of a login attempt.
-pub enum Outcome {
+pub(crate) enum Outcome {
     Code(AuthorizationCode),
     Denied {
         error: String,
@@ -18,20 +18,29 @@ pub enum Outcome {
 
 /// What one request to the loopback listener means.
 #[derive(Debug, PartialEq, Eq)]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub enum Callback {
     /// The redirect carrying the authorization code.
     Code(String),
     /// The redirect carrying an error (e.g. the user denied access).
     Denied {
+        /// The `error` parameter (`access_denied`, …).
         error: String,
+        /// The `error_description` parameter, when given.
         description: Option<String>,
     },
     /// Anything else: the listener answers with an error and keeps waiting.
-    Ignored { status: u16, reason: &'static str },
+    Ignored {
+        /// The HTTP status of the listener's answer.
+        status: u16,
+        /// Why the request was not the callback.
+        reason: &'static str,
+    },
 }
 
 /// Interprets a request target (`/?code=…&state=…`) against the expected `state`. Only the
 /// callback path `/` with exactly one matching `state` can end the login.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub fn parse_callback(target: &str, expected_state: &str) -> Callback {
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     if path != "/" {

@@ -15,7 +15,7 @@ pub(super) enum Event {
 
 /// What the user should be told while the login waits; `commands/login.rs` words it.
 #[derive(Debug)]
-pub enum Notice<'a> {
+pub(crate) enum Notice<'a> {
     /// The authorization URL, before anything else; `browser` is false with `--no-browser`.
     Url { url: &'a str, browser: bool },
     /// The browser was started; the login waits for its redirect.

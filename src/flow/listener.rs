@@ -20,7 +20,7 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Binds the loopback listener on 127.0.0.1, on `port` or an ephemeral one. The socket is kept
 /// until the login ends, so the redirect URI cannot be taken over by another program.
-pub fn bind(port: Option<u16>) -> Result<StdListener> {
+pub(crate) fn bind(port: Option<u16>) -> Result<StdListener> {
     let requested = port.unwrap_or(0);
     let listener =
         StdListener::bind(SocketAddr::from((Ipv4Addr::LOCALHOST, requested))).map_err(|e| {
@@ -146,6 +146,7 @@ async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {
 }
 
 /// Parses an HTTP/1.x request head and returns its target, or the status to answer with.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub fn parse_request(head: &[u8]) -> std::result::Result<String, u16> {
     let mut headers = [httparse::EMPTY_HEADER; 64];
     let mut request = httparse::Request::new(&mut headers);

@@ -13,14 +13,17 @@ mod event;
 mod listener;
 mod paste;
 
-pub use authorize::{Options, authorization_request, authorize, redirect_uri};
-pub use callback::Outcome;
+pub(crate) use authorize::{Options, authorization_request, authorize, redirect_uri};
+pub(crate) use callback::Outcome;
 #[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub use callback::{Callback, parse_callback};
 pub(crate) use error::{Error, Result};
-pub use event::Notice;
-pub use listener::bind;
+pub(crate) use event::Notice;
+pub(crate) use listener::bind;
 #[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub use listener::parse_request;
 #[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub use paste::parse_paste;

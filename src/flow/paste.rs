@@ -39,6 +39,7 @@ pub(super) fn start(port: u16, tx: &mpsc::UnboundedSender<Event>, notify: &mut d
 /// Interprets a pasted answer: the full redirect URL, its query string, or the bare code. Quotes,
 /// angle brackets and spaces around it are trimmed. A URL must point at this login's listener
 /// (127.0.0.1 or localhost, same port), and a URL or query string must carry the right `state`.
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub fn parse_paste(
     input: &str,
     expected_state: &str,
