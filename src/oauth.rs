@@ -236,13 +236,39 @@ impl Http {
         endpoint: &str,
         remaining: Duration,
     ) -> Result<(u16, Option<Duration>, Vec<u8>)> {
+        let answer = self.exchange(request, endpoint, remaining).await?;
+        let retry_after = answer
+            .header(reqwest::header::RETRY_AFTER.as_str())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        Ok((answer.status, retry_after, answer.body))
+    }
+
+    /// Sends a request once, without retries, and returns the whole answer with its headers
+    /// (`status --check` reads `Date` and `WWW-Authenticate`).
+    pub(crate) async fn send_once(&self, request: &HttpRequest) -> Result<Answer> {
+        let endpoint = endpoint_name(&request.url);
+        self.exchange(request, &endpoint, self.timeout).await
+    }
+
+    /// One request and its answer.
+    async fn exchange(
+        &self,
+        request: &HttpRequest,
+        endpoint: &str,
+        remaining: Duration,
+    ) -> Result<Answer> {
         // Without the test-only fake, the match has one arm.
         #[allow(clippy::infallible_destructuring_match)]
         let client = match &self.transport {
             Transport::Real(client) => client,
             #[cfg(test)]
             Transport::Fake(server) => {
-                return server(request).map(|(status, body)| (status, None, body));
+                return server(request).map(|(status, body)| Answer {
+                    status,
+                    headers: Vec::new(),
+                    body,
+                });
             }
         };
         let mut builder = match request.method {
@@ -270,14 +296,35 @@ impl Http {
             .await
             .map_err(|e| network_error(endpoint, e))?;
         let status = response.status().as_u16();
-        let retry_after = response
+        let headers = response
             .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok())
-            .map(Duration::from_secs);
+            .iter()
+            .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+            .collect();
         let body = read_capped(response, endpoint, status).await?;
-        Ok((status, retry_after, body))
+        Ok(Answer {
+            status,
+            headers,
+            body,
+        })
+    }
+}
+
+/// A server's answer: its status, its headers (those that are text) and its (capped) body.
+pub(crate) struct Answer {
+    pub(crate) status: u16,
+    /// Header names in lowercase, as HTTP/2 and reqwest give them.
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) body: Vec<u8>,
+}
+
+impl Answer {
+    /// The first value of a header, by its lowercase name.
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 

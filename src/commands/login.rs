@@ -196,6 +196,11 @@ fn save(
         let _lock = CredentialLock::acquire(path)?;
         store::write_atomic(path, &user.to_json())?;
     }
+    // When the login happened, for `status --check` (a Testing app's refresh token lasts 7 days).
+    let ctx = crate::context::Context::from_process();
+    if let Some(warning) = store::record_login(ctx.cache_dir.as_deref(), path, ctx.now()) {
+        eprintln!("warning: {warning}");
+    }
     if let Some(warning) = TokenCache::new(&Credential::User(Box::new(user.clone())).cache_key(&[]))
         .store(&tokens.to_cached(granted.clone()))
     {

@@ -3,6 +3,7 @@
 pub(crate) mod curl;
 pub(crate) mod docker;
 pub(crate) mod docs;
+pub(crate) mod doctor;
 pub(crate) mod git;
 pub(crate) mod helpers;
 pub(crate) mod kubectl;

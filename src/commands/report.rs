@@ -63,6 +63,9 @@ pub(crate) enum Error {
 
     #[error("refusing to send the access token in clear text (plain http) to {host}: {url}")]
     PlainHttp { host: String, url: String },
+
+    #[error("{failed} of the {total} checks failed (the ✗ lines above)")]
+    ChecksFailed { failed: usize, total: usize },
 }
 
 /// A result whose error is a command's.
@@ -130,12 +133,13 @@ impl Error {
             Error::HelperInput { tool, .. } => format!("gemauth reads what {tool} writes to its credential helper; docs/helpers.md shows the expected input"),
             Error::CurlNotStarted { .. } => "install curl, or point GEMAUTH_CURL at it".into(),
             Error::PlainHttp { .. } => "use an https:// URL; plain http is allowed only to this machine (127.0.0.1, [::1], localhost)".into(),
+            Error::ChecksFailed { .. } => "do what each ✗ line says, then run `gemauth status --check` again".into(),
         }
     }
 }
 
 /// What to do about a library error.
-fn lib_hint(e: &crate::Error) -> String {
+pub(super) fn lib_hint(e: &crate::Error) -> String {
     use crate::Error as Lib;
     match e {
         Lib::Usage(_) => "run `gemauth --help` for usage".into(),

@@ -12,7 +12,6 @@ use crate::context::{Context, Env};
 use crate::credentials::{Credential, Details, Metadata, Want};
 use crate::pipeline::{self, Target};
 use crate::store::{self, Source, TokenCache, TokenKind};
-use crate::token;
 
 /// What `status` reports; the JSON output is this, field for field.
 #[derive(Serialize)]
@@ -38,6 +37,9 @@ struct Report {
     details: Details,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<CheckReport>,
+    /// The diagnoses of `--check`, one per way the quickstart fails.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    checks: Vec<super::doctor::Check>,
 }
 
 #[derive(Serialize)]
@@ -106,31 +108,47 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
         },
         details: credential.details(),
         check: None,
+        checks: Vec::new(),
     };
 
     if args.check {
-        match token::get_with(&token::Request {
-            credential_file: file.clone(),
-            ..Default::default()
-        }) {
-            Ok(t) => {
-                report.check = Some(CheckReport {
-                    ok: true,
-                    expires_at: Some(store::rfc3339(t.expires_at)),
-                });
-            }
-            Err(e) => {
-                report.check = Some(CheckReport {
-                    ok: false,
-                    expires_at: None,
-                });
-                // Failure: the report goes to stderr with the error; stdout stays empty.
-                eprint!("{}", render(&report, args.format));
-                return Err(e.into());
-            }
+        let login = login_command(&target);
+        let diagnosis = super::doctor::diagnose(
+            &ctx,
+            file.as_deref(),
+            &credential,
+            report.quota_project_id.as_deref(),
+            &login,
+        );
+        let failed = diagnosis.failed();
+        report.check = Some(CheckReport {
+            ok: failed == 0,
+            expires_at: diagnosis.expires_at.map(store::rfc3339),
+        });
+        let total = diagnosis.checks.len();
+        report.checks = diagnosis.checks;
+        if failed > 0 {
+            // Failure: the report goes to stderr with the error; stdout stays empty.
+            eprint!("{}", render(&report, args.format));
+            return Err(match diagnosis.token_error {
+                Some(e) => e.into(),
+                None => super::report::Error::ChecksFailed { failed, total },
+            });
         }
     }
     super::print_stdout(render(&report, args.format).trim_end())
+}
+
+/// The login that writes this credential again, as hints name it.
+fn login_command(target: &Target) -> String {
+    const LOGIN: &str = "gemauth login --client-id-file client_secret.json";
+    match target {
+        Target::File(path, Source::Flag | Source::Environment) => {
+            let path = path.to_string_lossy();
+            format!("{LOGIN} --credential-file {}", shell_words::quote(&path))
+        }
+        _ => LOGIN.to_string(),
+    }
 }
 
 fn source_name(source: Source, env: &Env) -> &'static str {
@@ -322,5 +340,8 @@ fn state_lines(r: &Report, text: &mut Text) {
                 _ => "FAILED".to_string(),
             },
         );
+    }
+    for (n, check) in r.checks.iter().enumerate() {
+        text.line(if n == 0 { "Checks:" } else { "" }, check.line());
     }
 }

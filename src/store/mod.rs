@@ -1,9 +1,11 @@
 //! Where credentials and tokens live on disk: the Application Default Credentials path and
 //! credential discovery (`paths`), private atomic files (`files`), and the access-token cache
-//! with the cross-process lock that serializes refreshes (`cache`).
+//! with the cross-process lock that serializes refreshes (`cache`), and when each login happened
+//! (`logins`).
 
 mod cache;
 mod files;
+mod logins;
 mod paths;
 
 pub(crate) use cache::{CachedToken, CredentialLock, TokenCache, TokenKind, hex_digest, lock_key};
@@ -11,6 +13,7 @@ pub(crate) use files::{
     Reservation, create_private_dir, is_present, read_bounded, remove_file, write_atomic,
     write_json_object,
 };
+pub(crate) use logins::{login_time, record_login};
 pub(crate) use paths::{
     ENV_CLOUDSDK_CONFIG, ENV_CREDENTIALS, Source, cache_dir, cloudsdk_config_note, credentials_env,
     discover, exposed_warning, well_known_path,

@@ -17,6 +17,7 @@ mod adc_types;
 mod credential_helpers;
 mod curl_command;
 mod docker_answers;
+mod doctor;
 mod edge_cases;
 mod features;
 mod headless;
@@ -48,6 +49,7 @@ fn main() {
     trials.extend(credential_helpers::tests());
     trials.extend(curl_command::tests());
     trials.extend(docker_answers::tests());
+    trials.extend(doctor::tests());
     trials.extend(edge_cases::tests());
     trials.extend(features::tests());
     trials.extend(headless::tests());

@@ -199,10 +199,62 @@ fn https_proxy_is_used_and_no_proxy_bypasses_it() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 2);
 }
 
+/// `status --check` behind a proxy that re-signs TLS (here: a server whose CA is not trusted):
+/// the network check names the proxy in use and the variables that add a CA.
+fn status_check_names_the_proxy_and_the_ca_variables_when_a_certificate_is_not_trusted() {
+    let env = TestEnv::new();
+    let (_tls_port, creds, bundle) = https_token_endpoint(&env);
+    let (proxy_port, _seen) = connect_proxy();
+    let proxy = format!("http://user:pl4nted@127.0.0.1:{proxy_port}");
+    let args = [
+        "status",
+        "--check",
+        "--credential-file",
+        creds.to_str().unwrap(),
+    ];
+    let done = env.run_with(&args, &[("HTTPS_PROXY", proxy.as_str())]);
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert_eq!(done.stdout, "");
+    let line = done
+        .stderr
+        .lines()
+        .find(|l| l.contains("TLS certificate is not trusted"))
+        .unwrap_or_else(|| panic!("no TLS line:\n{}", done.stderr));
+    assert!(line.contains("✗"), "{line}");
+    assert!(
+        line.contains(&format!(
+            "through the proxy http://127.0.0.1:{proxy_port}/ (HTTPS_PROXY)"
+        )),
+        "{line}"
+    );
+    assert!(
+        line.contains("SSL_CERT_FILE") && line.contains("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"),
+        "{line}"
+    );
+    assert!(!done.stderr.contains("pl4nted"), "{}", done.stderr);
+    // With the CA given, every check passes.
+    let done = env.run_with(
+        &args,
+        &[
+            ("HTTPS_PROXY", proxy.as_str()),
+            ("SSL_CERT_FILE", bundle.to_str().unwrap()),
+            ("GOOGLE_CLOUD_QUOTA_PROJECT", PROJECT_ID),
+        ],
+    );
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert!(
+        done.stdout
+            .contains("✓ Google's servers are reachable through the proxy"),
+        "{}",
+        done.stdout
+    );
+}
+
 /// The tests of this module, for the runner (main.rs).
 pub(crate) fn tests() -> Vec<Trial> {
     trials![
         a_private_ca_is_trusted_only_through_ssl_cert_file,
         https_proxy_is_used_and_no_proxy_bypasses_it,
+        status_check_names_the_proxy_and_the_ca_variables_when_a_certificate_is_not_trusted,
     ]
 }

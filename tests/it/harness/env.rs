@@ -105,6 +105,11 @@ impl TestEnv {
             .env("CLOUDSDK_CONFIG", self.gcloud_dir())
             .env("BROWSER", self.browser())
             .env("GEMAUTH_TIMEOUT", "10")
+            // `status --check` asks the fake's model list, never Google's.
+            .env(
+                "GEMAUTH_CHECK_API_URL",
+                format!("{}/v1/models", self.google.base),
+            )
             // Never look for a real metadata server: a closed loopback port answers at once.
             .env(
                 "GCE_METADATA_HOST",

@@ -113,6 +113,20 @@ impl Running {
         stdin.flush().unwrap();
     }
 
+    /// Types a line on standard input, unless the process has already exited and closed it (a
+    /// command that reads nothing).
+    pub fn paste_unless_gone(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("spawned with spawn_interactive");
+        match stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .and_then(|()| stdin.flush())
+        {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+            Err(e) => panic!("cannot write to gemauth's standard input: {e}"),
+        }
+    }
+
     /// Closes standard input (end of file).
     pub fn close_stdin(&mut self) {
         self.stdin = None;
