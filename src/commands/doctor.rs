@@ -555,8 +555,8 @@ pub(super) fn network(failure: Option<&str>, proxy: Option<(String, String)>) ->
                 "the server's TLS certificate is not trusted{via}: a proxy that inspects TLS \
                  re-signs traffic with its own certificate authority ({failure})"
             ),
-            "add your organisation's CA certificate (PEM): set SSL_CERT_FILE=/path/to/ca.pem \
-             (or CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE, as for gcloud)",
+            "add your organisation's CA certificate (PEM) to the system's trust store, or point \
+             SSL_CERT_FILE (a bundle) or SSL_CERT_DIR at it",
         );
     }
     Check::fail(
@@ -720,9 +720,7 @@ mod tests {
             "{check:?}"
         );
         let fix = check.fix.unwrap();
-        assert!(
-            fix.contains("SSL_CERT_FILE") && fix.contains("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")
-        );
+        assert!(fix.contains("SSL_CERT_FILE") && fix.contains("SSL_CERT_DIR"));
         assert!(network(None, None).ok);
         let refused = network(Some("connection refused"), proxy);
         assert!(refused.fix.unwrap().contains("https_proxy"));

@@ -228,7 +228,7 @@ fn status_check_names_the_proxy_and_the_ca_variables_when_a_certificate_is_not_t
         "{line}"
     );
     assert!(
-        line.contains("SSL_CERT_FILE") && line.contains("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE"),
+        line.contains("SSL_CERT_FILE") && line.contains("SSL_CERT_DIR"),
         "{line}"
     );
     assert!(!done.stderr.contains("pl4nted"), "{}", done.stderr);
