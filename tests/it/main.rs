@@ -35,6 +35,7 @@ mod process;
 mod reliability;
 mod revoke;
 mod secrets;
+mod security_cache;
 mod token_json;
 mod untrusted_input;
 #[cfg(windows)]
@@ -67,6 +68,7 @@ fn main() {
     trials.extend(reliability::tests());
     trials.extend(revoke::tests());
     trials.extend(secrets::tests());
+    trials.extend(security_cache::tests());
     trials.extend(token_json::tests());
     trials.extend(untrusted_input::tests());
     #[cfg(windows)]
