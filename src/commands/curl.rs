@@ -125,9 +125,13 @@ fn run_curl(program: &OsStr, headers: &str, args: &[OsString]) -> Result<u8> {
         .unwrap_or(1))
 }
 
-/// Where header files are (or were) written: gemauth's cache directory, else the temporary one.
+/// Where header files are (or were) written: gemauth's cache directory when it passed the checks
+/// (the user's own, writable by no one else), else the temporary one (the user's own on Windows).
 fn header_dir() -> std::path::PathBuf {
-    store::cache_dir(&crate::env::Env::Process).unwrap_or_else(std::env::temp_dir)
+    store::process_cache()
+        .dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Removes the header files that a killed `gemauth curl` left behind. On Unix none is created any

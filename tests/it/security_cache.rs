@@ -3,7 +3,11 @@
 //! used; cache and lock files are opened without following symbolic links; without a usable cache
 //! gemauth still prints the token, with one warning line.
 
-use std::path::{Path, PathBuf};
+#[cfg(unix)]
+use std::path::Path;
+#[cfg(target_os = "linux")]
+use std::path::PathBuf;
+#[cfg(target_os = "linux")]
 use std::process::Command;
 
 use crate::harness::*;
@@ -11,6 +15,7 @@ use crate::runner::{Trial, trials};
 
 /// The file names gemauth gives the token entry and the lock of `env`'s ADC file: found by one
 /// run with a cache of the test's own, elsewhere (the names do not depend on the cache's place).
+#[cfg(target_os = "linux")]
 fn entry_and_lock_names(env: &TestEnv) -> (String, String) {
     let own = env.path("own-cache");
     std::fs::create_dir_all(&own).unwrap();
@@ -37,12 +42,19 @@ fn signed_in(env: &TestEnv) {
     env.write_credentials(&env.adc_path(), "1//victim");
 }
 
-/// A forged entry for `name`: its key is the file's own name, so only who wrote it tells it apart.
+/// A forged entry for `name`: its key is the file's own name and its times are those of a token
+/// just obtained (gemauth believes no lifetime over a week), so only who wrote it, and how it is
+/// reached, tell it apart.
+#[cfg(unix)]
 fn forged_entry(name: &str) -> String {
     let key = name.trim_end_matches(".json");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     serde_json::json!({
         "key": key, "access_token": "ya29.ATTACKER", "token_type": "Bearer",
-        "obtained_at": 1_000, "expires_at": 4_102_444_800u64, "scopes": [],
+        "obtained_at": now - 60, "expires_at": now + 3540, "scopes": [],
     })
     .to_string()
 }
@@ -91,8 +103,12 @@ fn a_cache_directory_another_user_created_is_not_used() {
     ));
     let done = env.run(&["print-access-token"]);
     assert_eq!(done.code(), 0, "{}", done.stderr);
-    assert_eq!(done.stdout, "ya29.access-1\n", "{}", done.stderr);
-    assert!(!target.exists(), "gemauth created the file a foreign lock points at");
+    // A new token: the first went into the test's own cache, to learn the names.
+    assert_eq!(done.stdout, "ya29.access-2\n", "{}", done.stderr);
+    assert!(
+        !target.exists(),
+        "gemauth created the file a foreign lock points at"
+    );
     let warnings: Vec<&str> = done
         .stderr
         .lines()
@@ -117,7 +133,11 @@ fn a_cache_directory_others_may_write_is_not_used() {
     assert_eq!(first.stdout, "ya29.access-1\n", "{}", first.stderr);
     let dir = env.cache_dir();
     let entry = env.cached_tokens().pop().expect("a cache entry");
-    std::fs::write(&entry, forged_entry(&entry.file_name().unwrap().to_string_lossy())).unwrap();
+    std::fs::write(
+        &entry,
+        forged_entry(&entry.file_name().unwrap().to_string_lossy()),
+    )
+    .unwrap();
     chmod(&dir.join("tokens"), 0o777);
     let done = env.run(&["print-access-token"]);
     assert_eq!(done.code(), 0, "{}", done.stderr);
