@@ -138,7 +138,16 @@ fn header_dir() -> std::path::PathBuf {
 /// more, so every one goes; on Windows one younger than a minute may belong to a `gemauth curl`
 /// that is starting right now (curl reads it at once), and is left to that process.
 fn remove_leftovers() {
-    let dir = header_dir();
+    // On Unix only the cache directory ever held them, and only one that passed the checks is
+    // the user's to clean: never a shared temporary directory.
+    let dir = if cfg!(unix) {
+        match &store::process_cache().dir {
+            Some(dir) => dir.clone(),
+            None => return,
+        }
+    } else {
+        header_dir()
+    };
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };

@@ -292,7 +292,7 @@ fn lock_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 /// Opens (creating it, private) the lock file named by `key` in the cache directory `dir`;
-/// `None` when there is no cache directory. The directory was checked and created when it was
+/// `None` when there is no cache directory, or it is on a read-only file system. The directory was checked and created when it was
 /// chosen ([`process_cache`]). The file is opened without following a link; a link, or another
 /// user's file, in its place is removed (never what it names) and a lock file of the user's own
 /// created instead.
@@ -314,7 +314,21 @@ fn open_lock_file(dir: Option<&Path>, key: &str) -> Result<Option<(File, PathBuf
             Some(why) => why,
         },
         Err(_) if is_link(&path) => "a symbolic link",
-        Err(e) => return Err(open_error(e)),
+        // Another user's lock that this user may not open (left by `sudo gemauth`).
+        Err(e) => match fs::symlink_metadata(&path)
+            .ok()
+            .as_ref()
+            .and_then(not_own_file)
+        {
+            Some(why) => why,
+            // A read-only home: nothing can be cached either (storing the token says so once),
+            // so there is nothing to serialize.
+            None if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+                tracing::debug!(lock = %path.display(), "read-only file system: no lock");
+                return Ok(None);
+            }
+            None => return Err(open_error(e)),
+        },
     };
     tracing::debug!(lock = %path.display(), problem, "replacing a lock file that is not gemauth's own");
     remove_file(&path)?;

@@ -161,7 +161,8 @@ fn cache_and_lock_files_are_not_followed_through_symbolic_links() {
     let entry = env.cached_tokens().pop().expect("a cache entry");
     let name = entry.file_name().unwrap().to_string_lossy().into_owned();
     let elsewhere = env.path("elsewhere.json");
-    std::fs::write(&elsewhere, forged_entry(&name)).unwrap();
+    let forged = forged_entry(&name);
+    std::fs::write(&elsewhere, &forged).unwrap();
     std::fs::remove_file(&entry).unwrap();
     std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
     // A lock that is a link: the file it names is never created.
@@ -181,7 +182,7 @@ fn cache_and_lock_files_are_not_followed_through_symbolic_links() {
     assert!(!target.exists(), "a lock was created through a link");
     assert_eq!(
         std::fs::read_to_string(&elsewhere).unwrap(),
-        forged_entry(&name),
+        forged,
         "a file outside the cache was written through a link"
     );
 }
@@ -212,6 +213,68 @@ fn without_a_usable_cache_directory_the_token_is_still_printed() {
     assert_eq!(env.google.seen_grants("refresh_token").len(), 2);
 }
 
+/// A tmpfs of the test's own, unmounted when dropped.
+#[cfg(target_os = "linux")]
+struct Mounted(PathBuf);
+
+#[cfg(target_os = "linux")]
+impl Mounted {
+    fn tmpfs(at: PathBuf) -> Mounted {
+        std::fs::create_dir_all(&at).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m,mode=0700", "tmpfs"])
+            .arg(&at)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "mount a tmpfs at {}", at.display());
+        Mounted(at)
+    }
+
+    fn read_only(&self) {
+        let status = Command::new("mount")
+            .args(["-o", "remount,ro"])
+            .arg(&self.0)
+            .status()
+            .expect("run mount");
+        assert!(status.success(), "remount {} read-only", self.0.display());
+    }
+}
+
+#[cfg(target_os = "linux")]
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A cache made before its file system became read-only (a read-only home): its lock files
+/// cannot be opened for writing, and no token can be stored; the token is still printed.
+#[cfg(target_os = "linux")]
+fn a_cache_on_a_read_only_file_system_still_gives_a_token() {
+    let env = TestEnv::new();
+    signed_in(&env);
+    let disk = Mounted::tmpfs(env.path("read-only"));
+    let cache = [("XDG_CACHE_HOME", disk.0.as_os_str())];
+    let first = env.run_with(&["print-access-token"], &cache);
+    assert_eq!(first.stdout, "ya29.access-1\n", "{}", first.stderr);
+    disk.read_only();
+    // The cached token is still read...
+    let cached = env.run_with(&["print-access-token"], &cache);
+    assert_eq!(cached.stdout, "ya29.access-1\n", "{}", cached.stderr);
+    assert_eq!(cached.stderr, "");
+    // ...and one that must be refreshed is printed, with one warning.
+    let done = env.run_with(&["print-access-token", "--min-lifetime", "3600"], &cache);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    assert_eq!(done.stdout, "ya29.access-2\n", "{}", done.stderr);
+    let warnings: Vec<&str> = done
+        .stderr
+        .lines()
+        .filter(|l| l.starts_with("warning:"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", done.stderr);
+    assert!(warnings[0].contains("cache"), "{}", done.stderr);
+}
+
 /// The tests of this module, for the runner (main.rs).
 pub(crate) fn tests() -> Vec<Trial> {
     trials![
@@ -219,5 +282,6 @@ pub(crate) fn tests() -> Vec<Trial> {
         #[cfg(unix)] a_cache_directory_others_may_write_is_not_used,
         #[cfg(unix)] cache_and_lock_files_are_not_followed_through_symbolic_links,
         #[cfg(not(target_os = "macos"))] without_a_usable_cache_directory_the_token_is_still_printed,
+        #[cfg(target_os = "linux")] a_cache_on_a_read_only_file_system_still_gives_a_token => Root,
     ]
 }
