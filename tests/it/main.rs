@@ -6,7 +6,7 @@
 //! libtest-mimic, which takes libtest's options (a name filter, `--exact`, `--skip`, `--list`,
 //! `--ignored`, `--test-threads`) and prints its summary line. Tests that need a program besides
 //! gemauth (node with oidc-provider, Python with google-auth, curl, groff, zsh, fish, git,
-//! kubectl) or root (a tmpfs mount) are reported as ignored, with the reason, when the program
+//! kubectl) or root (a tmpfs mount, acting as `nobody`) are reported as ignored, with the reason, when the program
 //! is missing at run time; with `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`) none is ignored,
 //! and a missing program fails its tests ([`runner`]). Platform-specific tests stay `cfg`-gated.
 
