@@ -20,20 +20,27 @@ pub(crate) struct Context {
     pub(crate) env: Env,
     /// The clock.
     pub(crate) clock: Clock,
-    /// The token cache's directory (none: nothing is cached, and there are no locks).
+    /// The token cache's directory (none: nothing is cached, and there are no locks, so
+    /// concurrent calls may each refresh).
     pub(crate) cache_dir: Option<PathBuf>,
+    /// Why there is no cache directory (another user's, writable by others, none at all), for
+    /// the user: one line, given with every token obtained through this context.
+    pub(crate) cache_warning: Option<String>,
     http: OnceLock<Http>,
     metadata_http: OnceLock<Http>,
 }
 
 impl Context {
-    /// The process's environment, the system clock, gemauth's cache directory and a real HTTP
-    /// client, built only when a request is sent (the cached path starts none).
+    /// The process's environment, the system clock, gemauth's cache directory (checked once per
+    /// process: the user's own, writable by no one else) and a real HTTP client, built only when
+    /// a request is sent (the cached path starts none).
     pub(crate) fn from_process() -> Self {
+        let cache = crate::store::process_cache();
         Context {
             env: Env::Process,
             clock: Clock::System,
-            cache_dir: crate::store::cache_dir(&Env::Process),
+            cache_dir: cache.dir.clone(),
+            cache_warning: cache.warning.clone(),
             http: OnceLock::new(),
             metadata_http: OnceLock::new(),
         }
@@ -55,6 +62,7 @@ impl Context {
             env: Env::Fixed(env),
             clock: Clock::Fixed(now),
             cache_dir,
+            cache_warning: None,
             http: OnceLock::new(),
             metadata_http: OnceLock::new(),
         };

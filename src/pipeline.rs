@@ -79,18 +79,28 @@ pub(crate) struct Fetched {
 /// The token from the cache when it is fresh enough, else obtained once under the credential
 /// lock (on a runtime started for it). The cached path starts no runtime and no HTTP client.
 pub(crate) fn get(ctx: &Context, target: &Target, ask: &Ask) -> Result<Fetched> {
-    match cached(ctx, target, ask)? {
-        Some(fetched) => Ok(fetched),
-        None => oauth::block_on(refresh(ctx, target, ask))?,
-    }
+    let fetched = match cached(ctx, target, ask)? {
+        Some(fetched) => fetched,
+        None => oauth::block_on(refresh(ctx, target, ask))??,
+    };
+    Ok(with_cache_warning(ctx, fetched))
 }
 
 /// [`get`] for callers on a Tokio runtime.
 pub(crate) async fn get_async(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Result<Fetched> {
-    match cached(ctx, target, ask)? {
-        Some(fetched) => Ok(fetched),
-        None => refresh(ctx, target, ask).await,
+    let fetched = match cached(ctx, target, ask)? {
+        Some(fetched) => fetched,
+        None => refresh(ctx, target, ask).await?,
+    };
+    Ok(with_cache_warning(ctx, fetched))
+}
+
+/// The token, first telling why there is no cache when there is none that can be trusted.
+fn with_cache_warning(ctx: &Context, mut fetched: Fetched) -> Fetched {
+    if let Some(warning) = &ctx.cache_warning {
+        fetched.warnings.insert(0, warning.clone());
     }
+    fetched
 }
 
 /// The cached token, when it is fresh enough.

@@ -28,7 +28,8 @@ pub struct Token {
     /// The credential's `type` (`authorized_user`, `service_account`, …, `metadata_server`).
     pub credential_type: &'static str,
     /// Things the caller should tell the user (a credential file others can read, a cache that
-    /// could not be written); the library itself never prints.
+    /// could not be written, a cache directory not used because another user owns it or others
+    /// may write to it, or none at all); the library itself never prints.
     pub warnings: Vec<String>,
 }
 

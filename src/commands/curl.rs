@@ -125,16 +125,29 @@ fn run_curl(program: &OsStr, headers: &str, args: &[OsString]) -> Result<u8> {
         .unwrap_or(1))
 }
 
-/// Where header files are (or were) written: gemauth's cache directory, else the temporary one.
+/// Where header files are (or were) written: gemauth's cache directory when it passed the checks
+/// (the user's own, writable by no one else), else the temporary one (the user's own on Windows).
 fn header_dir() -> std::path::PathBuf {
-    store::cache_dir(&crate::env::Env::Process).unwrap_or_else(std::env::temp_dir)
+    store::process_cache()
+        .dir
+        .clone()
+        .unwrap_or_else(std::env::temp_dir)
 }
 
 /// Removes the header files that a killed `gemauth curl` left behind. On Unix none is created any
 /// more, so every one goes; on Windows one younger than a minute may belong to a `gemauth curl`
 /// that is starting right now (curl reads it at once), and is left to that process.
 fn remove_leftovers() {
-    let dir = header_dir();
+    // On Unix only the cache directory ever held them, and only one that passed the checks is
+    // the user's to clean: never a shared temporary directory.
+    let dir = if cfg!(unix) {
+        match &store::process_cache().dir {
+            Some(dir) => dir.clone(),
+            None => return,
+        }
+    } else {
+        header_dir()
+    };
     let Ok(entries) = std::fs::read_dir(&dir) else {
         return;
     };

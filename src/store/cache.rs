@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{cache_dir, create_private_dir, read_bounded, remove_file, write_atomic};
+use super::files::{Links, is_link, no_follow, read_bounded_as};
+use super::trust::{not_own_file, process_cache};
+use super::{create_private_dir, remove_file, write_atomic};
 use crate::error::{Error, Result};
 use crate::rules::{MAX_LIFETIME_SECS, plausible_access_token};
 use crate::secret::Secret;
@@ -136,9 +138,9 @@ pub(crate) struct TokenCache {
 
 impl TokenCache {
     /// The cache entry for a key (`credentials::Credential::cache_key`, the one cache key) in
-    /// gemauth's cache directory.
+    /// the process's cache directory, when it passed the checks ([`process_cache`]).
     pub(crate) fn new(key: &str) -> Self {
-        Self::in_dir(cache_dir(&crate::env::Env::Process).as_deref(), key)
+        Self::in_dir(process_cache().dir.as_deref(), key)
     }
 
     /// The cache entry for a key in the cache directory `dir` (none: nothing is cached).
@@ -151,10 +153,11 @@ impl TokenCache {
 
     /// The cached token, if one is present, readable and believable (see
     /// [`CachedToken::is_trustworthy`]). Anything wrong with an entry makes it absent, so the
-    /// caller refreshes: never an error, never a hang (a FIFO or device is refused at once).
+    /// caller refreshes: never an error, never a hang (a FIFO or device is refused at once). A
+    /// symbolic link is not followed and another user's file is not read.
     pub(crate) fn load(&self, kind: TokenKind, now: u64) -> Option<CachedToken> {
         let path = self.path.as_ref()?;
-        let bytes = match read_bounded(path) {
+        let bytes = match read_bounded_as(path, Links::Refuse) {
             Ok(bytes) => bytes,
             Err(problem) => {
                 if super::is_present(path) {
@@ -223,10 +226,7 @@ impl CredentialLock {
     /// The lock of a credential file, keyed by its canonical directory and its name, so that
     /// every spelling of the path (relative, `./`, absolute, through a linked directory) shares it.
     pub(crate) fn acquire(credential_path: &Path) -> Result<Self> {
-        Self::acquire_key(
-            cache_dir(&crate::env::Env::Process).as_deref(),
-            &lock_key(credential_path),
-        )
+        Self::acquire_key(process_cache().dir.as_deref(), &lock_key(credential_path))
     }
 
     /// The lock named by `key` (credentials without a file: the metadata server) in the cache
@@ -292,26 +292,67 @@ fn lock_error(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
 }
 
 /// Opens (creating it, private) the lock file named by `key` in the cache directory `dir`;
-/// `None` when there is no cache directory.
+/// `None` when there is no cache directory, or it is on a read-only file system. The directory was checked and created when it was
+/// chosen ([`process_cache`]). The file is opened without following a link; a link, or another
+/// user's file, in its place is removed (never what it names) and a lock file of the user's own
+/// created instead.
 fn open_lock_file(dir: Option<&Path>, key: &str) -> Result<Option<(File, PathBuf)>> {
     let Some(dir) = dir.map(|d| d.join("locks")) else {
         return Ok(None);
     };
+    // Made again (0700) should it have been removed since it was checked.
     create_private_dir(&dir)?;
     let path = dir.join(format!("{key}.lock"));
+    let open_error = |source| Error::Io {
+        action: "cannot open lock file",
+        path: path.clone(),
+        source,
+    };
+    let problem = match open_lock(&path, false) {
+        Ok(file) => match file.metadata().ok().as_ref().and_then(not_own_file) {
+            None => return Ok(Some((file, path))),
+            Some(why) => why,
+        },
+        Err(_) if is_link(&path) => "a symbolic link",
+        // Another user's lock that this user may not open (left by `sudo gemauth`).
+        Err(e) => match fs::symlink_metadata(&path)
+            .ok()
+            .as_ref()
+            .and_then(not_own_file)
+        {
+            Some(why) => why,
+            // A read-only home: nothing can be cached either (storing the token says so once),
+            // so there is nothing to serialize.
+            None if e.kind() == std::io::ErrorKind::ReadOnlyFilesystem => {
+                tracing::debug!(lock = %path.display(), "read-only file system: no lock");
+                return Ok(None);
+            }
+            None => return Err(open_error(e)),
+        },
+    };
+    tracing::debug!(lock = %path.display(), problem, "replacing a lock file that is not gemauth's own");
+    remove_file(&path)?;
+    let file = open_lock(&path, true).map_err(open_error)?;
+    Ok(Some((file, path)))
+}
+
+/// Opens a lock file for reading and writing without following a link, creating it (0600), or,
+/// when `new`, only creating it (failing if anything is there, as a link put back would be).
+fn open_lock(path: &Path, new: bool) -> std::io::Result<File> {
     let mut options = fs::OpenOptions::new();
-    options.read(true).write(true).create(true).truncate(false);
+    options.read(true).write(true);
+    if new {
+        options.create_new(true);
+    } else {
+        options.create(true).truncate(false);
+    }
+    no_follow(&mut options);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    let file = options.open(&path).map_err(|source| Error::Io {
-        action: "cannot open lock file",
-        path: path.clone(),
-        source,
-    })?;
-    Ok(Some((file, path)))
+    options.open(path)
 }
 
 #[cfg(test)]
@@ -369,6 +410,84 @@ mod tests {
         cache.remove().unwrap();
         assert!(cache.load(TokenKind::Id, 2000).is_none());
         assert!(TokenCache::in_dir(None, "k").store(&id).is_none());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn an_entry_that_is_a_link_is_not_read_and_is_replaced_not_written_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::in_dir(Some(dir.path()), "k");
+        assert!(cache.store(&token(1000, 4600)).is_none());
+        let entry = dir.path().join("tokens/k.json");
+        let elsewhere = dir.path().join("elsewhere.json");
+        fs::rename(&entry, &elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &entry).unwrap();
+        assert!(cache.load(TokenKind::Access, 2000).is_none());
+        assert_eq!(
+            read_bounded_as(&entry, Links::Refuse),
+            Err("is a symbolic link (not followed)".to_string())
+        );
+        let before = fs::read(&elsewhere).unwrap();
+        assert!(cache.store(&token(1500, 5100)).is_none());
+        assert_eq!(fs::read(&elsewhere).unwrap(), before);
+        assert!(!fs::symlink_metadata(&entry).unwrap().is_symlink());
+        assert_eq!(
+            cache.load(TokenKind::Access, 2000).unwrap().obtained_at,
+            1500
+        );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_lock_that_is_a_link_never_creates_what_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let locks = dir.path().join("locks");
+        create_private_dir(&locks).unwrap();
+        let target = dir.path().join("target");
+        let lock = locks.join("k.lock");
+        std::os::unix::fs::symlink(&target, &lock).unwrap();
+        let held = CredentialLock::acquire_key(Some(dir.path()), "k").unwrap();
+        assert!(!target.exists(), "the link was followed");
+        let meta = fs::symlink_metadata(&lock).unwrap();
+        assert!(meta.is_file(), "the link was not replaced by a lock file");
+        drop(held);
+        // The lock file of the user's own is used as it is.
+        drop(CredentialLock::acquire_key(Some(dir.path()), "k").unwrap());
+        assert!(fs::symlink_metadata(&lock).unwrap().is_file());
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn another_users_entry_or_lock_is_not_used() {
+        use std::os::unix::fs::MetadataExt;
+        let root = rustix::process::geteuid().as_raw() == 0;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = TokenCache::in_dir(Some(dir.path()), "k");
+        assert!(cache.store(&token(1000, 4600)).is_none());
+        let entry = dir.path().join("tokens/k.json");
+        // Only root can give a file away (CI runs the tests as root); anyone else reads one of
+        // root's, which is another user's to them.
+        let foreign = if root {
+            std::os::unix::fs::chown(&entry, Some(65534), Some(65534)).unwrap();
+            assert!(cache.load(TokenKind::Access, 2000).is_none());
+            entry
+        } else {
+            PathBuf::from("/etc/passwd")
+        };
+        assert!(fs::metadata(&foreign).unwrap().is_file());
+        let refused = read_bounded_as(&foreign, Links::Refuse).unwrap_err();
+        assert!(refused.contains("owned by another user"), "{refused}");
+        if root {
+            drop(CredentialLock::acquire_key(Some(dir.path()), "k").unwrap());
+            let lock = dir.path().join("locks/k.lock");
+            std::os::unix::fs::chown(&lock, Some(65534), Some(65534)).unwrap();
+            drop(CredentialLock::acquire_key(Some(dir.path()), "k").unwrap());
+            assert_eq!(
+                fs::metadata(&lock).unwrap().uid(),
+                0,
+                "the foreign lock was kept"
+            );
+        }
     }
 
     #[test]

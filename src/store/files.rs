@@ -17,23 +17,78 @@ pub(super) const MAX_FILE_BYTES: u64 = 1024 * 1024;
 /// after symlinks), and at most [`MAX_FILE_BYTES`]. The error is the problem, for the caller to
 /// put after the file's name.
 pub(crate) fn read_bounded(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    read_bounded_as(path, Links::Follow)
+}
+
+/// Whether opening a file follows a symbolic link at its last component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Links {
+    /// Files the user names (a credential file may well be a link).
+    Follow,
+    /// gemauth's own cache entries and lock files: a link there is refused (`O_NOFOLLOW`; on
+    /// Windows a reparse point is opened as itself and refused), and so is another user's file.
+    Refuse,
+}
+
+/// Options that open the last component itself, never what a link there names: `O_NOFOLLOW` on
+/// Unix (the open fails), `FILE_FLAG_OPEN_REPARSE_POINT` on Windows (the link itself is opened,
+/// for [`super::trust::not_own_file`] to refuse).
+pub(super) fn no_follow(options: &mut fs::OpenOptions) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        const FILE_FLAG_OPEN_REPARSE_POINT: u32 = 0x0020_0000;
+        options.custom_flags(FILE_FLAG_OPEN_REPARSE_POINT);
+    }
+    let _ = options;
+}
+
+/// Whether an open that refused to follow links failed because the last component is a link.
+pub(super) fn is_link(path: &Path) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// [`read_bounded`], following links at the last component or not.
+pub(super) fn read_bounded_as(path: &Path, links: Links) -> std::result::Result<Vec<u8>, String> {
     let mut options = fs::OpenOptions::new();
     options.read(true);
     #[cfg(unix)]
     {
         use std::os::unix::fs::OpenOptionsExt;
-        options.custom_flags(libc::O_NONBLOCK);
+        let nofollow = if links == Links::Refuse {
+            libc::O_NOFOLLOW
+        } else {
+            0
+        };
+        options.custom_flags(libc::O_NONBLOCK | nofollow);
+    }
+    #[cfg(not(unix))]
+    if links == Links::Refuse {
+        no_follow(&mut options);
     }
     let file = options.open(path).map_err(|e| {
         // Windows refuses to open a directory as a file ("access denied"): say what it is.
         match fs::metadata(path) {
             Ok(meta) if meta.is_dir() => "is a directory, not a file".to_string(),
+            _ if links == Links::Refuse && is_link(path) => {
+                "is a symbolic link (not followed)".to_string()
+            }
             _ => open_problem(&e),
         }
     })?;
     let meta = file
         .metadata()
         .map_err(|e| format!("cannot be read ({e})"))?;
+    if links == Links::Refuse
+        && let Some(why) = super::trust::not_own_file(&meta)
+    {
+        return Err(format!("is not gemauth's own file (it is {why})"));
+    }
     if meta.is_dir() {
         return Err("is a directory, not a file".into());
     }

@@ -1,12 +1,13 @@
 //! Where credentials and tokens live on disk: the Application Default Credentials path and
-//! credential discovery (`paths`), private atomic files (`files`), and the access-token cache
-//! with the cross-process lock that serializes refreshes (`cache`), and when each login happened
-//! (`logins`).
+//! credential discovery (`paths`), private atomic files (`files`), the access-token cache
+//! with the cross-process lock that serializes refreshes (`cache`), whether the cache directory
+//! can be trusted (`trust`), and when each login happened (`logins`).
 
 mod cache;
 mod files;
 mod logins;
 mod paths;
+mod trust;
 
 pub(crate) use cache::{CachedToken, CredentialLock, TokenCache, TokenKind, hex_digest, lock_key};
 pub(crate) use files::{
@@ -18,6 +19,7 @@ pub(crate) use paths::{
     ENV_CLOUDSDK_CONFIG, ENV_CREDENTIALS, Source, cache_dir, cloudsdk_config_note, credentials_env,
     discover, exposed_warning, well_known_path,
 };
+pub(crate) use trust::process_cache;
 
 use std::time::UNIX_EPOCH;
 

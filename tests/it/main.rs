@@ -6,7 +6,7 @@
 //! libtest-mimic, which takes libtest's options (a name filter, `--exact`, `--skip`, `--list`,
 //! `--ignored`, `--test-threads`) and prints its summary line. Tests that need a program besides
 //! gemauth (node with oidc-provider, Python with google-auth, curl, groff, zsh, fish, git,
-//! kubectl) or root (a tmpfs mount) are reported as ignored, with the reason, when the program
+//! kubectl) or root (a tmpfs mount, acting as `nobody`) are reported as ignored, with the reason, when the program
 //! is missing at run time; with `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`) none is ignored,
 //! and a missing program fails its tests ([`runner`]). Platform-specific tests stay `cfg`-gated.
 
@@ -36,6 +36,7 @@ mod process;
 mod reliability;
 mod revoke;
 mod secrets;
+mod security_cache;
 mod token_json;
 mod untrusted_input;
 #[cfg(windows)]
@@ -69,6 +70,7 @@ fn main() {
     trials.extend(reliability::tests());
     trials.extend(revoke::tests());
     trials.extend(secrets::tests());
+    trials.extend(security_cache::tests());
     trials.extend(token_json::tests());
     trials.extend(untrusted_input::tests());
     #[cfg(windows)]

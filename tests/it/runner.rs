@@ -28,7 +28,8 @@ pub(crate) enum Needs {
     Git,
     /// GEMAUTH_TEST_KUBECTL, kubectl on PATH, or google-cloud-cli's.
     Kubectl,
-    /// Mounting a small tmpfs (the disk-full test).
+    /// Root: to mount a small tmpfs (the disk-full test) or to act as another user, `nobody`,
+    /// through setpriv (the cache another user created).
     Root,
 }
 
@@ -60,7 +61,9 @@ impl Needs {
             }
             Needs::Git => "git is not installed (`bash .ci/run` installs it)",
             Needs::Kubectl => "kubectl is not installed (`bash .ci/run` installs it)",
-            Needs::Root => "mounting the small tmpfs needs root (CI runs as root)",
+            Needs::Root => {
+                "needs root, to mount a small tmpfs or act as another user (CI runs as root)"
+            }
         }
     }
 
