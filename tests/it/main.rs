@@ -35,6 +35,8 @@ mod process;
 mod reliability;
 mod revoke;
 mod secrets;
+mod security_endpoints;
+mod security_messages;
 mod token_json;
 mod untrusted_input;
 #[cfg(windows)]
@@ -67,6 +69,8 @@ fn main() {
     trials.extend(reliability::tests());
     trials.extend(revoke::tests());
     trials.extend(secrets::tests());
+    trials.extend(security_endpoints::tests());
+    trials.extend(security_messages::tests());
     trials.extend(token_json::tests());
     trials.extend(untrusted_input::tests());
     #[cfg(windows)]
