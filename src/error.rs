@@ -35,6 +35,25 @@ pub enum Error {
         reason: String,
     },
 
+    /// An endpoint a file names that would receive secrets, on a host that is neither Google's,
+    /// nor the credential's universe domain, nor this machine, nor listed in
+    /// `GEMAUTH_TRUSTED_HOSTS`. Nothing was sent.
+    #[error(
+        "{} {}: {field} would send secrets to {host}, which is not a Google host (nor this machine, nor listed in GEMAUTH_TRUSTED_HOSTS)",
+        if *.client_file { "client secret file" } else { "credential file" },
+        .path.display()
+    )]
+    UntrustedEndpoint {
+        /// The file.
+        path: PathBuf,
+        /// Whether it is an OAuth client file (else a credential file).
+        client_file: bool,
+        /// The field that names the endpoint (`token_uri`, `source_credentials.token_uri`, …).
+        field: String,
+        /// The endpoint's host.
+        host: String,
+    },
+
     /// No credential file was found (and no metadata server is there to ask).
     #[error("no credentials found (looked in {})", .searched.display())]
     NoCredentials {

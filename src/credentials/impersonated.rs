@@ -67,6 +67,16 @@ impl ImpersonatedServiceAccount {
         ]
     }
 
+    /// The endpoint that receives the source's access token.
+    pub(super) fn secret_endpoints(&self) -> Vec<super::SecretEndpoint> {
+        vec![super::SecretEndpoint::new(
+            "service_account_impersonation_url",
+            &self.service_account_impersonation_url,
+            None,
+            "https://iamcredentials.{}/",
+        )]
+    }
+
     /// The service account acted as.
     pub(super) fn identity(&self) -> Option<String> {
         impersonated_email(&self.service_account_impersonation_url)

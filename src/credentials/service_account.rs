@@ -71,6 +71,22 @@ impl ServiceAccount {
         Ok(rules::token_uri(self.token_uri.as_deref())?)
     }
 
+    /// The endpoint that receives the signed assertion.
+    pub(super) fn secret_endpoints(&self) -> Vec<super::SecretEndpoint> {
+        self.token_uri
+            .as_deref()
+            .map(|url| {
+                super::SecretEndpoint::new(
+                    "token_uri",
+                    url,
+                    self.universe_domain.as_deref(),
+                    "https://oauth2.{}/token",
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+
     /// The parts of the cache key: the account, a digest of its key and the token endpoint.
     pub(super) fn key_parts(&self) -> Vec<String> {
         let digest: String = Sha256::digest(self.private_key.expose().as_bytes())

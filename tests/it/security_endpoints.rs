@@ -21,7 +21,11 @@ fn assert_refused(done: &Finished, file: &Path, field: &str, host: &str) {
     let first = done.stderr.lines().next().unwrap_or_default();
     assert!(first.starts_with("error: "), "{}", done.stderr);
     for part in [&file.display().to_string(), field, host] {
-        assert!(first.contains(part), "{part:?} not named in: {}", done.stderr);
+        assert!(
+            first.contains(part),
+            "{part:?} not named in: {}",
+            done.stderr
+        );
     }
     assert!(
         done.stderr.contains("hint: ") && done.stderr.contains("GEMAUTH_TRUSTED_HOSTS"),
@@ -92,7 +96,12 @@ fn login_refuses_a_client_file_that_sends_the_code_elsewhere() {
 fn a_user_file_whose_endpoints_are_not_google_is_refused() {
     let env = TestEnv::new();
     let file = user_file(&env, |v| v["token_uri"] = json!(EVIL_TOKEN_URI));
-    assert_refused(&print_token(&env, &file), &file, "token_uri", "oauth2.evil.example");
+    assert_refused(
+        &print_token(&env, &file),
+        &file,
+        "token_uri",
+        "oauth2.evil.example",
+    );
     let done = env.run(&["revoke", "--credential-file", file.to_str().unwrap()]);
     assert_refused(&done, &file, "token_uri", "oauth2.evil.example");
 
@@ -128,7 +137,10 @@ fn an_impersonation_url_elsewhere_gets_no_token_and_the_source_is_not_refreshed(
         "service_account_impersonation_url",
         "iamcredentials.evil.example",
     );
-    assert!(env.google.seen("/token").is_empty(), "the source was refreshed");
+    assert!(
+        env.google.seen("/token").is_empty(),
+        "the source was refreshed"
+    );
 }
 
 fn a_service_account_token_uri_elsewhere_gets_no_assertion() {
@@ -142,7 +154,12 @@ fn a_service_account_token_uri_elsewhere_gets_no_assertion() {
             "token_uri": "https://oauth2.evil.example/token",
         }),
     );
-    assert_refused(&print_token(&env, &file), &file, "token_uri", "oauth2.evil.example");
+    assert_refused(
+        &print_token(&env, &file),
+        &file,
+        "token_uri",
+        "oauth2.evil.example",
+    );
 }
 
 fn external(env: &TestEnv) -> Value {
@@ -161,11 +178,17 @@ fn an_external_account_sends_its_subject_token_only_to_google() {
     let mut config = external(&env);
     config["token_url"] = json!("https://sts.evil.example/v1/token");
     let file = env.write_json("ext.json", &config);
-    assert_refused(&print_token(&env, &file), &file, "token_url", "sts.evil.example");
+    assert_refused(
+        &print_token(&env, &file),
+        &file,
+        "token_url",
+        "sts.evil.example",
+    );
 
     let mut config = external(&env);
-    config["service_account_impersonation_url"] =
-        json!("https://evil.example/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken");
+    config["service_account_impersonation_url"] = json!(
+        "https://evil.example/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken"
+    );
     let file = env.write_json("ext-imp.json", &config);
     assert_refused(
         &print_token(&env, &file),
@@ -186,12 +209,20 @@ fn a_subject_token_may_be_read_from_any_host() {
     let file = env.write_json("ext.json", &config);
     let (_port, proxy) = closed_proxy();
     let done = env.run_with(
-        &["print-access-token", "--credential-file", file.to_str().unwrap()],
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
         &[("HTTPS_PROXY", proxy.as_str())],
     );
     assert_eq!(done.code(), 1, "{}", done.stderr);
     assert!(done.stderr.contains("could not reach"), "{}", done.stderr);
-    assert!(!done.stderr.contains("GEMAUTH_TRUSTED_HOSTS"), "{}", done.stderr);
+    assert!(
+        !done.stderr.contains("GEMAUTH_TRUSTED_HOSTS"),
+        "{}",
+        done.stderr
+    );
 }
 
 fn hosts_listed_in_gemauth_trusted_hosts_and_the_universe_domain_are_allowed() {
@@ -204,7 +235,10 @@ fn hosts_listed_in_gemauth_trusted_hosts_and_the_universe_domain_are_allowed() {
         &["print-access-token", "--credential-file", path],
         &[
             ("HTTPS_PROXY", proxy.as_str()),
-            ("GEMAUTH_TRUSTED_HOSTS", "proxy.corp.example, oauth2.evil.example"),
+            (
+                "GEMAUTH_TRUSTED_HOSTS",
+                "proxy.corp.example, oauth2.evil.example",
+            ),
         ],
     );
     assert_eq!(done.code(), 1, "{}", done.stderr);
@@ -231,7 +265,11 @@ fn hosts_listed_in_gemauth_trusted_hosts_and_the_universe_domain_are_allowed() {
         }),
     );
     let done = env.run_with(
-        &["print-access-token", "--credential-file", sa.to_str().unwrap()],
+        &[
+            "print-access-token",
+            "--credential-file",
+            sa.to_str().unwrap(),
+        ],
         &[("HTTPS_PROXY", proxy.as_str())],
     );
     assert_eq!(done.code(), 1, "{}", done.stderr);
@@ -246,7 +284,11 @@ fn googles_own_endpoints_pass_the_rule() {
         v["revoke_uri"] = json!("https://oauth2.googleapis.com/revoke");
     });
     let done = env.run_with(
-        &["print-access-token", "--credential-file", file.to_str().unwrap()],
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
         &[("HTTPS_PROXY", proxy.as_str())],
     );
     assert_eq!(done.code(), 1, "{}", done.stderr);

@@ -92,7 +92,8 @@ fn revoke_sts_and_iam_echoes_are_masked() {
     let refresh = "1//to-be-revoked";
     env.write_credentials(&env.adc_path(), refresh);
     for _ in 0..3 {
-        env.google.enqueue("/revoke", echo(503, &format!("token={refresh}")));
+        env.google
+            .enqueue("/revoke", echo(503, &format!("token={refresh}")));
     }
     let done = verbose(&env, &["revoke"]);
     assert_masked(&done, &[refresh, CLIENT_SECRET]);
@@ -113,7 +114,14 @@ fn revoke_sts_and_iam_echoes_are_masked() {
     );
     env.google
         .enqueue("/sts", echo(400, &format!("subject_token={subject}")));
-    let done = verbose(&env, &["print-access-token", "--credential-file", file.to_str().unwrap()]);
+    let done = verbose(
+        &env,
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_masked(&done, &[subject]);
 
     // IAM Credentials: the bearer token of the source.
@@ -140,7 +148,14 @@ fn revoke_sts_and_iam_echoes_are_masked() {
             },
         }),
     );
-    let done = verbose(&env, &["print-access-token", "--credential-file", file.to_str().unwrap()]);
+    let done = verbose(
+        &env,
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_masked(&done, &["ya29.access-1", "1//source"]);
     assert!(done.stderr.contains("PERMISSION_DENIED"), "{}", done.stderr);
 }
@@ -160,7 +175,14 @@ fn urls_are_shown_without_user_names_and_passwords() {
             },
         }),
     );
-    let done = verbose(&env, &["print-access-token", "--credential-file", file.to_str().unwrap()]);
+    let done = verbose(
+        &env,
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_masked(&done, &["pl4nted-pw", "reader:"]);
     assert!(done.stderr.contains("127.0.0.1"), "{}", done.stderr);
 }
@@ -180,7 +202,14 @@ fn a_message_about_a_field_never_quotes_its_value() {
             },
         }),
     );
-    let done = verbose(&env, &["print-access-token", "--credential-file", file.to_str().unwrap()]);
+    let done = verbose(
+        &env,
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
+    );
     assert_eq!(done.code(), 3, "{}", done.stderr);
     assert_masked(&done, &["planted-header-token"]);
     assert!(done.stderr.contains("headers"), "{}", done.stderr);
