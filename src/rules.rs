@@ -294,12 +294,24 @@ pub(crate) fn plausible_access_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 64 * 1024 && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Removes control characters (including newlines and ANSI escapes) from text that came from
-/// outside, and caps its length, so that a server cannot forge lines or flood the terminal.
+/// Invisible formatting characters (zero-width ones, bidirectional overrides, the byte order
+/// mark), which could hide or reorder what a terminal shows.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Removes control characters (including newlines and ANSI escapes) and invisible formatting
+/// characters from text that came from outside, and caps its length, so that a server cannot
+/// forge lines, hide text or flood the terminal.
 pub(crate) fn sanitize(text: &str) -> String {
     const MAX: usize = 500;
     let mut out = String::with_capacity(text.len().min(MAX));
-    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
+    for (n, c) in text
+        .chars()
+        .filter(|c| !c.is_control() && !is_invisible(*c))
+        .enumerate()
+    {
         if n == MAX {
             out.push('…');
             break;

@@ -286,12 +286,15 @@ impl ExternalAccount {
             request = request.basic(id, secret.expose());
         }
         let (status, body) = ctx.http()?.send(&request).await?;
-        let response = oauth::parse_token_response(&endpoint_name(&token_url), status, &body)
-            .map_err(|e| {
-                e.rejected_by(Rejecter::Federation {
-                    audience: self.audience.clone(),
-                })
-            })?;
+        let sent = oauth::Sent::of(&request);
+        let response =
+            oauth::parse_token_response(&endpoint_name(&token_url), status, &body, &sent).map_err(
+                |e| {
+                    e.rejected_by(Rejecter::Federation {
+                        audience: self.audience.clone(),
+                    })
+                },
+            )?;
         Ok(response.cached_at(ctx.now(), scopes.to_vec()))
     }
 }
@@ -322,6 +325,7 @@ async fn subject_token(ctx: &Context, config: &ExternalAccount, path: &Path) -> 
             status,
             &body,
             ErrorBody::Plain("is not a subject token"),
+            &oauth::Sent::of(&request),
         )?;
         String::from_utf8_lossy(&body).into_owned()
     } else if let Some(executable) = &source.executable {

@@ -194,7 +194,8 @@ impl Iam<'_> {
         let request = HttpRequest::json(&url, body).bearer(source_token.expose());
         let (status, bytes) = ctx.http()?.send(&request).await?;
         let endpoint = endpoint_name(&url);
-        oauth::success(&endpoint, status, &bytes, ErrorBody::GoogleApi).map_err(|e| {
+        let sent = oauth::Sent::of(&request);
+        oauth::success(&endpoint, status, &bytes, ErrorBody::GoogleApi, &sent).map_err(|e| {
             e.rejected_by(Rejecter::Impersonation {
                 service_account: impersonated_email(self.url).unwrap_or_default(),
                 principal: self.principal.map(str::to_string),

@@ -523,8 +523,12 @@ impl FileProblem<'_> {
         Ok(())
     }
 
+    /// Reads the map as `T`; an error names the field and never quotes its value.
     fn typed<T: serde::de::DeserializeOwned>(self, map: Map<String, Value>) -> Result<T> {
-        serde_json::from_value(Value::Object(map)).map_err(|e| self.error(format!("{e}")))
+        serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+            let field = e.path().to_string();
+            self.error(field_problem(&field, &e.into_inner().to_string()))
+        })
     }
 
     fn cannot_impersonate_from(self, kind: &str) -> Error {
@@ -533,6 +537,70 @@ impl FileProblem<'_> {
             sanitize(kind)
         ))
     }
+}
+
+/// What is wrong with a field, from serde's message, without the value serde quotes in it
+/// (`invalid type: string "Authorization: Bearer …", expected a map` becomes `headers: invalid
+/// type: expected a map, found a string`): a field may hold a secret, whatever its type should have been.
+pub(crate) fn field_problem(field: &str, serde_message: &str) -> String {
+    let field = sanitize(field);
+    let named = |what: String| match field.as_str() {
+        "" | "." => what,
+        _ => format!("{field}: {what}"),
+    };
+    // serde's own wording; the expectation comes last and is the program's, never the file's.
+    let expected = |rest: &str| {
+        rest.rsplit_once(", expected ")
+            .map(|(_, e)| sanitize(e))
+            .unwrap_or_else(|| "another kind of value".into())
+    };
+    let found = |rest: &str| {
+        const KINDS: [(&str, &str); 11] = [
+            ("string", "a string"),
+            ("integer", "a number"),
+            ("floating point", "a number"),
+            ("boolean", "a boolean"),
+            ("null", "null"),
+            ("unit", "null"),
+            ("map", "an object"),
+            ("sequence", "a list"),
+            ("char", "a character"),
+            ("byte array", "bytes"),
+            ("newtype", "a value"),
+        ];
+        KINDS
+            .iter()
+            .find(|(k, _)| rest.starts_with(k))
+            .map_or("another kind of value", |(_, name)| name)
+    };
+    if let Some(rest) = serde_message.strip_prefix("invalid type: ") {
+        return named(format!(
+            "invalid type: expected {}, found {}",
+            expected(rest),
+            found(rest)
+        ));
+    }
+    if let Some(rest) = serde_message.strip_prefix("invalid value: ") {
+        return named(format!("invalid value, expected {}", expected(rest)));
+    }
+    if let Some(rest) = serde_message.strip_prefix("unknown variant ") {
+        return named(format!("unknown value, expected {}", expected(rest)));
+    }
+    if let Some(rest) = serde_message.strip_prefix("invalid length ") {
+        return named(format!(
+            "wrong number of items, expected {}",
+            expected(rest)
+        ));
+    }
+    // Names of fields, not values: `missing field `refresh_token``, `duplicate field …`.
+    if serde_message.starts_with("missing field ") || serde_message.starts_with("duplicate field ")
+    {
+        return sanitize(serde_message);
+    }
+    if serde_message.starts_with("data did not match any variant") {
+        return named("is not in any of the accepted forms".into());
+    }
+    named("has a value of the wrong kind".into())
 }
 
 /// Parses one credential from its JSON; `within` names the enclosing field for a nested source
@@ -765,6 +833,52 @@ mod tests {
         .unwrap();
         assert!(google.custom_endpoints().is_empty());
         assert!(google.check_endpoints(Path::new("sa.json"), &env).is_ok());
+    }
+
+    #[test]
+    fn a_field_error_names_the_field_and_never_quotes_its_value() {
+        let file = json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+            "token_url": "https://sts.googleapis.com/v1/token",
+            "credential_source": {"url": "https://x/", "headers": "Authorization: Bearer planted-1, expected x"}});
+        let e = parse(&file).unwrap_err().to_string();
+        assert!(!e.contains("planted"), "{e}");
+        assert!(
+            e.ends_with("credential_source.headers: invalid type: expected a map, found a string"),
+            "{e}"
+        );
+        let nested = json!({"type": "impersonated_service_account",
+            "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/x:generateAccessToken",
+            "source_credentials": {"type": "authorized_user", "client_id": "id",
+                "client_secret": ["planted-2"], "refresh_token": "r"}});
+        let e = parse(&nested).unwrap_err().to_string();
+        assert!(!e.contains("planted"), "{e}");
+        assert!(
+            e.contains(
+                "source_credentials: client_secret: invalid type: expected a string, found a list"
+            ),
+            "{e}"
+        );
+        for (message, want) in [
+            (
+                "invalid value: string \"planted\", expected a date",
+                "f: invalid value, expected a date",
+            ),
+            (
+                "unknown variant `planted`, expected `a` or `b`",
+                "f: unknown value, expected `a` or `b`",
+            ),
+            (
+                "invalid type: integer `123456`, expected a string",
+                "f: invalid type: expected a string, found a number",
+            ),
+            (
+                "missing field `refresh_token`",
+                "missing field `refresh_token`",
+            ),
+            ("custom planted message", "f: has a value of the wrong kind"),
+        ] {
+            assert_eq!(field_problem("f", message), want);
+        }
     }
 
     #[test]

@@ -172,6 +172,7 @@ impl ServiceAccount {
         ];
         let (status, body) = ctx.http()?.post_form(&token_uri, &form).await?;
         let endpoint = endpoint_name(&token_uri);
+        let sent = oauth::Sent::form(&form);
         let rejected = |e: Error| {
             e.rejected_by(Rejecter::ServiceAccountKey {
                 email: self.client_email.clone(),
@@ -180,12 +181,12 @@ impl ServiceAccount {
         };
         let issued = match ask {
             Ask::Scopes(scopes) => {
-                let response =
-                    oauth::parse_token_response(&endpoint, status, &body).map_err(rejected)?;
+                let response = oauth::parse_token_response(&endpoint, status, &body, &sent)
+                    .map_err(rejected)?;
                 Issued::Access(response.cached_at(ctx.now(), scopes.to_vec()))
             }
             Ask::TargetAudience(_) => Issued::Id {
-                token: oauth::parse_id_token_response(&endpoint, status, &body)
+                token: oauth::parse_id_token_response(&endpoint, status, &body, &sent)
                     .map_err(rejected)?,
                 endpoint,
             },

@@ -52,15 +52,18 @@ fn a_token_endpoint_that_echoes_the_refresh_grant_is_masked() {
     let done = verbose(&env, &["print-access-token"]);
     assert_masked(&done, &[refresh, &percent(refresh), CLIENT_SECRET]);
     assert!(done.stderr.contains("invalid_request"), "{}", done.stderr);
-    // Google API errors (`error.message`) too, on another status.
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            500,
-            &json!({"error": {"code": 500, "status": "INTERNAL", "message": format!("saw {refresh}")}})
-                .to_string(),
-        ),
-    );
+    // Google API errors (`error.message`) too, on another status (a 500 is retried: every
+    // attempt gets it).
+    for _ in 0..3 {
+        env.google.enqueue(
+            "/token",
+            Canned::json(
+                500,
+                &json!({"error": {"code": 500, "status": "INTERNAL", "message": format!("saw {refresh}")}})
+                    .to_string(),
+            ),
+        );
+    }
     let done = verbose(&env, &["print-access-token"]);
     assert_masked(&done, &[refresh]);
 }
