@@ -25,11 +25,11 @@ pub enum Error {
     },
 
     /// An endpoint a file names that may not be used (not https, not loopback http).
-    #[error("{name} {url:?} is not allowed: {reason}")]
+    #[error("{name}{} is not allowed: {reason}", quoted(.url))]
     Endpoint {
         /// The field that names it (`token_uri`, …).
         name: &'static str,
-        /// The URL, without any user name or password.
+        /// The URL, without any user name, password or query (empty when it is not a URL).
         url: String,
         /// Why it is refused.
         reason: String,
@@ -231,6 +231,15 @@ pub enum Rejecter {
     },
     /// The metadata server.
     MetadataServer,
+}
+
+/// ` "text"`, or nothing for empty text.
+fn quoted(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" {text:?}")
+    }
 }
 
 fn describe(description: &Option<String>) -> String {

@@ -31,7 +31,8 @@ pub(crate) const HOUR_SECS: u64 = 3600;
 pub(crate) struct EndpointRefused {
     /// The field that named it (`token_uri`, …).
     pub(crate) name: &'static str,
-    /// The URL as shown (credentials stripped, control characters removed).
+    /// The URL as shown (credentials and query stripped, control characters removed); empty
+    /// when the text is not a URL.
     pub(crate) url: String,
     /// Why it was refused.
     pub(crate) reason: String,
@@ -44,15 +45,11 @@ pub(crate) struct Invalid(pub(crate) String);
 /// The one endpoint policy: https, or plain http on a loopback host (emulators and tests); no
 /// user name or password in the URL.
 pub(crate) fn endpoint(name: &'static str, raw: &str) -> Result<Url, EndpointRefused> {
-    // The URL is shown in the error without any user name or password it carries.
+    // The URL is shown in the error without any user name, password or query it carries; text
+    // that is not a URL is not shown at all (it could be anything, a secret pasted there too).
     let shown = match Url::parse(raw) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => sanitize(raw),
+        Ok(u) => sanitize(&endpoint_name(&u)),
+        Err(_) => String::new(),
     };
     let refused = |reason: &str| EndpointRefused {
         name,
@@ -351,6 +348,8 @@ mod tests {
         assert!(endpoint("token_uri", "http://evil.example/token").is_err());
         assert!(endpoint("token_uri", "http://127.0.0.1.evil.example/token").is_err());
         assert!(endpoint("token_uri", "ftp://127.0.0.1/token").is_err());
+        let e = endpoint("token_uri", "not a URL: TOPSECRET").unwrap_err();
+        assert_eq!(e.url, "");
         let e = endpoint("token_uri", "https://user:TOPSECRET@example.com/").unwrap_err();
         assert!(
             !e.url.contains("TOPSECRET") && !e.url.contains("user:"),

@@ -142,7 +142,7 @@ impl CredentialSource {
                 .and_then(|f| f.subject_token_field_name.as_ref())
                 .map(|_| ())
                 .ok_or_else(|| "format json needs subject_token_field_name".into()),
-            Some(other) => Err(format!("unknown format type {:?}", sanitize(other))),
+            Some(_) => Err("format.type is neither text nor json".into()),
         }
     }
 }
@@ -353,7 +353,7 @@ async fn subject_token(ctx: &Context, config: &ExternalAccount, path: &Path) -> 
                 })?
                 .to_string()
         }
-        Some(other) => return Err(bad(format!("unknown format type {:?}", sanitize(other)))),
+        Some(_) => return Err(bad("format.type is neither text nor json".into())),
     };
     if token.is_empty() {
         return Err(bad("the subject token is empty".into()));

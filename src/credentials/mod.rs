@@ -626,10 +626,12 @@ fn parse_value(path: &Path, value: Value, within: Option<&str>) -> Result<Creden
         && !project.is_empty()
         && validate_project_id(project).is_err()
     {
-        return Err(problem.error(format!(
-            "quota_project_id {:?} is not a Google Cloud project ID",
-            sanitize(project)
-        )));
+        // Named, not quoted: a field's value is never echoed.
+        return Err(problem.error(
+            "quota_project_id is not a Google Cloud project ID (lowercase letters, digits and \
+             hyphens, starting with a letter)"
+                .into(),
+        ));
     }
     let parser = TYPES
         .iter()
