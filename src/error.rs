@@ -25,14 +25,33 @@ pub enum Error {
     },
 
     /// An endpoint a file names that may not be used (not https, not loopback http).
-    #[error("{name} {url:?} is not allowed: {reason}")]
+    #[error("{name}{} is not allowed: {reason}", quoted(.url))]
     Endpoint {
         /// The field that names it (`token_uri`, …).
         name: &'static str,
-        /// The URL, without any user name or password.
+        /// The URL, without any user name, password or query (empty when it is not a URL).
         url: String,
         /// Why it is refused.
         reason: String,
+    },
+
+    /// An endpoint a file names that would receive secrets, on a host that is neither Google's,
+    /// nor the credential's universe domain, nor this machine, nor listed in
+    /// `GEMAUTH_TRUSTED_HOSTS`. Nothing was sent.
+    #[error(
+        "{} {}: {field} would send secrets to {host}, which is not a Google host (nor this machine, nor listed in GEMAUTH_TRUSTED_HOSTS)",
+        if *.client_file { "client secret file" } else { "credential file" },
+        .path.display()
+    )]
+    UntrustedEndpoint {
+        /// The file.
+        path: PathBuf,
+        /// Whether it is an OAuth client file (else a credential file).
+        client_file: bool,
+        /// The field that names the endpoint (`token_uri`, `source_credentials.token_uri`, …).
+        field: String,
+        /// The endpoint's host.
+        host: String,
     },
 
     /// No credential file was found (and no metadata server is there to ask).
@@ -212,6 +231,15 @@ pub enum Rejecter {
     },
     /// The metadata server.
     MetadataServer,
+}
+
+/// ` "text"`, or nothing for empty text.
+fn quoted(text: &str) -> String {
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" {text:?}")
+    }
 }
 
 fn describe(description: &Option<String>) -> String {

@@ -127,6 +127,145 @@ impl HttpRequest {
     }
 }
 
+/// The form fields whose values are secrets (a refresh token, a client secret, a code and its
+/// verifier, an assertion, a subject token, a token being revoked).
+const SECRET_FIELDS: [&str; 9] = [
+    "refresh_token",
+    "client_secret",
+    "code",
+    "code_verifier",
+    "assertion",
+    "subject_token",
+    "actor_token",
+    "token",
+    "password",
+];
+/// Headers whose values are never secret.
+const PLAIN_HEADERS: [&str; 4] = ["metadata-flavor", "content-type", "accept", "user-agent"];
+/// Secrets at least this long are masked wherever they appear; shorter ones (no real one is)
+/// only as whole words, so that they do not eat ordinary words.
+const MASK_ANYWHERE: usize = 8;
+/// What replaces a secret in text shown or logged.
+pub(crate) const REDACTED: &str = "[redacted]";
+
+/// The secrets one request carried, in every form a server could echo them (as sent, form- and
+/// percent-encoded, JSON-escaped, in an HTTP Basic header): the one error mapping masks them in
+/// every text it takes from the answer. Its `Debug` shows none of them.
+#[derive(Clone, Default)]
+pub(crate) struct Sent {
+    /// Lowercase (ASCII) forms of the secrets, longest first.
+    needles: Vec<String>,
+}
+
+impl std::fmt::Debug for Sent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Sent({} forms, [redacted])", self.needles.len())
+    }
+}
+
+impl Sent {
+    /// These secret values.
+    pub(crate) fn secrets<'a>(values: impl IntoIterator<Item = &'a str>) -> Self {
+        let mut needles: Vec<String> = Vec::new();
+        for value in values {
+            let value = value.trim();
+            if value.chars().count() < 3 {
+                continue;
+            }
+            let form: String = url::form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            let json = serde_json::to_string(value).unwrap_or_default();
+            let json = json.trim_matches('"').to_string();
+            for form in [
+                value.to_string(),
+                form.clone(),
+                form.replace('+', "%20"),
+                json.replace('/', "\\/"),
+                json,
+            ] {
+                let lower = form.to_ascii_lowercase();
+                if !needles.contains(&lower) {
+                    needles.push(lower);
+                }
+            }
+        }
+        needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        Sent { needles }
+    }
+
+    /// The secret values of a form (by field name, [`SECRET_FIELDS`]).
+    pub(crate) fn form(form: &[(&str, &str)]) -> Self {
+        Self::secrets(
+            form.iter()
+                .filter(|(k, _)| SECRET_FIELDS.contains(k))
+                .map(|(_, v)| *v),
+        )
+    }
+
+    /// Everything secret a request carries: its form's secret fields, its bearer token, its
+    /// Basic credentials (and their header value), its headers' values.
+    pub(crate) fn of(request: &HttpRequest) -> Self {
+        let mut values: Vec<String> = Vec::new();
+        if let Body::Form(pairs) = &request.body {
+            values.extend(
+                pairs
+                    .iter()
+                    .filter(|(k, _)| SECRET_FIELDS.contains(&k.as_str()))
+                    .map(|(_, v)| v.clone()),
+            );
+        }
+        values.extend(request.bearer.clone());
+        if let Some((user, password)) = &request.basic {
+            values.push(password.clone());
+            values.push(
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")),
+            );
+        }
+        values.extend(
+            request
+                .headers
+                .iter()
+                .filter(|(name, _)| !PLAIN_HEADERS.contains(&name.to_ascii_lowercase().as_str()))
+                .map(|(_, v)| v.clone()),
+        );
+        Self::secrets(values.iter().map(String::as_str))
+    }
+
+    /// Text from an answer as it may be shown: control and invisible characters removed, every
+    /// secret sent masked (whatever its case), and its length capped.
+    pub(crate) fn clean(&self, text: &str) -> String {
+        let text: String = text
+            .chars()
+            .filter(|c| !c.is_control() && !crate::rules::is_invisible(*c))
+            .collect();
+        let lower = text.to_ascii_lowercase();
+        // Byte ranges to mask (matches of ASCII-lowercased text start and end on characters).
+        let mut masked = vec![false; text.len()];
+        for needle in &self.needles {
+            let anywhere = needle.chars().count() >= MASK_ANYWHERE;
+            for (at, _) in lower.match_indices(needle.as_str()) {
+                let end = at + needle.len();
+                let word = |c: Option<char>| c.is_none_or(|c| !c.is_alphanumeric());
+                if anywhere
+                    || (word(lower[..at].chars().next_back()) && word(lower[end..].chars().next()))
+                {
+                    masked[at..end].iter_mut().for_each(|m| *m = true);
+                }
+            }
+        }
+        let mut out = String::with_capacity(text.len());
+        let mut in_mask = false;
+        for (i, c) in text.char_indices() {
+            match (masked[i], in_mask) {
+                (true, false) => out.push_str(REDACTED),
+                (true, true) => {}
+                (false, _) => out.push(c),
+            }
+            in_mask = masked[i];
+        }
+        sanitize(&out)
+    }
+}
+
 /// What answers a request in unit tests: the status and body, or a network error.
 #[cfg(test)]
 pub(crate) type FakeServer = dyn Fn(&HttpRequest) -> Result<(u16, Vec<u8>)> + Send + Sync;
@@ -398,7 +537,9 @@ fn network_error(endpoint: &str, e: reqwest::Error) -> Error {
     Error::Network {
         endpoint: endpoint.to_string(),
         detail: sanitize(&detail),
-        source: Some(Box::new(e)),
+        // The URL is the endpoint's, named above without its user name, password or query; the
+        // kept error must not carry them either.
+        source: Some(Box::new(e.without_url())),
     }
 }
 
@@ -415,10 +556,18 @@ pub(crate) enum ErrorBody<'a> {
 }
 
 /// The one mapping from an HTTP answer that is not a success to a typed error.
-pub(crate) fn failure(endpoint: &str, status: u16, body: &[u8], kind: ErrorBody) -> Error {
+/// Every text taken from the body is cleaned by `sent`: the secrets the request carried are
+/// masked wherever the server echoed them.
+pub(crate) fn failure(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+    kind: ErrorBody,
+    sent: &Sent,
+) -> Error {
     match kind {
-        ErrorBody::OAuth => oauth_error(endpoint, status, body),
-        ErrorBody::GoogleApi => google_api_error(endpoint, status, body),
+        ErrorBody::OAuth => oauth_error(endpoint, status, body, sent),
+        ErrorBody::GoogleApi => google_api_error(endpoint, status, body, sent),
         ErrorBody::Plain(problem) => Error::Server {
             endpoint: endpoint.to_string(),
             status,
@@ -428,11 +577,17 @@ pub(crate) fn failure(endpoint: &str, status: u16, body: &[u8], kind: ErrorBody)
 }
 
 /// `Ok` for a 2xx answer, else the error [`failure`] maps it to.
-pub(crate) fn success(endpoint: &str, status: u16, body: &[u8], kind: ErrorBody) -> Result<()> {
+pub(crate) fn success(
+    endpoint: &str,
+    status: u16,
+    body: &[u8],
+    kind: ErrorBody,
+    sent: &Sent,
+) -> Result<()> {
     if (200..300).contains(&status) {
         Ok(())
     } else {
-        Err(failure(endpoint, status, body, kind))
+        Err(failure(endpoint, status, body, kind, sent))
     }
 }
 
@@ -445,7 +600,7 @@ pub(crate) fn unexpected(endpoint: &str, status: u16, detail: String) -> Error {
     }
 }
 
-fn google_api_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
+fn google_api_error(endpoint: &str, status: u16, body: &[u8], sent: &Sent) -> Error {
     let parsed: Option<(String, String)> =
         serde_json::from_slice::<Value>(body).ok().and_then(|v| {
             let e = v.get("error")?;
@@ -466,14 +621,14 @@ fn google_api_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
     match parsed {
         Some((code, message)) if status == 401 || status == 403 => Error::Rejected {
             endpoint: endpoint.to_string(),
-            error: sanitize(&code),
-            description: Some(sanitize(&message)).filter(|m| !m.is_empty()),
+            error: sent.clean(&code),
+            description: Some(sent.clean(&message)).filter(|m| !m.is_empty()),
             by: None,
         },
         Some((code, message)) => Error::Server {
             endpoint: endpoint.to_string(),
             status,
-            detail: sanitize(format!("{code} {message}").trim()),
+            detail: sent.clean(format!("{code} {message}").trim()),
         },
         None => Error::Server {
             endpoint: endpoint.to_string(),
@@ -597,8 +752,9 @@ pub(crate) fn parse_token_response(
     endpoint: &str,
     status: u16,
     body: &[u8],
+    sent: &Sent,
 ) -> Result<TokenResponse> {
-    success(endpoint, status, body, ErrorBody::OAuth)?;
+    success(endpoint, status, body, ErrorBody::OAuth, sent)?;
     let mut response = serde_json::from_slice::<TokenResponse>(body).map_err(|_| {
         unexpected(
             endpoint,
@@ -627,12 +783,13 @@ pub(crate) fn parse_id_token_response(
     endpoint: &str,
     status: u16,
     body: &[u8],
+    sent: &Sent,
 ) -> Result<Secret<String>> {
     #[derive(Deserialize)]
     struct IdTokenResponse {
         id_token: Secret<String>,
     }
-    success(endpoint, status, body, ErrorBody::OAuth)?;
+    success(endpoint, status, body, ErrorBody::OAuth, sent)?;
     serde_json::from_slice::<IdTokenResponse>(body)
         .map(|r| r.id_token)
         .map_err(|_| {
@@ -644,7 +801,7 @@ pub(crate) fn parse_id_token_response(
         })
 }
 
-fn oauth_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
+fn oauth_error(endpoint: &str, status: u16, body: &[u8], sent: &Sent) -> Error {
     let Ok(err) = serde_json::from_slice::<OAuthError>(body) else {
         return Error::Server {
             endpoint: endpoint.to_string(),
@@ -655,9 +812,9 @@ fn oauth_error(endpoint: &str, status: u16, body: &[u8]) -> Error {
     let description = err
         .error_description
         .as_deref()
-        .map(sanitize)
+        .map(|d| sent.clean(d))
         .filter(|d| !d.is_empty());
-    let error = sanitize(&err.error);
+    let error = sent.clean(&err.error);
     if let Some(subtype) = err
         .error_subtype
         .as_deref()
@@ -721,7 +878,7 @@ pub(crate) async fn exchange_code(
         ("code_verifier", verifier.secret().as_str()),
     ];
     let (status, body) = http.post_form(token_uri, &form).await?;
-    parse_token_response(&endpoint_name(token_uri), status, &body)
+    parse_token_response(&endpoint_name(token_uri), status, &body, &Sent::form(&form))
 }
 
 /// Obtains a new access token with the refresh-token grant; client_secret_post.
@@ -739,7 +896,7 @@ pub(crate) async fn refresh(
         ("client_secret", client_secret.expose().as_str()),
     ];
     let (status, body) = http.post_form(token_uri, &form).await?;
-    parse_token_response(&endpoint_name(token_uri), status, &body)
+    parse_token_response(&endpoint_name(token_uri), status, &body, &Sent::form(&form))
 }
 
 /// How the revocation endpoint answered.
@@ -769,31 +926,48 @@ pub(crate) async fn revoke(
     let (status, body) = http.post_form(revoke_uri, &form).await?;
     match serde_json::from_slice::<OAuthError>(&body) {
         Ok(e) if status == 400 && e.error == "invalid_token" => Ok(Revocation::AlreadyInvalid),
-        _ => success(&endpoint_name(revoke_uri), status, &body, ErrorBody::OAuth)
-            .map(|()| Revocation::Revoked),
+        _ => success(
+            &endpoint_name(revoke_uri),
+            status,
+            &body,
+            ErrorBody::OAuth,
+            &Sent::form(&form),
+        )
+        .map(|()| Revocation::Revoked),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn token_errors_are_classified() {
         let body = br#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#;
-        let e = parse_token_response("https://t/token", 400, body).unwrap_err();
+        let e = parse_token_response("https://t/token", 400, body, &Sent::default()).unwrap_err();
         assert!(matches!(e, Error::Rejected { .. }), "{e:?}");
         let body = br#"{"error":"invalid_grant","error_subtype":"invalid_rapt"}"#;
-        let e = parse_token_response("https://t/token", 400, body).unwrap_err();
+        let e = parse_token_response("https://t/token", 400, body, &Sent::default()).unwrap_err();
         assert!(matches!(e, Error::ReauthRequired { .. }), "{e:?}");
-        let e =
-            parse_token_response("https://t/token", 502, b"<html>bad gateway</html>").unwrap_err();
+        let e = parse_token_response(
+            "https://t/token",
+            502,
+            b"<html>bad gateway</html>",
+            &Sent::default(),
+        )
+        .unwrap_err();
         let msg = e.to_string();
         assert!(msg.contains("HTTP 502") && msg.contains("HTML"), "{msg}");
-        let e = parse_token_response("https://t/token", 200, br#"{"token_type":"Bearer"}"#)
-            .unwrap_err();
+        let e = parse_token_response(
+            "https://t/token",
+            200,
+            br#"{"token_type":"Bearer"}"#,
+            &Sent::default(),
+        )
+        .unwrap_err();
         assert!(e.to_string().contains("no access_token"), "{e}");
-        let e = parse_token_response("https://t/token", 200, b"").unwrap_err();
+        let e = parse_token_response("https://t/token", 200, b"", &Sent::default()).unwrap_err();
         assert!(e.to_string().contains("empty response body"), "{e}");
     }
 
@@ -803,7 +977,7 @@ mod tests {
             .encode(br#"{"email":"dev@example.com"}"#);
         let body =
             format!(r#"{{"access_token":"a","id_token":"e30.{claims}.sig","expires_in":"60"}}"#);
-        let t = parse_token_response("e", 200, body.as_bytes()).unwrap();
+        let t = parse_token_response("e", 200, body.as_bytes(), &Sent::default()).unwrap();
         assert_eq!(t.email().as_deref(), Some("dev@example.com"));
         assert_eq!(t.lifetime(), 60);
         // The scope lists only the API scopes; the ID token proves openid and email.
@@ -815,7 +989,7 @@ mod tests {
         .map(String::from)
         .to_vec();
         let body = format!(r#"{{"access_token":"a","id_token":"e30.{claims}.sig","scope":"x"}}"#);
-        let t = parse_token_response("e", 200, body.as_bytes()).unwrap();
+        let t = parse_token_response("e", 200, body.as_bytes(), &Sent::default()).unwrap();
         assert_eq!(
             t.granted_for(&requested),
             vec![
@@ -829,7 +1003,15 @@ mod tests {
 
     #[test]
     fn every_kind_of_error_body_maps_to_one_error() {
-        let oauth = |status, body: &str| failure("e", status, body.as_bytes(), ErrorBody::OAuth);
+        let oauth = |status, body: &str| {
+            failure(
+                "e",
+                status,
+                body.as_bytes(),
+                ErrorBody::OAuth,
+                &Sent::default(),
+            )
+        };
         for code in ["invalid_grant", "invalid_client", "unauthorized_client"] {
             let body = format!(r#"{{"error":"{code}","error_description":"why"}}"#);
             let e = oauth(400, &body);
@@ -850,8 +1032,15 @@ mod tests {
             "{e}"
         );
 
-        let google =
-            |status, body: &str| failure("e", status, body.as_bytes(), ErrorBody::GoogleApi);
+        let google = |status, body: &str| {
+            failure(
+                "e",
+                status,
+                body.as_bytes(),
+                ErrorBody::GoogleApi,
+                &Sent::default(),
+            )
+        };
         let denied = r#"{"error":{"code":403,"status":"PERMISSION_DENIED","message":"no\nway"}}"#;
         let e = google(403, denied);
         assert!(
@@ -870,10 +1059,107 @@ mod tests {
             404,
             b"secret-body",
             ErrorBody::Plain("is not a subject token"),
+            &Sent::default(),
         );
         assert!(!e.to_string().contains("secret-body"), "{e}");
         assert!(e.to_string().contains("is not a subject token"), "{e}");
-        assert!(success("e", 204, b"", ErrorBody::OAuth).is_ok());
+        assert!(success("e", 204, b"", ErrorBody::OAuth, &Sent::default()).is_ok());
+    }
+
+    #[test]
+    fn the_secrets_a_request_sent_are_masked_in_every_text_of_the_answer() {
+        let form = [
+            ("grant_type", "refresh_token"),
+            ("refresh_token", "1//planted refresh+token"),
+            ("client_id", "id.apps"),
+            ("client_secret", "GOCSPX-planted"),
+        ];
+        let sent = Sent::form(&form);
+        let body = json!({"error": "invalid_request", "error_description":
+            "saw refresh_token=1%2F%2Fplanted+refresh%2btoken&client_secret=gocspx-PLANTED \
+             1//planted refresh+tok\u{200B}en \n 1\\/\\/planted refresh+token client_id=id.apps"})
+        .to_string();
+        let e = failure("e", 400, body.as_bytes(), ErrorBody::OAuth, &sent);
+        let text = format!("{e} {e:?}");
+        for leak in ["planted", "PLANTED"] {
+            assert!(!text.contains(leak), "{text}");
+        }
+        // What is not secret stays: the error code and the client ID.
+        assert!(
+            text.contains("invalid_request") && text.contains("id.apps"),
+            "{text}"
+        );
+        assert!(text.contains(REDACTED), "{text}");
+        // A short value is masked only as a whole word.
+        let short = Sent::secrets(["abc"]);
+        assert_eq!(
+            short.clean("abc abcdef (abc)"),
+            "[redacted] abcdef ([redacted])"
+        );
+        // Bearer and Basic credentials and header values are secrets too; Metadata-Flavor is not.
+        let url = Url::parse("http://127.0.0.1:1/").unwrap();
+        let request = HttpRequest::get(&url)
+            .header("Metadata-Flavor", "Google")
+            .header("X-Api-Key", "planted-header")
+            .bearer("ya29.planted")
+            .basic("user", "planted-password");
+        let basic = base64::engine::general_purpose::STANDARD.encode("user:planted-password");
+        let text = Sent::of(&request).clean(&format!(
+            "Google ya29.planted planted-header planted-password {basic}"
+        ));
+        assert_eq!(text, "Google [redacted] [redacted] [redacted] [redacted]");
+        assert!(!format!("{:?}", Sent::of(&request)).contains("planted"));
+    }
+
+    proptest::proptest! {
+        /// Any secret sent, embedded anywhere in any answer body, in any of the forms a server
+        /// could echo it, at any status, never appears in the error's Display nor its Debug.
+        #[test]
+        fn no_echoed_secret_reaches_an_error(
+            secret in "[A-Za-z0-9/+=._~ -]{8,40}",
+            before in "[ -~]{0,30}",
+            after in "[ -~]{0,30}",
+            encoding in 0..5usize,
+            shape in 0..5usize,
+            status in proptest::sample::select(vec![200u16, 400, 401, 403, 404, 429, 500, 503]),
+        ) {
+            proptest::prop_assume!(secret.trim().len() >= 8);
+            let form: String = url::form_urlencoded::byte_serialize(secret.as_bytes()).collect();
+            let echoed = match encoding {
+                0 => secret.clone(),
+                1 => form.clone(),
+                2 => form.replace('+', "%20").to_ascii_lowercase(),
+                3 => secret.to_ascii_uppercase(),
+                _ => secret.replace('/', "\\/"),
+            };
+            let text = format!("{before}{echoed}{after}");
+            let body = match shape {
+                0 => json!({"error": text, "error_description": text}).to_string(),
+                1 => json!({"error": "invalid_grant", "error_description": text}).to_string(),
+                2 => json!({"error": {"code": status, "status": text, "message": text}}).to_string(),
+                3 => json!({"error": text}).to_string(),
+                _ => text.clone(),
+            };
+            let sent = Sent::form(&[("refresh_token", secret.as_str()), ("client_id", "id")]);
+            for kind in [ErrorBody::OAuth, ErrorBody::GoogleApi, ErrorBody::Plain("is not JSON")] {
+                let errors = [
+                    failure("https://e/token", status, body.as_bytes(), kind, &sent),
+                    match parse_token_response("https://e/token", status, body.as_bytes(), &sent) {
+                        Ok(_) => continue,
+                        Err(e) => e,
+                    },
+                ];
+                for e in errors {
+                    let shown = format!("{e}\n{e:?}");
+                    for form in [&secret, &form, &secret.to_ascii_uppercase()] {
+                        proptest::prop_assert!(
+                            !shown.contains(form.as_str()),
+                            "{:?} in {}", form, shown
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

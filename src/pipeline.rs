@@ -50,8 +50,19 @@ pub(crate) fn locate(ctx: &Context, credential_file: Option<&Path>) -> Result<Ta
     }
 }
 
-/// Loads the credential a target names.
-pub(crate) fn load(target: &Target) -> Result<Credential> {
+/// Loads the credential a target names, refusing one whose endpoints the endpoint rule refuses
+/// (with the hosts `ctx`'s environment trusts): nothing is sent to them.
+pub(crate) fn load(ctx: &Context, target: &Target) -> Result<Credential> {
+    let credential = inspect(target)?;
+    if let Target::File(path, _) = target {
+        credential.check_endpoints(path, &ctx.env)?;
+    }
+    Ok(credential)
+}
+
+/// Loads the credential a target names without the endpoint rule, for `status`, which sends
+/// nothing and shows every endpoint that is not Google's default.
+pub(crate) fn inspect(target: &Target) -> Result<Credential> {
     match target {
         Target::File(path, _) => credentials::load_credential_file(path),
         Target::Metadata(host) => Ok(Credential::Metadata { host: host.clone() }),
@@ -105,7 +116,7 @@ fn with_cache_warning(ctx: &Context, mut fetched: Fetched) -> Fetched {
 
 /// The cached token, when it is fresh enough.
 fn cached(ctx: &Context, target: &Target, ask: &Ask) -> Result<Option<Fetched>> {
-    let credential = load(target)?;
+    let credential = load(ctx, target)?;
     let want = (ask.want)(&credential)?;
     match lookup(ctx, &credential, &want, ask.min_lifetime) {
         Some(entry) => {
@@ -217,7 +228,7 @@ async fn lock(ctx: &Context, target: &Target) -> Result<CredentialLock> {
 /// uses the token its predecessor obtained), and obtains a new token only if still needed.
 pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Result<Fetched> {
     let _lock = lock(ctx, target).await?;
-    let credential = load(target)?;
+    let credential = load(ctx, target)?;
     let want = (ask.want)(&credential)?;
     if let Some(entry) = lookup(ctx, &credential, &want, ask.min_lifetime) {
         match want {
@@ -248,7 +259,7 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
         Some(new) => {
             save_rotated(target, &credential, new, reservation)?;
             let _ = cache_for(ctx, &credential, &want).remove();
-            load(target)?
+            load(ctx, target)?
         }
         None => credential,
     };

@@ -125,6 +125,51 @@ proptest! {
         let _ = parse_credential_file(Path::new("c.json"), &bytes);
     }
 
+    /// A field holding a value of the wrong kind (a secret written where a map, a list or a
+    /// number belongs, or an object where a string does) is named in the error, and the value
+    /// never quoted.
+    #[test]
+    fn a_field_error_never_quotes_the_value(
+        secret in "[A-Za-z0-9 :._/-]{8,40}",
+        file in 0..4usize,
+        field in 0..6usize,
+        wrap in 0..4usize,
+    ) {
+        let planted = format!("planted {secret}");
+        let value = match wrap {
+            0 => json!(planted),
+            1 => json!([planted]),
+            2 => json!({"k": planted}),
+            _ => json!([{"k": [planted]}]),
+        };
+        let mut base = match file {
+            0 => json!({"type": "authorized_user", "client_id": "i", "client_secret": "s",
+                "refresh_token": "r", "scopes": ["openid"]}),
+            1 => json!({"type": "service_account", "client_email": "e@x", "private_key": "k"}),
+            2 => json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+                "token_url": "https://sts.googleapis.com/v1/token",
+                "credential_source": {"url": "https://x/", "headers": {}}}),
+            _ => json!({"type": "impersonated_service_account",
+                "service_account_impersonation_url": "https://iamcredentials.googleapis.com/x",
+                "delegates": [], "source_credentials": {"type": "authorized_user",
+                "client_id": "i", "client_secret": "s", "refresh_token": "r"}}),
+        };
+        let fields: &[&str] = match file {
+            0 => &["client_id", "client_secret", "refresh_token", "scopes", "token_uri", "account"],
+            1 => &["client_email", "private_key", "token_uri", "private_key_id", "project_id", "universe_domain"],
+            2 => &["audience", "credential_source", "client_secret", "token_url", "universe_domain", "service_account_impersonation"],
+            _ => &["delegates", "service_account_impersonation_url", "quota_project_id", "delegates", "delegates", "delegates"],
+        };
+        base[fields[field]] = value.clone();
+        if file == 2 && field == 1 {
+            base["credential_source"] = json!({"url": "https://x/", "headers": value});
+        }
+        if let Err(e) = parse_credential_file(Path::new("c.json"), &serde_json::to_vec(&base).unwrap()) {
+            let text = format!("{e} {e:?}");
+            prop_assert!(!text.contains("planted"), "{}", text);
+        }
+    }
+
     #[test]
     fn credential_loader_never_panics_on_json(value in any_json()) {
         let bytes = serde_json::to_vec(&value).unwrap();

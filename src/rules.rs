@@ -31,7 +31,8 @@ pub(crate) const HOUR_SECS: u64 = 3600;
 pub(crate) struct EndpointRefused {
     /// The field that named it (`token_uri`, …).
     pub(crate) name: &'static str,
-    /// The URL as shown (credentials stripped, control characters removed).
+    /// The URL as shown (credentials and query stripped, control characters removed); empty
+    /// when the text is not a URL.
     pub(crate) url: String,
     /// Why it was refused.
     pub(crate) reason: String,
@@ -44,15 +45,11 @@ pub(crate) struct Invalid(pub(crate) String);
 /// The one endpoint policy: https, or plain http on a loopback host (emulators and tests); no
 /// user name or password in the URL.
 pub(crate) fn endpoint(name: &'static str, raw: &str) -> Result<Url, EndpointRefused> {
-    // The URL is shown in the error without any user name or password it carries.
+    // The URL is shown in the error without any user name, password or query it carries; text
+    // that is not a URL is not shown at all (it could be anything, a secret pasted there too).
     let shown = match Url::parse(raw) {
-        Ok(mut u) if !u.username().is_empty() || u.password().is_some() => {
-            let _ = u.set_username("");
-            let _ = u.set_password(None);
-            u.to_string()
-        }
-        Ok(u) => u.to_string(),
-        Err(_) => sanitize(raw),
+        Ok(u) => sanitize(&endpoint_name(&u)),
+        Err(_) => String::new(),
     };
     let refused = |reason: &str| EndpointRefused {
         name,
@@ -97,12 +94,109 @@ pub(crate) fn universe_domain(from_file: Option<&str>) -> &str {
     from_file.unwrap_or(DEFAULT_UNIVERSE)
 }
 
-/// Names an endpoint in messages without its query string (which could carry anything).
+/// Names an endpoint in messages and logs: without its query string (which could carry
+/// anything) and without any user name or password.
 pub(crate) fn endpoint_name(url: &Url) -> String {
     let mut u = url.clone();
     u.set_query(None);
     u.set_fragment(None);
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
     u.to_string()
+}
+
+/// Environment variable: hosts, besides Google's, that may receive secrets (exact names,
+/// separated by commas or spaces), for an organisation's own endpoints and proxies.
+pub(crate) const ENV_TRUSTED_HOSTS: &str = "GEMAUTH_TRUSTED_HOSTS";
+/// The host of Google's authorization page (`auth_uri`; older files name its token and
+/// revocation endpoints too).
+pub(crate) const GOOGLE_ACCOUNTS_HOST: &str = "accounts.google.com";
+
+/// The hosts listed in [`ENV_TRUSTED_HOSTS`]: exact names (lowercase, without a final dot); a
+/// listed domain does not trust the hosts under it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct TrustedHosts(Vec<String>);
+
+impl TrustedHosts {
+    /// Reads the variable's value (none: no host is trusted beyond Google's).
+    pub(crate) fn parse(value: Option<&str>) -> Self {
+        let hosts = value
+            .unwrap_or_default()
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .map(normal_host)
+            .filter(|h| !h.is_empty())
+            .collect();
+        TrustedHosts(hosts)
+    }
+
+    fn contains(&self, host: &str) -> bool {
+        self.0.iter().any(|h| h == host)
+    }
+}
+
+/// A host as compared: lowercase, without brackets around an IPv6 address or a final dot.
+fn normal_host(host: &str) -> String {
+    let host = host.trim().trim_start_matches('[').trim_end_matches(']');
+    host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase()
+}
+
+/// A universe domain that can vouch for the hosts under it: a DNS name of at least two labels
+/// of letters, digits and hyphens, not an IP address (so that `com` or `1.2.3.4` trusts
+/// nothing).
+fn universe_suffix(universe_domain: Option<&str>) -> Option<String> {
+    let domain = normal_host(universe_domain?);
+    let labels: Vec<&str> = domain.split('.').collect();
+    let valid = labels.len() >= 2
+        && labels.iter().all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        && labels
+            .last()
+            .is_some_and(|tld| !tld.bytes().all(|b| b.is_ascii_digit()));
+    valid.then_some(domain)
+}
+
+fn equal_or_under(host: &str, domain: &str) -> bool {
+    host == domain
+        || host
+            .strip_suffix(domain)
+            .is_some_and(|rest| rest.ends_with('.') && rest.len() > 1)
+}
+
+/// The one rule for where a secret (a refresh token, a client secret, a code, a verifier, an
+/// assertion, a subject token, a bearer token) may be sent: an https host equal to or under
+/// `googleapis.com`, or under the credential's universe domain when it names one,
+/// `accounts.google.com` (Google's authorization page, and the endpoints older files name), a
+/// loopback address (127.0.0.0/8, ::1, localhost; the only hosts where plain http is allowed), or
+/// a host listed exactly in [`ENV_TRUSTED_HOSTS`]. Anything else is refused with its host (as
+/// shown: lowercase, no user name or password).
+pub(crate) fn may_receive_secrets(
+    url: &Url,
+    universe_domain: Option<&str>,
+    trusted: &TrustedHosts,
+) -> Result<(), String> {
+    let host = normal_host(url.host_str().unwrap_or_default());
+    let refused = || Err(sanitize(&host));
+    if !url.username().is_empty() || url.password().is_some() || host.is_empty() {
+        return refused();
+    }
+    let loopback = is_loopback(url);
+    let allowed = match url.scheme() {
+        "http" => loopback,
+        "https" => {
+            loopback
+                || equal_or_under(&host, DEFAULT_UNIVERSE)
+                || host == GOOGLE_ACCOUNTS_HOST
+                || universe_suffix(universe_domain).is_some_and(|u| equal_or_under(&host, &u))
+                || trusted.contains(&host)
+        }
+        _ => false,
+    };
+    if allowed { Ok(()) } else { refused() }
 }
 
 /// Expands `--scopes` (comma-separated; short names get Google's prefix) into full scope URLs;
@@ -197,12 +291,24 @@ pub(crate) fn plausible_access_token(token: &str) -> bool {
     !token.is_empty() && token.len() <= 64 * 1024 && token.bytes().all(|b| b.is_ascii_graphic())
 }
 
-/// Removes control characters (including newlines and ANSI escapes) from text that came from
-/// outside, and caps its length, so that a server cannot forge lines or flood the terminal.
+/// Invisible formatting characters (zero-width ones, bidirectional overrides, the byte order
+/// mark), which could hide or reorder what a terminal shows.
+pub(crate) fn is_invisible(c: char) -> bool {
+    matches!(c, '\u{AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{2064}' | '\u{2066}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}')
+}
+
+/// Removes control characters (including newlines and ANSI escapes) and invisible formatting
+/// characters from text that came from outside, and caps its length, so that a server cannot
+/// forge lines, hide text or flood the terminal.
 pub(crate) fn sanitize(text: &str) -> String {
     const MAX: usize = 500;
     let mut out = String::with_capacity(text.len().min(MAX));
-    for (n, c) in text.chars().filter(|c| !c.is_control()).enumerate() {
+    for (n, c) in text
+        .chars()
+        .filter(|c| !c.is_control() && !is_invisible(*c))
+        .enumerate()
+    {
         if n == MAX {
             out.push('…');
             break;
@@ -242,6 +348,8 @@ mod tests {
         assert!(endpoint("token_uri", "http://evil.example/token").is_err());
         assert!(endpoint("token_uri", "http://127.0.0.1.evil.example/token").is_err());
         assert!(endpoint("token_uri", "ftp://127.0.0.1/token").is_err());
+        let e = endpoint("token_uri", "not a URL: TOPSECRET").unwrap_err();
+        assert_eq!(e.url, "");
         let e = endpoint("token_uri", "https://user:TOPSECRET@example.com/").unwrap_err();
         assert!(
             !e.url.contains("TOPSECRET") && !e.url.contains("user:"),
@@ -250,6 +358,130 @@ mod tests {
         assert_eq!(token_uri(None).unwrap().as_str(), GOOGLE_TOKEN_URI);
         assert_eq!(revoke_uri(None).unwrap().as_str(), GOOGLE_REVOKE_URI);
         assert_eq!(universe_domain(None), DEFAULT_UNIVERSE);
+    }
+
+    fn allowed(url: &str, universe: Option<&str>, trusted: &str) -> Result<(), String> {
+        let url = Url::parse(url).unwrap();
+        may_receive_secrets(&url, universe, &TrustedHosts::parse(Some(trusted)))
+    }
+
+    #[test]
+    fn secrets_go_only_to_google_this_machine_and_trusted_hosts() {
+        for ok in [
+            "https://oauth2.googleapis.com/token",
+            "https://googleapis.com/x",
+            "https://OAUTH2.GoogleAPIs.com./token",
+            "https://sts.googleapis.com/v1/token",
+            "https://iamcredentials.googleapis.com/v1/x:generateAccessToken",
+            "https://accounts.google.com/o/oauth2/auth",
+            "http://127.0.0.1:8080/token",
+            "http://127.9.8.7/token",
+            "http://[::1]:1/token",
+            "http://localhost/token",
+            "https://localhost/token",
+        ] {
+            assert_eq!(allowed(ok, None, ""), Ok(()), "{ok}");
+        }
+        for (bad, host) in [
+            ("https://oauth2.evil.example/token", "oauth2.evil.example"),
+            (
+                "https://oauth2.googleapis.com.evil.example/t",
+                "oauth2.googleapis.com.evil.example",
+            ),
+            ("https://evilgoogleapis.com/revoke", "evilgoogleapis.com"),
+            ("https://google.com/x", "google.com"),
+            (
+                "https://mail.accounts.google.com/x",
+                "mail.accounts.google.com",
+            ),
+            (
+                "http://oauth2.googleapis.com/token",
+                "oauth2.googleapis.com",
+            ),
+            (
+                "https://oauth2.googleapis.com@evil.example/",
+                "evil.example",
+            ),
+            (
+                "https://u:p@oauth2.googleapis.com/",
+                "oauth2.googleapis.com",
+            ),
+            ("ftp://127.0.0.1/x", "127.0.0.1"),
+            ("https://10.0.0.1/x", "10.0.0.1"),
+        ] {
+            assert_eq!(allowed(bad, None, ""), Err(host.to_string()), "{bad}");
+        }
+        // Listed exactly, whatever the separators and case; a listed domain is not its hosts.
+        let list = " proxy.corp.example,OAUTH2.evil.example  other.example ";
+        assert_eq!(allowed("https://oauth2.evil.example/t", None, list), Ok(()));
+        assert!(allowed("https://x.oauth2.evil.example/t", None, list).is_err());
+        assert!(allowed("https://oauth2.evil.example/t", None, "evil.example").is_err());
+        assert!(allowed("http://oauth2.evil.example/t", None, list).is_err());
+        assert_eq!(
+            allowed("https://[2001:db8::1]/t", None, "[2001:db8::1]"),
+            Ok(())
+        );
+        // The universe domain vouches for itself and its hosts, a bare suffix or IP for none.
+        let universe = Some("universe.example");
+        assert_eq!(
+            allowed("https://oauth2.universe.example/t", universe, ""),
+            Ok(())
+        );
+        assert!(allowed("https://oauth2.universe.example.evil/t", universe, "").is_err());
+        assert!(allowed("https://xuniverse.example/t", universe, "").is_err());
+        assert!(allowed("https://evil.com/t", Some("com"), "").is_err());
+        assert!(allowed("https://1.2.3.4/t", Some("2.3.4"), "").is_err());
+        assert!(allowed("https://a.evil.com/t", Some(".com"), "").is_err());
+    }
+
+    proptest::proptest! {
+        /// No host outside the allowed set passes, however it is dressed up: prefixes and
+        /// suffixes around Google's names, any scheme, any trusted list that does not name it.
+        #[test]
+        fn no_host_outside_the_allowed_set_passes(
+            before in "[a-z0-9.-]{0,12}",
+            core in proptest::sample::select(vec![
+                "googleapis.com", "accounts.google.com", "google.com", "localhost",
+                "127.0.0.1", "universe.example", "evil.example", "",
+            ]),
+            after in "[a-z0-9.-]{0,12}",
+            scheme in proptest::sample::select(vec!["https", "http", "ftp", "wss"]),
+            universe in proptest::option::of(proptest::sample::select(vec![
+                "universe.example", "example", "googleapis.com", "com",
+            ])),
+            trusted in "[a-z.,]{0,20}",
+        ) {
+            let raw = format!("{scheme}://{before}{core}{after}/path");
+            let Ok(url) = Url::parse(&raw) else { return Ok(()) };
+            let list = TrustedHosts::parse(Some(&trusted));
+            if may_receive_secrets(&url, universe, &list).is_ok() {
+                let host = normal_host(url.host_str().unwrap_or_default());
+                let labels: Vec<&str> = host.split('.').collect();
+                let ends_with = |domain: &str| {
+                    let want: Vec<&str> = domain.split('.').collect();
+                    labels.len() >= want.len() && labels[labels.len() - want.len()..] == want[..]
+                };
+                let loopback = host == "localhost"
+                    || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+                let google = ends_with("googleapis.com") || host == "accounts.google.com";
+                let universe_ok = universe
+                    .filter(|u| u.contains('.'))
+                    .is_some_and(ends_with);
+                let listed = trusted
+                    .split([',', ' '])
+                    .any(|t| !t.is_empty() && t.trim_end_matches('.') == host);
+                proptest::prop_assert!(
+                    loopback || (scheme == "https" && (google || universe_ok || listed)),
+                    "{raw} passed"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn endpoint_names_carry_no_user_name_password_or_query() {
+        let url = Url::parse("http://reader:pw@127.0.0.1:9/token?x=secret#f").unwrap();
+        assert_eq!(endpoint_name(&url), "http://127.0.0.1:9/token");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use crate::store::{self, CredentialLock, TokenCache};
 pub(crate) fn run(args: LoginArgs) -> Result<()> {
     // Everything that can be checked locally is checked before the listener opens.
     let client = credentials::load_client_config(&args.client_id_file)?;
+    client.check_endpoints(&args.client_id_file, &crate::env::Env::Process)?;
     let scopes = credentials::resolve_scopes(args.scopes.as_deref())?;
     if let Some(project) = &args.quota_project {
         credentials::validate_project_id(project)?;

@@ -106,6 +106,7 @@ impl Error {
                 | Lib::NoMetadataServer { .. }
                 | Lib::ScopesNotGranted { .. }
                 | Lib::CredentialFile { .. }
+                | Lib::UntrustedEndpoint { .. }
                 | Lib::Rejected { .. }
                 | Lib::ReauthRequired { .. },
             ) => EXIT_CREDENTIALS,
@@ -145,6 +146,7 @@ pub(super) fn lib_hint(e: &crate::Error) -> String {
         Lib::Usage(_) => "run `gemauth --help` for usage".into(),
         Lib::ClientSecretFile { .. } => "in the Google Cloud console (Google Auth Platform → Clients) create a client of type \"Desktop app\", download its JSON and pass it with --client-id-file".into(),
         Lib::Endpoint { .. } => "endpoints must use https (plain http is allowed only for 127.0.0.1, [::1] and localhost); check the file that names it".into(),
+        Lib::UntrustedEndpoint { host, .. } => format!("use credential and client files only from sources you trust: whoever controls {host} would receive your credentials; if it is your organisation's own endpoint or proxy, allow it with GEMAUTH_TRUSTED_HOSTS={host} (exact host names, separated by commas)"),
         Lib::NoCredentials { .. } => "run `gemauth login --client-id-file client_secret.json` to sign in".into(),
         Lib::Rejected { by, .. } => rejected_hint(by.as_deref()),
         Lib::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),

@@ -31,7 +31,7 @@ pub(crate) fn run(args: RevokeArgs) -> Result<()> {
     }
 
     let _lock = CredentialLock::acquire(&path)?;
-    let user = match credentials::load_authorized_user(&path) {
+    let user = match credentials::load_authorized_user(&path, &crate::env::Env::Process) {
         Ok(user) => user,
         Err(e) if args.force => {
             eprintln!("warning: {e}; removing it without revoking (--force)");

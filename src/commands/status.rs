@@ -2,6 +2,7 @@
 //! `--check`) whether the server still accepts it. One typed [`Report`] is rendered as text or
 //! JSON.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Serialize;
@@ -35,6 +36,9 @@ struct Report {
     notes: Vec<String>,
     #[serde(flatten)]
     details: Details,
+    /// Every endpoint the file names (that receives secrets) which is not Google's default:
+    /// field -> URL.
+    custom_endpoints: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     check: Option<CheckReport>,
     /// The diagnoses of `--check`, one per way the quickstart fails.
@@ -59,7 +63,8 @@ struct CheckReport {
 pub(crate) fn run(args: StatusArgs) -> Result<()> {
     let ctx = Context::from_process();
     let target = pipeline::locate(&ctx, args.credential_file.as_deref())?;
-    let credential = pipeline::load(&target)?;
+    // Status sends nothing: a file the endpoint rule refuses is shown, with a warning.
+    let credential = pipeline::inspect(&target)?;
     // Only a metadata server that answers is a credential (this is its one cheap, local call).
     let metadata_account = match &target {
         Target::Metadata(host) => Some(crate::oauth::block_on(Metadata { host }.email(&ctx))??),
@@ -97,7 +102,13 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
         // Docker's `credHelpers` (and `credsStore`), then git's `credential.*.helper` entries.
         helpers: [super::docker::configured(), super::git::configured()].concat(),
         warnings: match &target {
-            Target::File(path, source) => warnings(path, *source),
+            Target::File(path, source) => {
+                let mut all = warnings(path, *source);
+                if let Err(e) = credential.check_endpoints(path, &ctx.env) {
+                    all.push(format!("{e}: gemauth refuses to use this file"));
+                }
+                all
+            }
             Target::Metadata(_) => Vec::new(),
         },
         notes: match &target {
@@ -107,6 +118,7 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
             _ => Vec::new(),
         },
         details: credential.details(),
+        custom_endpoints: credential.custom_endpoints(),
         check: None,
         checks: Vec::new(),
     };
@@ -273,28 +285,57 @@ fn detail_lines(r: &Report, text: &mut Text) {
         // The account is the client email: shown once.
         Details::ServiceAccount(_) | Details::Metadata(_) => {}
         Details::Impersonated(impersonated) => {
-            text.line("Impersonates via:", impersonated.impersonation_url.clone());
+            text.line(
+                "Impersonates via:",
+                r.mark(IMPERSONATION, &impersonated.impersonation_url),
+            );
             text.line("Source type:", impersonated.source_type.to_string());
         }
         Details::External(external) => {
             text.line("Audience:", external.audience.clone());
             text.line(
                 "Impersonates via:",
-                or_none(external.impersonation_url.as_deref()),
+                match &external.impersonation_url {
+                    Some(url) => r.mark(IMPERSONATION, url),
+                    None => or_none(None),
+                },
             );
         }
     }
     text.line("Quota project:", or_none(r.quota_project_id.as_deref()));
-    let endpoint = |text: &mut Text, universe_domain: &str, token_uri: &str| {
+    let endpoint = |text: &mut Text, universe_domain: &str, field: &str, token_uri: &str| {
         text.line("Universe domain:", universe_domain.to_string());
-        text.line("Token endpoint:", token_uri.to_string());
+        text.line("Token endpoint:", r.mark(field, token_uri));
     };
     match &r.details {
-        Details::User(d) => endpoint(text, &d.universe_domain, &d.token_uri),
-        Details::ServiceAccount(d) => endpoint(text, &d.universe_domain, &d.token_uri),
-        Details::External(d) => endpoint(text, &d.universe_domain, &d.token_uri),
+        Details::User(d) => endpoint(text, &d.universe_domain, "token_uri", &d.token_uri),
+        Details::ServiceAccount(d) => endpoint(text, &d.universe_domain, "token_uri", &d.token_uri),
+        Details::External(d) => endpoint(text, &d.universe_domain, "token_url", &d.token_uri),
         Details::Metadata(d) => text.line("Metadata host:", d.metadata_host.clone()),
         Details::Impersonated(_) => {}
+    }
+    // The other endpoints that are not Google's default (a revoke_uri, a source's token_uri).
+    let shown = ["token_uri", "token_url", IMPERSONATION];
+    for (field, url) in &r.custom_endpoints {
+        if !shown.contains(&field.as_str()) {
+            text.line("Endpoint:", format!("{field} {url}{NOT_DEFAULT}"));
+        }
+    }
+}
+
+/// The field of an impersonation's IAM Credentials URL.
+const IMPERSONATION: &str = "service_account_impersonation_url";
+/// What marks an endpoint that is not Google's default.
+const NOT_DEFAULT: &str = " (not Google's default)";
+
+impl Report {
+    /// An endpoint as shown on its line: marked when the file names one that is not Google's
+    /// default for `field`.
+    fn mark(&self, field: &str, url: &str) -> String {
+        match self.custom_endpoints.get(field) {
+            Some(shown) => format!("{shown}{NOT_DEFAULT}"),
+            None => url.to_string(),
+        }
     }
 }
 

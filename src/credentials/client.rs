@@ -95,6 +95,22 @@ pub fn parse_client_config(path: &Path, bytes: &[u8]) -> Result<ClientConfig> {
     })
 }
 
+impl ClientConfig {
+    /// Refuses a client file whose endpoints would receive the code, the verifier or the
+    /// client secret on a host the endpoint rule refuses; before the browser opens.
+    pub(crate) fn check_endpoints(&self, path: &Path, env: &crate::env::Env) -> Result<()> {
+        let endpoints = [
+            ("auth_uri", &self.auth_uri, "https://accounts.google.com/"),
+            ("token_uri", &self.token_uri, rules::GOOGLE_TOKEN_URI),
+            ("revoke_uri", &self.revoke_uri, rules::GOOGLE_REVOKE_URI),
+        ]
+        .map(|(field, url, default)| {
+            super::SecretEndpoint::new(field, url.as_str(), None, default)
+        });
+        super::check_endpoints(&endpoints, path, true, env)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -108,10 +108,43 @@ pub(super) fn parse(map: Map<String, Value>, problem: FileProblem) -> Result<Cre
     if let Some(url) = &config.service_account_impersonation_url {
         rules::endpoint("service_account_impersonation_url", url)?;
     }
+    // What can be known of the source without reading it is checked now, before the endpoint
+    // rule and before anything runs or is sent.
+    config
+        .credential_source
+        .check()
+        .map_err(|p| problem.error(format!("credential_source: {p}")))?;
     Ok(Credential::External {
         config: Box::new(config),
         path: problem.path.to_path_buf(),
     })
+}
+
+impl CredentialSource {
+    /// The source's own rules: one kind of source gemauth reads, a known format, a valid URL.
+    fn check(&self) -> std::result::Result<(), String> {
+        if self.environment_id.is_some() {
+            return Err(
+                "AWS (environment_id) sources are not supported by gemauth; use a file, url or executable source".into(),
+            );
+        }
+        if self.file.is_none() && self.url.is_none() && self.executable.is_none() {
+            return Err("names no file, url or executable".into());
+        }
+        if let Some(url) = &self.url {
+            Url::parse(url).map_err(|e| format!("url is not a valid URL ({e})"))?;
+        }
+        match self.format.as_ref().and_then(|f| f.kind.as_deref()) {
+            None | Some("text") => Ok(()),
+            Some("json") => self
+                .format
+                .as_ref()
+                .and_then(|f| f.subject_token_field_name.as_ref())
+                .map(|_| ())
+                .ok_or_else(|| "format json needs subject_token_field_name".into()),
+            Some(_) => Err("format.type is neither text nor json".into()),
+        }
+    }
 }
 
 fn source_problem(path: &Path, problem: String) -> Error {
@@ -129,6 +162,27 @@ impl ExternalAccount {
             "external_account".into(),
             serde_json::to_string(self).unwrap_or_default(),
         ]
+    }
+
+    /// The endpoints that receive the subject token (and the client secret), and Google's STS
+    /// token.
+    pub(super) fn secret_endpoints(&self) -> Vec<super::SecretEndpoint> {
+        let universe = self.universe_domain.as_deref();
+        let mut all = vec![super::SecretEndpoint::new(
+            "token_url",
+            &self.token_url,
+            universe,
+            "https://sts.{}/v1/token",
+        )];
+        if let Some(url) = &self.service_account_impersonation_url {
+            all.push(super::SecretEndpoint::new(
+                "service_account_impersonation_url",
+                url,
+                universe,
+                "https://iamcredentials.{}/",
+            ));
+        }
+        all
     }
 
     /// The service account impersonated, else the federation audience (pool and provider).
@@ -232,12 +286,15 @@ impl ExternalAccount {
             request = request.basic(id, secret.expose());
         }
         let (status, body) = ctx.http()?.send(&request).await?;
-        let response = oauth::parse_token_response(&endpoint_name(&token_url), status, &body)
-            .map_err(|e| {
-                e.rejected_by(Rejecter::Federation {
-                    audience: self.audience.clone(),
-                })
-            })?;
+        let sent = oauth::Sent::of(&request);
+        let response =
+            oauth::parse_token_response(&endpoint_name(&token_url), status, &body, &sent).map_err(
+                |e| {
+                    e.rejected_by(Rejecter::Federation {
+                        audience: self.audience.clone(),
+                    })
+                },
+            )?;
         Ok(response.cached_at(ctx.now(), scopes.to_vec()))
     }
 }
@@ -246,11 +303,7 @@ impl ExternalAccount {
 async fn subject_token(ctx: &Context, config: &ExternalAccount, path: &Path) -> Result<String> {
     let source: &CredentialSource = &config.credential_source;
     let bad = |problem: String| source_problem(path, format!("credential_source: {problem}"));
-    if source.environment_id.is_some() {
-        return Err(bad(
-            "AWS (environment_id) sources are not supported by gemauth; use a file, url or executable source".into(),
-        ));
-    }
+    source.check().map_err(bad)?;
     let raw = if let Some(file) = &source.file {
         let bytes = store::read_bounded(std::path::Path::new(file)).map_err(|problem| {
             bad(format!(
@@ -272,6 +325,7 @@ async fn subject_token(ctx: &Context, config: &ExternalAccount, path: &Path) -> 
             status,
             &body,
             ErrorBody::Plain("is not a subject token"),
+            &oauth::Sent::of(&request),
         )?;
         String::from_utf8_lossy(&body).into_owned()
     } else if let Some(executable) = &source.executable {
@@ -299,7 +353,7 @@ async fn subject_token(ctx: &Context, config: &ExternalAccount, path: &Path) -> 
                 })?
                 .to_string()
         }
-        Some(other) => return Err(bad(format!("unknown format type {other:?}"))),
+        Some(_) => return Err(bad("format.type is neither text nor json".into())),
     };
     if token.is_empty() {
         return Err(bad("the subject token is empty".into()));

@@ -67,6 +67,16 @@ impl ImpersonatedServiceAccount {
         ]
     }
 
+    /// The endpoint that receives the source's access token.
+    pub(super) fn secret_endpoints(&self) -> Vec<super::SecretEndpoint> {
+        vec![super::SecretEndpoint::new(
+            "service_account_impersonation_url",
+            &self.service_account_impersonation_url,
+            None,
+            "https://iamcredentials.{}/",
+        )]
+    }
+
     /// The service account acted as.
     pub(super) fn identity(&self) -> Option<String> {
         impersonated_email(&self.service_account_impersonation_url)
@@ -184,7 +194,8 @@ impl Iam<'_> {
         let request = HttpRequest::json(&url, body).bearer(source_token.expose());
         let (status, bytes) = ctx.http()?.send(&request).await?;
         let endpoint = endpoint_name(&url);
-        oauth::success(&endpoint, status, &bytes, ErrorBody::GoogleApi).map_err(|e| {
+        let sent = oauth::Sent::of(&request);
+        oauth::success(&endpoint, status, &bytes, ErrorBody::GoogleApi, &sent).map_err(|e| {
             e.rejected_by(Rejecter::Impersonation {
                 service_account: impersonated_email(self.url).unwrap_or_default(),
                 principal: self.principal.map(str::to_string),

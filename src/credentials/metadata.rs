@@ -97,7 +97,7 @@ impl Metadata<'_> {
                 other => other,
             })?;
         let endpoint = endpoint_name(&url);
-        oauth::success(&endpoint, status, &body, kind)
+        oauth::success(&endpoint, status, &body, kind, &oauth::Sent::of(&request))
             .map_err(|e| e.rejected_by(Rejecter::MetadataServer))?;
         Ok((endpoint, status, body))
     }
@@ -122,7 +122,8 @@ impl Metadata<'_> {
                 };
                 let (endpoint, status, body) =
                     self.get(ctx, TOKEN_PATH, query, ErrorBody::OAuth).await?;
-                let response = oauth::parse_token_response(&endpoint, status, &body)?;
+                let response =
+                    oauth::parse_token_response(&endpoint, status, &body, &oauth::Sent::default())?;
                 Issued::Access(response.cached_at(ctx.now(), scopes.clone()))
             }
             Want::Id {

@@ -12,6 +12,7 @@ mod metadata;
 mod service_account;
 mod user;
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
@@ -20,8 +21,9 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::context::Context;
+use crate::env::Env;
 use crate::error::{Error, Result};
-use crate::rules::sanitize;
+use crate::rules::{self, sanitize};
 use crate::secret::Secret;
 use crate::store::{self, CachedToken};
 
@@ -376,6 +378,114 @@ impl Credential {
     }
 }
 
+/// An endpoint a credential file names that receives secrets: what the endpoint rule checks
+/// and what `status` shows when it is not Google's default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SecretEndpoint {
+    /// The field, with its enclosing one for a nested source (`source_credentials.token_uri`).
+    pub(crate) field: String,
+    /// The URL as the file has it.
+    pub(crate) url: String,
+    /// The universe domain of the credential that names it.
+    pub(crate) universe_domain: Option<String>,
+    /// Google's default for the field: the whole URL, or its prefix when it ends with `/`.
+    pub(crate) default: String,
+}
+
+impl SecretEndpoint {
+    /// An endpoint of a credential in `universe_domain`; `default` is Google's, with `{}` for
+    /// the universe's domain.
+    fn new(field: &str, url: &str, universe_domain: Option<&str>, default: &str) -> Self {
+        let universe = rules::universe_domain(universe_domain);
+        SecretEndpoint {
+            field: field.to_string(),
+            url: url.to_string(),
+            universe_domain: universe_domain.map(str::to_string),
+            default: default.replace("{}", universe),
+        }
+    }
+
+    /// Whether the file names something else than Google's default for the field.
+    pub(crate) fn is_custom(&self) -> bool {
+        let url = self.url.trim();
+        if self.default.ends_with('/') {
+            !url.starts_with(&self.default)
+        } else {
+            url != self.default
+        }
+    }
+
+    /// The URL as shown: without a user name, a password, a query or control characters.
+    pub(crate) fn shown(&self) -> String {
+        match url::Url::parse(self.url.trim()) {
+            Ok(url) => sanitize(&rules::endpoint_name(&url)),
+            Err(_) => sanitize(&self.url),
+        }
+    }
+
+    /// Applies the endpoint rule; the error names the file, the field and the host.
+    fn check(&self, path: &Path, client_file: bool, trusted: &rules::TrustedHosts) -> Result<()> {
+        let refused = |host: String| Error::UntrustedEndpoint {
+            path: path.to_path_buf(),
+            client_file,
+            field: self.field.clone(),
+            host,
+        };
+        let url = url::Url::parse(self.url.trim()).map_err(|_| refused(sanitize(&self.url)))?;
+        rules::may_receive_secrets(&url, self.universe_domain.as_deref(), trusted).map_err(refused)
+    }
+}
+
+/// Applies the endpoint rule to every endpoint of a file, with the hosts the environment
+/// trusts ([`rules::ENV_TRUSTED_HOSTS`]).
+pub(crate) fn check_endpoints(
+    endpoints: &[SecretEndpoint],
+    path: &Path,
+    client_file: bool,
+    env: &Env,
+) -> Result<()> {
+    let trusted = rules::TrustedHosts::parse(env.var(rules::ENV_TRUSTED_HOSTS).as_deref());
+    endpoints
+        .iter()
+        .try_for_each(|e| e.check(path, client_file, &trusted))
+}
+
+impl Credential {
+    /// Every endpoint the file names that receives a secret (none for the metadata server,
+    /// whose host comes from the environment).
+    pub(crate) fn secret_endpoints(&self) -> Vec<SecretEndpoint> {
+        match self {
+            Credential::User(user) => user.secret_endpoints(),
+            Credential::ServiceAccount { key, .. } => key.secret_endpoints(),
+            Credential::Impersonated { file, source } => {
+                let mut all = file.secret_endpoints();
+                for mut e in source.secret_endpoints() {
+                    e.field = format!("source_credentials.{}", e.field);
+                    all.push(e);
+                }
+                all
+            }
+            Credential::External { config, .. } => config.secret_endpoints(),
+            Credential::Metadata { .. } => Vec::new(),
+        }
+    }
+
+    /// Refuses a credential whose file would send a secret to a host that is not Google's, this
+    /// machine or trusted by the environment; before any network traffic.
+    pub(crate) fn check_endpoints(&self, path: &Path, env: &Env) -> Result<()> {
+        check_endpoints(&self.secret_endpoints(), path, false, env)
+    }
+
+    /// The endpoints that are not Google's default, field -> URL (as shown).
+    pub(crate) fn custom_endpoints(&self) -> BTreeMap<String, String> {
+        self.secret_endpoints()
+            .into_iter()
+            .filter(SecretEndpoint::is_custom)
+            .map(|e| (e.field.clone(), e.shown()))
+            .collect()
+    }
+}
+
 /// Parses a credential file's bytes; `path` is used only in error messages.
 // Public for the fuzz targets only, which ignore what it returns.
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
@@ -413,8 +523,12 @@ impl FileProblem<'_> {
         Ok(())
     }
 
+    /// Reads the map as `T`; an error names the field and never quotes its value.
     fn typed<T: serde::de::DeserializeOwned>(self, map: Map<String, Value>) -> Result<T> {
-        serde_json::from_value(Value::Object(map)).map_err(|e| self.error(format!("{e}")))
+        serde_path_to_error::deserialize(Value::Object(map)).map_err(|e| {
+            let field = e.path().to_string();
+            self.error(field_problem(&field, &e.into_inner().to_string()))
+        })
     }
 
     fn cannot_impersonate_from(self, kind: &str) -> Error {
@@ -423,6 +537,70 @@ impl FileProblem<'_> {
             sanitize(kind)
         ))
     }
+}
+
+/// What is wrong with a field, from serde's message, without the value serde quotes in it
+/// (`invalid type: string "Authorization: Bearer …", expected a map` becomes `headers: invalid
+/// type: expected a map, found a string`): a field may hold a secret, whatever its type should have been.
+pub(crate) fn field_problem(field: &str, serde_message: &str) -> String {
+    let field = sanitize(field);
+    let named = |what: String| match field.as_str() {
+        "" | "." => what,
+        _ => format!("{field}: {what}"),
+    };
+    // serde's own wording; the expectation comes last and is the program's, never the file's.
+    let expected = |rest: &str| {
+        rest.rsplit_once(", expected ")
+            .map(|(_, e)| sanitize(e))
+            .unwrap_or_else(|| "another kind of value".into())
+    };
+    let found = |rest: &str| {
+        const KINDS: [(&str, &str); 11] = [
+            ("string", "a string"),
+            ("integer", "a number"),
+            ("floating point", "a number"),
+            ("boolean", "a boolean"),
+            ("null", "null"),
+            ("unit", "null"),
+            ("map", "an object"),
+            ("sequence", "a list"),
+            ("char", "a character"),
+            ("byte array", "bytes"),
+            ("newtype", "a value"),
+        ];
+        KINDS
+            .iter()
+            .find(|(k, _)| rest.starts_with(k))
+            .map_or("another kind of value", |(_, name)| name)
+    };
+    if let Some(rest) = serde_message.strip_prefix("invalid type: ") {
+        return named(format!(
+            "invalid type: expected {}, found {}",
+            expected(rest),
+            found(rest)
+        ));
+    }
+    if let Some(rest) = serde_message.strip_prefix("invalid value: ") {
+        return named(format!("invalid value, expected {}", expected(rest)));
+    }
+    if let Some(rest) = serde_message.strip_prefix("unknown variant ") {
+        return named(format!("unknown value, expected {}", expected(rest)));
+    }
+    if let Some(rest) = serde_message.strip_prefix("invalid length ") {
+        return named(format!(
+            "wrong number of items, expected {}",
+            expected(rest)
+        ));
+    }
+    // Names of fields, not values: `missing field `refresh_token``, `duplicate field …`.
+    if serde_message.starts_with("missing field ") || serde_message.starts_with("duplicate field ")
+    {
+        return sanitize(serde_message);
+    }
+    if serde_message.starts_with("data did not match any variant") {
+        return named("is not in any of the accepted forms".into());
+    }
+    named("has a value of the wrong kind".into())
 }
 
 /// Parses one credential from its JSON; `within` names the enclosing field for a nested source
@@ -448,10 +626,12 @@ fn parse_value(path: &Path, value: Value, within: Option<&str>) -> Result<Creden
         && !project.is_empty()
         && validate_project_id(project).is_err()
     {
-        return Err(problem.error(format!(
-            "quota_project_id {:?} is not a Google Cloud project ID",
-            sanitize(project)
-        )));
+        // Named, not quoted: a field's value is never echoed.
+        return Err(problem.error(
+            "quota_project_id is not a Google Cloud project ID (lowercase letters, digits and \
+             hyphens, starting with a letter)"
+                .into(),
+        ));
     }
     let parser = TYPES
         .iter()
@@ -537,10 +717,14 @@ pub(crate) fn update_json_object(
     store::write_json_object(path, map, into)
 }
 
-/// Loads an `authorized_user` file, refusing other credential types.
-pub(crate) fn load_authorized_user(path: &Path) -> Result<AuthorizedUser> {
+/// Loads an `authorized_user` file, refusing other credential types and endpoints the rule
+/// refuses.
+pub(crate) fn load_authorized_user(path: &Path, env: &Env) -> Result<AuthorizedUser> {
     match load_credential_file(path)? {
-        Credential::User(user) => Ok(*user),
+        Credential::User(user) => {
+            check_endpoints(&user.secret_endpoints(), path, false, env)?;
+            Ok(*user)
+        }
         other => Err(Error::UnsupportedCredentialType {
             path: path.to_path_buf(),
             kind: other.type_name().to_string(),
@@ -601,6 +785,102 @@ mod tests {
             e.to_string().contains("not a Google Cloud project ID"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn the_endpoint_rule_names_the_field_of_a_nested_source_and_status_lists_custom_ones() {
+        let env = Env::Fixed(Default::default());
+        let imp = parse(&json!({"type": "impersonated_service_account",
+            "service_account_impersonation_url":
+                "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken",
+            "source_credentials": {"type": "authorized_user", "client_id": "id",
+                "client_secret": "s", "refresh_token": "r",
+                "token_uri": "https://oauth2.evil.example/token?x=1"}}))
+        .unwrap();
+        let e = imp
+            .check_endpoints(Path::new("imp.json"), &env)
+            .unwrap_err();
+        assert!(
+            matches!(&e, Error::UntrustedEndpoint { field, host, client_file: false, .. }
+                if field == "source_credentials.token_uri" && host == "oauth2.evil.example"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string().starts_with("credential file imp.json: "),
+            "{e}"
+        );
+        assert_eq!(
+            imp.custom_endpoints(),
+            BTreeMap::from([(
+                "source_credentials.token_uri".to_string(),
+                "https://oauth2.evil.example/token".to_string()
+            )])
+        );
+        let trusted = Env::Fixed(
+            [(
+                rules::ENV_TRUSTED_HOSTS.to_string(),
+                "oauth2.evil.example".to_string(),
+            )]
+            .into(),
+        );
+        assert!(imp.check_endpoints(Path::new("imp.json"), &trusted).is_ok());
+
+        let user = parse(&json!({"type": "authorized_user", "client_id": "id",
+            "client_secret": "s", "refresh_token": "r",
+            "token_uri": "https://oauth2.evil.example/token"}))
+        .unwrap();
+        assert!(user.check_endpoints(Path::new("u.json"), &trusted).is_ok());
+        let google = parse(&json!({"type": "service_account", "client_email": "e@x",
+            "private_key": "k", "token_uri": "https://oauth2.googleapis.com/token"}))
+        .unwrap();
+        assert!(google.custom_endpoints().is_empty());
+        assert!(google.check_endpoints(Path::new("sa.json"), &env).is_ok());
+    }
+
+    #[test]
+    fn a_field_error_names_the_field_and_never_quotes_its_value() {
+        let file = json!({"type": "external_account", "audience": "a", "subject_token_type": "t",
+            "token_url": "https://sts.googleapis.com/v1/token",
+            "credential_source": {"url": "https://x/", "headers": "Authorization: Bearer planted-1, expected x"}});
+        let e = parse(&file).unwrap_err().to_string();
+        assert!(!e.contains("planted"), "{e}");
+        assert!(
+            e.ends_with("credential_source.headers: invalid type: expected a map, found a string"),
+            "{e}"
+        );
+        let nested = json!({"type": "impersonated_service_account",
+            "service_account_impersonation_url": "https://iamcredentials.googleapis.com/v1/x:generateAccessToken",
+            "source_credentials": {"type": "authorized_user", "client_id": "id",
+                "client_secret": ["planted-2"], "refresh_token": "r"}});
+        let e = parse(&nested).unwrap_err().to_string();
+        assert!(!e.contains("planted"), "{e}");
+        assert!(
+            e.contains(
+                "source_credentials: client_secret: invalid type: expected a string, found a list"
+            ),
+            "{e}"
+        );
+        for (message, want) in [
+            (
+                "invalid value: string \"planted\", expected a date",
+                "f: invalid value, expected a date",
+            ),
+            (
+                "unknown variant `planted`, expected `a` or `b`",
+                "f: unknown value, expected `a` or `b`",
+            ),
+            (
+                "invalid type: integer `123456`, expected a string",
+                "f: invalid type: expected a string, found a number",
+            ),
+            (
+                "missing field `refresh_token`",
+                "missing field `refresh_token`",
+            ),
+            ("custom planted message", "f: has a value of the wrong kind"),
+        ] {
+            assert_eq!(field_problem("f", message), want);
+        }
     }
 
     #[test]

@@ -71,6 +71,22 @@ impl ServiceAccount {
         Ok(rules::token_uri(self.token_uri.as_deref())?)
     }
 
+    /// The endpoint that receives the signed assertion.
+    pub(super) fn secret_endpoints(&self) -> Vec<super::SecretEndpoint> {
+        self.token_uri
+            .as_deref()
+            .map(|url| {
+                super::SecretEndpoint::new(
+                    "token_uri",
+                    url,
+                    self.universe_domain.as_deref(),
+                    "https://oauth2.{}/token",
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+
     /// The parts of the cache key: the account, a digest of its key and the token endpoint.
     pub(super) fn key_parts(&self) -> Vec<String> {
         let digest: String = Sha256::digest(self.private_key.expose().as_bytes())
@@ -156,6 +172,7 @@ impl ServiceAccount {
         ];
         let (status, body) = ctx.http()?.post_form(&token_uri, &form).await?;
         let endpoint = endpoint_name(&token_uri);
+        let sent = oauth::Sent::form(&form);
         let rejected = |e: Error| {
             e.rejected_by(Rejecter::ServiceAccountKey {
                 email: self.client_email.clone(),
@@ -164,12 +181,12 @@ impl ServiceAccount {
         };
         let issued = match ask {
             Ask::Scopes(scopes) => {
-                let response =
-                    oauth::parse_token_response(&endpoint, status, &body).map_err(rejected)?;
+                let response = oauth::parse_token_response(&endpoint, status, &body, &sent)
+                    .map_err(rejected)?;
                 Issued::Access(response.cached_at(ctx.now(), scopes.to_vec()))
             }
             Ask::TargetAudience(_) => Issued::Id {
-                token: oauth::parse_id_token_response(&endpoint, status, &body)
+                token: oauth::parse_id_token_response(&endpoint, status, &body, &sent)
                     .map_err(rejected)?,
                 endpoint,
             },

@@ -122,6 +122,21 @@ impl AuthorizedUser {
         Ok(rules::revoke_uri(self.revoke_uri.as_deref())?)
     }
 
+    /// The endpoints that receive the refresh token and the client secret.
+    pub(crate) fn secret_endpoints(&self) -> Vec<super::SecretEndpoint> {
+        let universe = self.universe_domain.as_deref();
+        [
+            ("token_uri", &self.token_uri, "https://oauth2.{}/token"),
+            ("revoke_uri", &self.revoke_uri, "https://oauth2.{}/revoke"),
+        ]
+        .into_iter()
+        .filter_map(|(field, url, default)| {
+            let url = url.as_deref()?;
+            Some(super::SecretEndpoint::new(field, url, universe, default))
+        })
+        .collect()
+    }
+
     /// Serializes the file as written to disk (pretty JSON, trailing newline).
     pub(crate) fn to_json(&self) -> Vec<u8> {
         let mut out = serde_json::to_vec_pretty(self).unwrap_or_default();

@@ -37,6 +37,8 @@ mod reliability;
 mod revoke;
 mod secrets;
 mod security_cache;
+mod security_endpoints;
+mod security_messages;
 mod token_json;
 mod untrusted_input;
 #[cfg(windows)]
@@ -71,6 +73,8 @@ fn main() {
     trials.extend(revoke::tests());
     trials.extend(secrets::tests());
     trials.extend(security_cache::tests());
+    trials.extend(security_endpoints::tests());
+    trials.extend(security_messages::tests());
     trials.extend(token_json::tests());
     trials.extend(untrusted_input::tests());
     #[cfg(windows)]

@@ -140,7 +140,10 @@ fn a_fresh_quickstart_token_json_gives_its_token_without_a_request() {
             "authorized_user (google-auth token.json, no type field)\n",
         ),
         line("Cached token:", "valid until"),
-        line("Token endpoint:", &format!("{}/token\n", env.google.base)),
+        line(
+            "Token endpoint:",
+            &format!("{}/token (not Google's default)\n", env.google.base),
+        ),
         line("Quota project:", "(none)\n"),
     ] {
         assert!(

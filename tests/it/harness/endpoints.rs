@@ -55,6 +55,9 @@ pub(super) fn token_endpoint(st: &mut State, seen: &Seen) -> Canned {
         return oauth_error("invalid_client", "Unauthorized");
     }
     st.counter += 1;
+    if st.behaviour.echo_token_form && get("grant_type") == "authorization_code" {
+        return echo_form(seen);
+    }
     let answer = match get("grant_type").as_str() {
         "authorization_code" => code_grant(st, seen),
         "refresh_token" => refresh_grant(st, seen),
@@ -64,6 +67,18 @@ pub(super) fn token_endpoint(st: &mut State, seen: &Seen) -> Canned {
         Ok(body) => Canned::json(200, &body.to_string()),
         Err(refusal) => refusal,
     }
+}
+
+/// A 400 whose description repeats the form received, both as sent (form-encoded) and decoded.
+fn echo_form(seen: &Seen) -> Canned {
+    let mut decoded: Vec<String> = seen.form.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    decoded.sort();
+    let description = format!("cannot use {} (decoded: {})", seen.body, decoded.join(" "));
+    Canned::json(
+        400,
+        &serde_json::json!({"error": "invalid_request", "error_description": description})
+            .to_string(),
+    )
 }
 
 pub(super) fn code_grant(st: &mut State, seen: &Seen) -> Result<serde_json::Value, Canned> {

@@ -45,6 +45,10 @@ pub struct Behaviour {
     pub refresh_id_token: bool,
     /// Lifetime (seconds) of the ID tokens the server issues.
     pub id_token_lifetime: u64,
+    /// When set, the token endpoint answers an authorization_code grant with a 400 whose
+    /// `error_description` repeats the form it received (raw and form-encoded), as a careless
+    /// server that echoes its request would.
+    pub echo_token_form: bool,
 }
 
 pub(super) struct State {
@@ -87,6 +91,7 @@ impl FakeGoogle {
                 subject_token: "subject-token-123".into(),
                 refresh_id_token: true,
                 id_token_lifetime: 3600,
+                echo_token_form: false,
             },
         }));
         let (srv, st) = (server.clone(), state.clone());
