@@ -192,21 +192,35 @@ fn quota(credential: &Credential, quota_project: Option<&str>) -> Check {
     }
 }
 
-/// The model list to ask: `GEMAUTH_CHECK_API_URL`, else Google's; the token goes there, so the
-/// same endpoint rule as for credential files applies.
+/// The model list to ask: `GEMAUTH_CHECK_API_URL`, else Google's. The access token goes there,
+/// so the endpoint rule of credential files applies (Google's hosts, this machine, or a host
+/// listed in `GEMAUTH_TRUSTED_HOSTS`).
 fn api_url(ctx: &Context) -> Result<Url, Check> {
     let raw = ctx
         .env
         .var(ENV_CHECK_API_URL)
         .filter(|v| !v.trim().is_empty())
         .unwrap_or_else(|| DEFAULT_API_URL.to_string());
-    crate::rules::endpoint(ENV_CHECK_API_URL, raw.trim()).map_err(|refused| {
+    let refused = |detail: String| {
         Check::fail(
             "api",
-            crate::Error::from(refused).to_string(),
-            format!("fix or unset {ENV_CHECK_API_URL}"),
+            detail,
+            format!(
+                "fix or unset {ENV_CHECK_API_URL}, or list its host in {}",
+                crate::rules::ENV_TRUSTED_HOSTS
+            ),
         )
-    })
+    };
+    let url = crate::rules::endpoint(ENV_CHECK_API_URL, raw.trim())
+        .map_err(|e| refused(crate::Error::from(e).to_string()))?;
+    let trusted =
+        crate::rules::TrustedHosts::parse(ctx.env.var(crate::rules::ENV_TRUSTED_HOSTS).as_deref());
+    crate::rules::may_receive_secrets(&url, None, &trusted).map_err(|host| {
+        refused(format!(
+            "{ENV_CHECK_API_URL} names {host}, which is not Google's: the access token is not sent there"
+        ))
+    })?;
+    Ok(url)
 }
 
 /// The token endpoint whose clock is compared, by credential type (none for the metadata
@@ -731,6 +745,39 @@ mod tests {
             )
             .contains("pl4nted")
         );
+    }
+
+    #[test]
+    fn the_token_goes_only_to_an_api_url_the_endpoint_rule_allows() {
+        let ctx = |vars: &[(&str, &str)]| {
+            Context::fixed(
+                vars,
+                NOW,
+                None,
+                crate::oauth::Http::fake(|_| Ok((200, Vec::new()))),
+            )
+        };
+        let url = |vars: &[(&str, &str)]| api_url(&ctx(vars)).map(|u| u.to_string());
+        assert_eq!(url(&[]).unwrap(), DEFAULT_API_URL);
+        let local = [(ENV_CHECK_API_URL, "http://127.0.0.1:8080/v1/models")];
+        assert_eq!(url(&local).unwrap(), "http://127.0.0.1:8080/v1/models");
+        let evil = [(ENV_CHECK_API_URL, "https://models.evil.example/v1/models")];
+        let refused = url(&evil).unwrap_err();
+        assert!(
+            refused.detail.contains("models.evil.example"),
+            "{refused:?}"
+        );
+        assert!(refused.fix.unwrap().contains("GEMAUTH_TRUSTED_HOSTS"));
+        let trusted = [
+            evil[0],
+            (crate::rules::ENV_TRUSTED_HOSTS, "models.evil.example"),
+        ];
+        assert!(url(&trusted).is_ok());
+        let plain = [(
+            ENV_CHECK_API_URL,
+            "http://generativelanguage.googleapis.com/v1/models",
+        )];
+        assert!(url(&plain).is_err());
     }
 
     #[test]
