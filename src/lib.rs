@@ -23,7 +23,6 @@
 //! library's error), `exit` (the documented exit codes), `logging` (`-v`).
 
 #![forbid(unsafe_code)]
-#![warn(unreachable_pub, missing_docs)]
 
 mod aws;
 mod cli;

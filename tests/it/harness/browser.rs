@@ -28,7 +28,7 @@ pub(super) const FAKE_BROWSER: (&str, &str) = (
 
 /// Plays the user's browser: opens the authorization URL at the fake server, then follows its
 /// redirect to gemauth's loopback listener. Returns the listener's page.
-pub fn follow_authorization(url: &str) -> Page {
+pub(crate) fn follow_authorization(url: &str) -> Page {
     let auth = http_get(url);
     assert_eq!(auth.status, 302, "authorization endpoint: {}", auth.body);
     http_get(&auth.headers["location"])
@@ -36,7 +36,7 @@ pub fn follow_authorization(url: &str) -> Page {
 
 /// Plays a browser on another device: approves at the fake server and returns the redirect
 /// address it would show (without following it to the listener).
-pub fn approve_elsewhere(url: &str) -> String {
+pub(crate) fn approve_elsewhere(url: &str) -> String {
     let auth = http_get(url);
     assert_eq!(auth.status, 302, "authorization endpoint: {}", auth.body);
     auth.headers["location"].clone()

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 /// A canned answer that replaces the server's normal behaviour for one request to `path`.
 #[derive(Debug, Clone)]
-pub struct Canned {
+pub(crate) struct Canned {
     pub status: u16,
     pub body: String,
     pub content_type: &'static str,
@@ -17,14 +17,14 @@ pub struct Canned {
 
 impl Canned {
     /// Google's answer to a refresh token that was revoked or has expired.
-    pub fn expired_grant() -> Self {
+    pub(crate) fn expired_grant() -> Self {
         Canned::json(
             400,
             r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
         )
     }
     /// A token endpoint's success: a Bearer `access_token` valid for `expires_in` seconds.
-    pub fn access_token(access_token: &str, expires_in: u64) -> Self {
+    pub(crate) fn access_token(access_token: &str, expires_in: u64) -> Self {
         Canned::json(
             200,
             &format!(
@@ -32,7 +32,7 @@ impl Canned {
             ),
         )
     }
-    pub fn json(status: u16, body: &str) -> Self {
+    pub(crate) fn json(status: u16, body: &str) -> Self {
         Canned {
             status,
             body: body.to_string(),
@@ -41,7 +41,7 @@ impl Canned {
             delay: Duration::ZERO,
         }
     }
-    pub fn html(status: u16, body: &str) -> Self {
+    pub(crate) fn html(status: u16, body: &str) -> Self {
         Canned {
             status,
             body: body.to_string(),
@@ -50,11 +50,11 @@ impl Canned {
             delay: Duration::ZERO,
         }
     }
-    pub fn delayed(mut self, delay: Duration) -> Self {
+    pub(crate) fn delayed(mut self, delay: Duration) -> Self {
         self.delay = delay;
         self
     }
-    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+    pub(crate) fn header(mut self, name: &'static str, value: &str) -> Self {
         self.headers.push((name, value.to_string()));
         self
     }

@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use super::*;
 
 /// An isolated environment: temp HOME, XDG dirs, CLOUDSDK_CONFIG, fake server and browser.
-pub struct TestEnv {
+pub(crate) struct TestEnv {
     pub dir: tempfile::TempDir,
     pub google: FakeGoogle,
     /// GCE_METADATA_HOST: no metadata server, and the attempt is refused at once.
@@ -15,7 +15,7 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         for d in ["home", "config", "cache", "gcloud-parent"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -35,23 +35,23 @@ impl TestEnv {
         }
     }
 
-    pub fn path(&self, rel: &str) -> PathBuf {
+    pub(crate) fn path(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
 
     /// gcloud's config dir; gemauth must create it (0700) on first login.
-    pub fn gcloud_dir(&self) -> PathBuf {
+    pub(crate) fn gcloud_dir(&self) -> PathBuf {
         self.path("gcloud-parent").join("gcloud")
     }
 
-    pub fn adc_path(&self) -> PathBuf {
+    pub(crate) fn adc_path(&self) -> PathBuf {
         self.gcloud_dir()
             .join("application_default_credentials.json")
     }
 
     /// gemauth's cache: in `XDG_CACHE_HOME` (Linux) or `LOCALAPPDATA` (Windows), both the test's
     /// `cache`; macOS has one place only, under `HOME`.
-    pub fn cache_dir(&self) -> PathBuf {
+    pub(crate) fn cache_dir(&self) -> PathBuf {
         if cfg!(target_os = "macos") {
             self.path("home/Library/Caches/gemauth")
         } else {
@@ -61,12 +61,12 @@ impl TestEnv {
 
     /// The fake browser as `$BROWSER` names it (a command line, split like a shell's).
     /// The fake browser's script file.
-    pub fn browser_script(&self) -> PathBuf {
+    pub(crate) fn browser_script(&self) -> PathBuf {
         self.path(FAKE_BROWSER.0)
     }
 
     /// `BROWSER` for the fake browser: a command line.
-    pub fn browser(&self) -> String {
+    pub(crate) fn browser(&self) -> String {
         let script = self.browser_script();
         if cfg!(windows) {
             format!("cscript //nologo \"{}\"", script.display())
@@ -76,7 +76,7 @@ impl TestEnv {
     }
 
     /// The gemauth binary with an environment that reaches nothing outside the test.
-    pub fn cmd(&self) -> Command {
+    pub(crate) fn cmd(&self) -> Command {
         let mut cmd = Command::new(gemauth_binary());
         for var in [
             "GOOGLE_APPLICATION_CREDENTIALS",
@@ -121,7 +121,7 @@ impl TestEnv {
 
     /// Gives another command (a wrapper such as `sh -c` that then runs gemauth) the environment
     /// of [`TestEnv::cmd`].
-    pub fn isolate<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
+    pub(crate) fn isolate<'c>(&self, cmd: &'c mut Command) -> &'c mut Command {
         for (k, v) in self.cmd().get_envs() {
             match v {
                 Some(v) => cmd.env(k, v),
@@ -131,7 +131,7 @@ impl TestEnv {
         cmd
     }
 
-    pub fn client_json(&self) -> serde_json::Value {
+    pub(crate) fn client_json(&self) -> serde_json::Value {
         serde_json::json!({"installed": {
             "client_id": CLIENT_ID,
             "project_id": PROJECT_ID,
@@ -144,18 +144,18 @@ impl TestEnv {
         }})
     }
 
-    pub fn write_client(&self, value: &serde_json::Value) -> PathBuf {
+    pub(crate) fn write_client(&self, value: &serde_json::Value) -> PathBuf {
         let path = self.path("client_secret.json");
         std::fs::write(&path, serde_json::to_vec_pretty(value).unwrap()).unwrap();
         path
     }
 
-    pub fn client_file(&self) -> PathBuf {
+    pub(crate) fn client_file(&self) -> PathBuf {
         self.write_client(&self.client_json())
     }
 
     /// Starts `gemauth login --client-id-file … ARGS` in the background.
-    pub fn start_login(&self, args: &[&str]) -> Running {
+    pub(crate) fn start_login(&self, args: &[&str]) -> Running {
         let client = self.client_file();
         let mut cmd = self.cmd();
         cmd.arg("login")
@@ -166,7 +166,7 @@ impl TestEnv {
     }
 
     /// Starts `gemauth login --no-browser --client-id-file … ARGS` with stdin open.
-    pub fn start_headless(&self, args: &[&str]) -> Running {
+    pub(crate) fn start_headless(&self, args: &[&str]) -> Running {
         let client = self.client_file();
         let mut cmd = self.cmd();
         cmd.arg("login")
@@ -181,7 +181,10 @@ impl TestEnv {
     /// was free a moment ago, and returns the login once gemauth has bound it, with the port.
     /// Another program may take the port between the test's check and gemauth's bind: gemauth
     /// then exits saying so, and another port is tried.
-    pub fn start_on_a_free_port(&self, start: impl Fn(&[&str]) -> Running) -> (Running, u16) {
+    pub(crate) fn start_on_a_free_port(
+        &self,
+        start: impl Fn(&[&str]) -> Running,
+    ) -> (Running, u16) {
         for _ in 0..10 {
             let port = std::net::TcpListener::bind("127.0.0.1:0")
                 .and_then(|probe| probe.local_addr())
@@ -203,7 +206,7 @@ impl TestEnv {
     }
 
     /// Runs a complete, approved login with the default settings.
-    pub fn login(&self) -> Finished {
+    pub(crate) fn login(&self) -> Finished {
         let run = self.start_login(&[]);
         let url = run.browser_url();
         let page = follow_authorization(&url);
@@ -216,7 +219,7 @@ impl TestEnv {
     /// Writes an authorized_user file by hand (refresh token registered at the fake server).
     /// A user's credentials as the source of another credential (impersonation): the fields
     /// every authorized_user file has, with this server's token endpoint.
-    pub fn user_source(&self, refresh_token: &str) -> serde_json::Value {
+    pub(crate) fn user_source(&self, refresh_token: &str) -> serde_json::Value {
         serde_json::json!({
             "type": "authorized_user",
             "client_id": CLIENT_ID,
@@ -226,7 +229,7 @@ impl TestEnv {
         })
     }
 
-    pub fn write_credentials(&self, path: &Path, refresh_token: &str) -> Vec<u8> {
+    pub(crate) fn write_credentials(&self, path: &Path, refresh_token: &str) -> Vec<u8> {
         self.google.add_refresh_token(refresh_token);
         let value = serde_json::json!({
             "type": "authorized_user",
@@ -248,14 +251,14 @@ impl TestEnv {
     }
 
     /// Writes a JSON credential file (mode 0600) in the test directory.
-    pub fn write_json(&self, name: &str, value: &serde_json::Value) -> PathBuf {
+    pub(crate) fn write_json(&self, name: &str, value: &serde_json::Value) -> PathBuf {
         let path = self.path(name);
         write_private(&path, &serde_json::to_vec_pretty(value).unwrap());
         path
     }
 
     /// Starts gemauth with ARGS, its output piped (for many concurrent processes).
-    pub fn spawn_piped<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Child {
+    pub(crate) fn spawn_piped<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Child {
         self.cmd()
             .args(args)
             .stdout(Stdio::piped())
@@ -265,7 +268,7 @@ impl TestEnv {
     }
 
     /// Cache entries (`KEY.json`; not the temp files of a writer that was killed mid-write).
-    pub fn cached_tokens(&self) -> Vec<PathBuf> {
+    pub(crate) fn cached_tokens(&self) -> Vec<PathBuf> {
         match std::fs::read_dir(self.cache_dir().join("tokens")) {
             Ok(entries) => entries
                 .map(|e| e.unwrap().path())
@@ -276,7 +279,7 @@ impl TestEnv {
     }
 
     /// Makes every cached token look expired.
-    pub fn expire_cache(&self) {
+    pub(crate) fn expire_cache(&self) {
         for path in self.cached_tokens() {
             let mut v: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -287,7 +290,7 @@ impl TestEnv {
     }
 
     /// Runs a command to completion with more environment variables (30 s limit).
-    pub fn run_with<V: AsRef<std::ffi::OsStr>>(
+    pub(crate) fn run_with<V: AsRef<std::ffi::OsStr>>(
         &self,
         args: &[&str],
         vars: &[(&str, V)],
@@ -301,7 +304,7 @@ impl TestEnv {
     }
 
     /// Runs a command to completion (30 s limit).
-    pub fn run(&self, args: &[&str]) -> Finished {
+    pub(crate) fn run(&self, args: &[&str]) -> Finished {
         let mut cmd = self.cmd();
         cmd.args(args);
         Running::spawn(cmd, self.path("browser-args")).finish()
@@ -310,7 +313,7 @@ impl TestEnv {
     /// Runs `gemauth revoke` and checks that it revoked `refresh_token` at the server (one
     /// request), said so on standard error only, and removed the ADC file and the cache.
     /// Returns the revocation request.
-    pub fn assert_revokes(&self, refresh_token: &str) -> Seen {
+    pub(crate) fn assert_revokes(&self, refresh_token: &str) -> Seen {
         let done = self.run(&["revoke"]);
         assert_eq!(done.code(), 0, "{}", done.stderr);
         assert_eq!(done.stdout, "");
@@ -327,7 +330,7 @@ impl TestEnv {
 
 /// The fake server's IAM Credentials `generateAccessToken` for
 /// target@test-project-1.iam.gserviceaccount.com.
-pub fn impersonation_url(env: &TestEnv) -> String {
+pub(crate) fn impersonation_url(env: &TestEnv) -> String {
     format!(
         "{}/v1/projects/-/serviceAccounts/target@test-project-1.iam.gserviceaccount.com:generateAccessToken",
         env.google.base
@@ -336,7 +339,7 @@ pub fn impersonation_url(env: &TestEnv) -> String {
 
 /// The binary under test: the one `cargo test` built, or `GEMAUTH_TEST_BINARY` (.ci/run points
 /// it at the static release build, to run the tests against the binary that is shipped).
-pub fn gemauth_binary() -> PathBuf {
+pub(crate) fn gemauth_binary() -> PathBuf {
     match std::env::var_os("GEMAUTH_TEST_BINARY") {
         Some(path) if !path.is_empty() => PathBuf::from(path),
         _ => PathBuf::from(env!("CARGO_BIN_EXE_gemauth")),
@@ -344,7 +347,7 @@ pub fn gemauth_binary() -> PathBuf {
 }
 
 /// Writes a file readable by its owner only, as credential files should be.
-pub fn write_private(path: &Path, bytes: &[u8]) {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) {
     std::fs::write(path, bytes).unwrap();
     #[cfg(unix)]
     {
@@ -353,19 +356,19 @@ pub fn write_private(path: &Path, bytes: &[u8]) {
     }
 }
 
-pub fn read_json(path: &Path) -> serde_json::Value {
+pub(crate) fn read_json(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).expect("file exists")).expect("valid JSON")
 }
 
 #[cfg(unix)]
-pub fn mode(path: &Path) -> u32 {
+pub(crate) fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).unwrap().permissions().mode() & 0o777
 }
 
 /// True when the tests run as root (permission checks cannot be exercised then).
 #[cfg(unix)]
-pub fn running_as_root() -> bool {
+pub(crate) fn running_as_root() -> bool {
     std::process::Command::new("id")
         .arg("-u")
         .output()

@@ -10,7 +10,7 @@ use super::*;
 
 /// One request the fake server saw.
 #[derive(Debug, Clone)]
-pub struct Seen {
+pub(crate) struct Seen {
     pub method: String,
     pub path: String,
     pub query: HashMap<String, String>,
@@ -26,7 +26,7 @@ pub(super) struct CodeGrant {
 }
 
 /// How the fake server behaves; tests change it through [`FakeGoogle::with`].
-pub struct Behaviour {
+pub(crate) struct Behaviour {
     /// When set, the authorization endpoint redirects back with this `error`.
     pub deny: Option<(String, String)>,
     /// Scope string returned by the token endpoint (default: what was requested).
@@ -59,7 +59,7 @@ pub(super) struct State {
     pub(super) behaviour: Behaviour,
 }
 
-pub struct FakeGoogle {
+pub(crate) struct FakeGoogle {
     pub base: String,
     pub(super) state: Arc<Mutex<State>>,
     pub(super) server: Arc<tiny_http::Server>,
@@ -72,7 +72,7 @@ impl Drop for FakeGoogle {
 }
 
 impl FakeGoogle {
-    pub fn start() -> Self {
+    pub(crate) fn start() -> Self {
         let server = Arc::new(tiny_http::Server::http("127.0.0.1:0").expect("bind fake server"));
         let port = server.server_addr().to_ip().expect("ip address").port();
         let state = Arc::new(Mutex::new(State {
@@ -107,12 +107,12 @@ impl FakeGoogle {
         }
     }
 
-    pub fn with(&self, f: impl FnOnce(&mut Behaviour)) {
+    pub(crate) fn with(&self, f: impl FnOnce(&mut Behaviour)) {
         f(&mut self.state.lock().unwrap().behaviour);
     }
 
     /// Queues a canned response for the next request to `path`.
-    pub fn enqueue(&self, path: &str, canned: Canned) {
+    pub(crate) fn enqueue(&self, path: &str, canned: Canned) {
         self.with(|b| {
             b.canned
                 .entry(path.to_string())
@@ -121,7 +121,7 @@ impl FakeGoogle {
         });
     }
 
-    pub fn seen(&self, path: &str) -> Vec<Seen> {
+    pub(crate) fn seen(&self, path: &str) -> Vec<Seen> {
         let state = self.state.lock().unwrap();
         state
             .seen
@@ -131,7 +131,7 @@ impl FakeGoogle {
             .collect()
     }
 
-    pub fn seen_grants(&self, grant_type: &str) -> Vec<Seen> {
+    pub(crate) fn seen_grants(&self, grant_type: &str) -> Vec<Seen> {
         self.seen("/token")
             .into_iter()
             .filter(|s| s.form.get("grant_type").map(String::as_str) == Some(grant_type))
@@ -139,7 +139,7 @@ impl FakeGoogle {
     }
 
     /// Registers a refresh token as valid (for tests that write credential files by hand).
-    pub fn add_refresh_token(&self, token: &str) {
+    pub(crate) fn add_refresh_token(&self, token: &str) {
         self.state
             .lock()
             .unwrap()
@@ -147,7 +147,7 @@ impl FakeGoogle {
             .insert(token.to_string(), true);
     }
 
-    pub fn refresh_token_valid(&self, token: &str) -> bool {
+    pub(crate) fn refresh_token_valid(&self, token: &str) -> bool {
         self.state
             .lock()
             .unwrap()

@@ -7,7 +7,7 @@ use std::net::TcpStream;
 use std::time::Duration;
 
 /// A minimal HTTP/1.1 GET over a raw socket, as a browser would send it.
-pub struct Page {
+pub(crate) struct Page {
     pub status: u16,
     /// Header names in lower case; of a repeated header, the last value.
     pub headers: HashMap<String, String>,
@@ -16,7 +16,7 @@ pub struct Page {
     pub body: String,
 }
 
-pub fn http_get(url: &str) -> Page {
+pub(crate) fn http_get(url: &str) -> Page {
     let url = url::Url::parse(url).expect("valid URL");
     let host = url.host_str().expect("host");
     let port = url.port_or_known_default().expect("port");
@@ -31,7 +31,7 @@ pub fn http_get(url: &str) -> Page {
     )
 }
 
-pub fn raw_request(host: &str, port: u16, request: &str) -> Page {
+pub(crate) fn raw_request(host: &str, port: u16, request: &str) -> Page {
     let mut stream = TcpStream::connect((host, port)).expect("connect");
     stream
         .set_read_timeout(Some(Duration::from_secs(20)))
@@ -62,10 +62,10 @@ pub fn raw_request(host: &str, port: u16, request: &str) -> Page {
 /// A loopback port that refuses connections at once: a socket bound to it but not listening.
 /// While it lives no other program can bind the port, so a test's "nothing answers there"
 /// cannot meet a server that happened to start on a port the test had closed.
-pub struct ClosedPort(tokio::net::TcpSocket);
+pub(crate) struct ClosedPort(tokio::net::TcpSocket);
 
 impl ClosedPort {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let socket = tokio::net::TcpSocket::new_v4().expect("create a socket");
         socket
             .bind((std::net::Ipv4Addr::LOCALHOST, 0).into())
@@ -73,13 +73,13 @@ impl ClosedPort {
         ClosedPort(socket)
     }
 
-    pub fn port(&self) -> u16 {
+    pub(crate) fn port(&self) -> u16 {
         self.0.local_addr().expect("bound address").port()
     }
 }
 
 /// Parses the query of a URL into a map (last value wins).
-pub fn query_of(url: &str) -> HashMap<String, String> {
+pub(crate) fn query_of(url: &str) -> HashMap<String, String> {
     url::Url::parse(url)
         .unwrap()
         .query_pairs()

@@ -22,7 +22,7 @@ pub(super) fn id_token(email: &str) -> String {
 
 /// An ID token as the fake issues them: `claims` plus `iss`, `iat` and `exp` (after `lifetime`
 /// seconds), with a placeholder signature (gemauth never verifies it; the service would).
-pub fn make_id_token(mut claims: serde_json::Value, lifetime: u64) -> String {
+pub(crate) fn make_id_token(mut claims: serde_json::Value, lifetime: u64) -> String {
     let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -40,7 +40,7 @@ pub fn make_id_token(mut claims: serde_json::Value, lifetime: u64) -> String {
 }
 
 /// The payload of a JWT (an ID token or an assertion), decoded without checking anything.
-pub fn jwt_claims(token: &str) -> serde_json::Value {
+pub(crate) fn jwt_claims(token: &str) -> serde_json::Value {
     let payload = token.trim().split('.').nth(1).expect("a JWT");
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
@@ -49,7 +49,7 @@ pub fn jwt_claims(token: &str) -> serde_json::Value {
 }
 
 /// A file of tests/fixtures.
-pub fn fixture(name: &str) -> String {
+pub(crate) fn fixture(name: &str) -> String {
     std::fs::read_to_string(
         PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures")
@@ -59,7 +59,7 @@ pub fn fixture(name: &str) -> String {
 }
 
 /// The public half of the test key, as the fake token endpoint checks signatures with it.
-pub fn register_test_key(env: &TestEnv) {
+pub(crate) fn register_test_key(env: &TestEnv) {
     use rustls_pki_types::pem::PemObject;
     let der =
         rustls_pki_types::PrivatePkcs8KeyDer::from_pem_slice(fixture("test-sa-key.pem").as_bytes())

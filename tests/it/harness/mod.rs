@@ -8,10 +8,10 @@
 //! (a test CA for https servers), `http` (raw requests) and `jwt` (tokens, fixtures and the test
 //! key). Tests `use crate::harness::*`.
 
-pub const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
-pub const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
-pub const PROJECT_ID: &str = "test-project-1";
-pub const EMAIL: &str = "dev@example.com";
+pub(crate) const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
+pub(crate) const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
+pub(crate) const PROJECT_ID: &str = "test-project-1";
+pub(crate) const EMAIL: &str = "dev@example.com";
 
 mod browser;
 mod canned;
@@ -25,14 +25,14 @@ mod running;
 #[cfg(unix)]
 mod tls;
 
-pub use browser::*;
-pub use canned::*;
+pub(crate) use browser::*;
+pub(crate) use canned::*;
 use credential_endpoints::*;
 use endpoints::*;
-pub use env::*;
-pub use google::*;
-pub use http::*;
-pub use jwt::*;
-pub use running::*;
+pub(crate) use env::*;
+pub(crate) use google::*;
+pub(crate) use http::*;
+pub(crate) use jwt::*;
+pub(crate) use running::*;
 #[cfg(unix)]
-pub use tls::*;
+pub(crate) use tls::*;

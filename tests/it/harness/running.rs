@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 /// Waits for each of `children` (from [`TestEnv::spawn_piped`]) and checks that it succeeded and
 /// printed `token`.
-pub fn assert_each_prints(children: Vec<Child>, token: &str) {
+pub(crate) fn assert_each_prints(children: Vec<Child>, token: &str) {
     for child in children {
         let out = child.wait_with_output().unwrap();
         assert!(
@@ -23,7 +23,7 @@ pub fn assert_each_prints(children: Vec<Child>, token: &str) {
 
 /// Waits for each of `children` and checks that it succeeded with nothing on standard error;
 /// returns what each printed, in order.
-pub fn quiet_outputs(children: Vec<Child>) -> Vec<String> {
+pub(crate) fn quiet_outputs(children: Vec<Child>) -> Vec<String> {
     let mut outputs = Vec::new();
     for child in children {
         let out = child.wait_with_output().unwrap();
@@ -38,7 +38,7 @@ pub fn quiet_outputs(children: Vec<Child>) -> Vec<String> {
 /// A gemauth process running in the background. Its standard error goes to a file, so that
 /// what gemauth has written is there to read (a pipe's reader could lag behind); its standard
 /// output is collected by a thread.
-pub struct Running {
+pub(crate) struct Running {
     child: Child,
     stdin: Option<std::process::ChildStdin>,
     stdout: Option<thread::JoinHandle<String>>,
@@ -46,25 +46,25 @@ pub struct Running {
     browser_args: PathBuf,
 }
 
-pub struct Finished {
+pub(crate) struct Finished {
     pub status: ExitStatus,
     pub stdout: String,
     pub stderr: String,
 }
 
 impl Finished {
-    pub fn code(&self) -> i32 {
+    pub(crate) fn code(&self) -> i32 {
         self.status.code().expect("exit code")
     }
 
     /// Standard output as JSON; panics with standard error when it is not.
-    pub fn json(&self) -> serde_json::Value {
+    pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|_| panic!("{}", self.stderr))
     }
 
     /// Checks the answer to a command run without any credential: exit code 3, nothing on
     /// standard output, "no credentials found" on standard error.
-    pub fn assert_no_credentials(&self) {
+    pub(crate) fn assert_no_credentials(&self) {
         assert_eq!(self.code(), 3);
         assert_eq!(self.stdout, "");
         assert!(
@@ -76,7 +76,7 @@ impl Finished {
 }
 
 impl Running {
-    pub fn spawn(mut cmd: Command, browser_args: PathBuf) -> Self {
+    pub(crate) fn spawn(mut cmd: Command, browser_args: PathBuf) -> Self {
         let _ = std::fs::remove_file(&browser_args);
         let stderr = tempfile::NamedTempFile::new().unwrap();
         let mut child = cmd
@@ -101,13 +101,13 @@ impl Running {
     }
 
     /// Like [`Running::spawn`], with standard input kept open for [`Running::paste`].
-    pub fn spawn_interactive(mut cmd: Command, browser_args: PathBuf) -> Self {
+    pub(crate) fn spawn_interactive(mut cmd: Command, browser_args: PathBuf) -> Self {
         cmd.stdin(Stdio::piped());
         Self::spawn(cmd, browser_args)
     }
 
     /// Types a line on the process's standard input.
-    pub fn paste(&mut self, line: &str) {
+    pub(crate) fn paste(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("spawned with spawn_interactive");
         stdin.write_all(format!("{line}\n").as_bytes()).unwrap();
         stdin.flush().unwrap();
@@ -115,7 +115,7 @@ impl Running {
 
     /// Types a line on standard input, unless the process has already exited and closed it (a
     /// command that reads nothing).
-    pub fn paste_unless_gone(&mut self, line: &str) {
+    pub(crate) fn paste_unless_gone(&mut self, line: &str) {
         let stdin = self.stdin.as_mut().expect("spawned with spawn_interactive");
         match stdin
             .write_all(format!("{line}\n").as_bytes())
@@ -128,22 +128,22 @@ impl Running {
     }
 
     /// Closes standard input (end of file).
-    pub fn close_stdin(&mut self) {
+    pub(crate) fn close_stdin(&mut self) {
         self.stdin = None;
     }
 
     /// The process id.
     #[cfg(target_os = "linux")]
-    pub fn id(&self) -> u32 {
+    pub(crate) fn id(&self) -> u32 {
         self.child.id()
     }
 
-    pub fn stderr_so_far(&self) -> String {
+    pub(crate) fn stderr_so_far(&self) -> String {
         String::from_utf8_lossy(&std::fs::read(self.stderr.path()).unwrap()).into_owned()
     }
 
     /// Waits until stderr contains `needle` (true) or the process has exited (false).
-    pub fn wait_stderr_or_exit(&mut self, needle: &str) -> bool {
+    pub(crate) fn wait_stderr_or_exit(&mut self, needle: &str) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if self.stderr_so_far().contains(needle) {
@@ -162,7 +162,7 @@ impl Running {
     }
 
     /// Waits until stderr contains `needle`; returns stderr.
-    pub fn wait_stderr(&self, needle: &str) -> String {
+    pub(crate) fn wait_stderr(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let s = self.stderr_so_far();
@@ -178,7 +178,7 @@ impl Running {
     }
 
     /// The arguments the fake browser was started with.
-    pub fn browser_args(&self) -> Vec<String> {
+    pub(crate) fn browser_args(&self) -> Vec<String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(s) = std::fs::read_to_string(&self.browser_args) {
@@ -194,12 +194,12 @@ impl Running {
     }
 
     /// The URL the fake browser was asked to open (its last argument).
-    pub fn browser_url(&self) -> String {
+    pub(crate) fn browser_url(&self) -> String {
         self.browser_args().pop().expect("browser got a URL")
     }
 
     /// The authorization URL as printed on stderr.
-    pub fn printed_url(&self) -> String {
+    pub(crate) fn printed_url(&self) -> String {
         let s = self.wait_stderr("http");
         s.split_whitespace()
             .find(|w| w.starts_with("http://") || w.starts_with("https://"))
@@ -208,12 +208,12 @@ impl Running {
     }
 
     /// Kills the process (SIGKILL) and waits for it.
-    pub fn kill(mut self) {
+    pub(crate) fn kill(mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 
-    pub fn finish(mut self) -> Finished {
+    pub(crate) fn finish(mut self) -> Finished {
         self.stdin = None;
         let deadline = Instant::now() + Duration::from_secs(30);
         let status = loop {

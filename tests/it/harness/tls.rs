@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 
 /// A CA made for one test and a server configuration for `host`, its certificate signed by it.
-pub struct TestCa {
+pub(crate) struct TestCa {
     /// The CA's certificate, PEM: what the client is told to trust.
     pub ca_pem: String,
     pub server_config: Arc<rustls::ServerConfig>,
@@ -15,7 +15,7 @@ pub struct TestCa {
 impl TestCa {
     /// A CA named `common_name`, and a server certificate for `host` (a name or an IP address)
     /// sent with the CA's certificate.
-    pub fn new(common_name: &str, host: &str) -> Self {
+    pub(crate) fn new(common_name: &str, host: &str) -> Self {
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
         ca_params
