@@ -43,8 +43,17 @@ pub(crate) fn locate(ctx: &Context, credential_file: Option<&Path>) -> Result<Ta
     match store::discover(&ctx.env, credential_file) {
         Ok((path, source)) => Ok(Target::File(path, source)),
         Err(Error::NoCredentials { searched }) => match credentials::metadata_host(&ctx.env) {
-            Some(host) => Ok(Target::Metadata(host)),
-            None => Err(Error::NoCredentials { searched }),
+            Some(host) => {
+                tracing::debug!(%host, "no credential file; asking the metadata server");
+                Ok(Target::Metadata(host))
+            }
+            None => {
+                tracing::debug!(
+                    "no metadata server: GCE_METADATA_HOST is not set and this machine is not on \
+                     Google Cloud (or NO_GCE_CHECK is set)"
+                );
+                Err(Error::NoCredentials { searched })
+            }
         },
         Err(e) => Err(e),
     }

@@ -62,12 +62,20 @@ struct CheckReport {
 
 pub(crate) fn run(args: StatusArgs) -> Result<()> {
     let ctx = Context::from_process();
-    let target = pipeline::locate(&ctx, args.credential_file.as_deref())?;
+    let target = match pipeline::locate(&ctx, args.credential_file.as_deref()) {
+        Err(e @ crate::Error::NoCredentials { .. }) => return not_signed_in(&ctx, &args, e),
+        other => other?,
+    };
     // Status sends nothing: a file the endpoint rule refuses is shown, with a warning.
     let credential = pipeline::inspect(&target)?;
     // Only a metadata server that answers is a credential (this is its one cheap, local call).
     let metadata_account = match &target {
-        Target::Metadata(host) => Some(crate::oauth::block_on(Metadata { host }.email(&ctx))??),
+        Target::Metadata(host) => match crate::oauth::block_on(Metadata { host }.email(&ctx))? {
+            Err(e @ crate::Error::NoMetadataServer { .. }) => {
+                return not_signed_in(&ctx, &args, e);
+            }
+            other => Some(other?),
+        },
         Target::File(..) => None,
     };
     let now = ctx.now();
@@ -161,6 +169,75 @@ fn login_command(target: &Target) -> String {
         }
         _ => LOGIN.to_string(),
     }
+}
+
+/// What `status` reports when there is no credential: where it looked, in order, and what to run.
+#[derive(Serialize)]
+struct NotSignedIn {
+    signed_in: bool,
+    /// Each place, in the order Google's libraries look, and what was there.
+    searched: Vec<Searched>,
+    /// The command that signs in.
+    sign_in: &'static str,
+}
+
+#[derive(Serialize)]
+struct Searched {
+    place: String,
+    found: String,
+}
+
+/// Reports "not signed in" on stdout (text or JSON) and returns the error, for its `error:` and
+/// `hint:` lines and its exit code (3).
+fn not_signed_in(ctx: &Context, args: &StatusArgs, error: crate::Error) -> Result<()> {
+    use crate::credentials::{ENV_METADATA_HOST, ENV_NO_GCE_CHECK, gce_check_disabled};
+    let mut searched = vec![Searched {
+        place: store::ENV_CREDENTIALS.to_string(),
+        found: "not set".into(),
+    }];
+    let well_known = match &error {
+        crate::Error::NoCredentials { searched }
+        | crate::Error::NoMetadataServer { searched, .. } => Some(searched.clone()),
+        _ => None,
+    };
+    if let Some(path) = well_known.filter(|p| !p.as_os_str().is_empty()) {
+        searched.push(Searched {
+            place: path.display().to_string(),
+            found: "does not exist".into(),
+        });
+    }
+    let metadata = match &error {
+        crate::Error::NoMetadataServer { endpoint, .. } => format!("no answer at {endpoint}"),
+        _ if gce_check_disabled(&ctx.env) => {
+            format!("not asked ({ENV_NO_GCE_CHECK} is set)")
+        }
+        _ => format!("not on Google Cloud ({ENV_METADATA_HOST} is not set)"),
+    };
+    searched.push(Searched {
+        place: "the metadata server".into(),
+        found: metadata,
+    });
+    let report = NotSignedIn {
+        signed_in: false,
+        searched,
+        sign_in: "gemauth login --client-id-file client_secret.json",
+    };
+    let out = match args.format {
+        StatusFormat::Json => serde_json::to_string(&report)
+            .map_err(|e| crate::Error::Internal(format!("cannot write the report: {e}")))?,
+        StatusFormat::Text => {
+            let mut text = Text(String::new());
+            text.line("Credentials:", "none (not signed in)".into());
+            for (n, s) in report.searched.iter().enumerate() {
+                let label = if n == 0 { "Looked in:" } else { "" };
+                text.line(label, format!("{}. {}: {}", n + 1, s.place, s.found));
+            }
+            text.line("Sign in with:", report.sign_in.into());
+            text.0.trim_end().to_string()
+        }
+    };
+    super::print_stdout(&out)?;
+    Err(error.into())
 }
 
 fn source_name(source: Source, env: &Env) -> &'static str {

@@ -32,8 +32,7 @@ pub(crate) struct MetadataDetails {
 /// Cloud (detected from the machine's DMI product name, with no network call) the well-known
 /// address. `NO_GCE_CHECK=true` turns this off.
 pub(crate) fn host(env: &Env) -> Option<String> {
-    let truthy = |v: &str| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes");
-    if env.var(ENV_NO_GCE_CHECK).is_some_and(|v| truthy(&v)) {
+    if gce_check_disabled(env) {
         return None;
     }
     if let Some(host) = env.var(ENV_METADATA_HOST).filter(|h| !h.trim().is_empty()) {
@@ -41,6 +40,12 @@ pub(crate) fn host(env: &Env) -> Option<String> {
     }
     let product = std::fs::read_to_string("/sys/class/dmi/id/product_name").unwrap_or_default();
     product.contains("Google").then(|| METADATA_IP.to_string())
+}
+
+/// Whether `NO_GCE_CHECK` (true, 1 or yes) keeps gemauth from looking for a metadata server.
+pub(crate) fn gce_check_disabled(env: &Env) -> bool {
+    env.var(ENV_NO_GCE_CHECK)
+        .is_some_and(|v| matches!(v.to_ascii_lowercase().as_str(), "1" | "true" | "yes"))
 }
 
 /// The metadata server of one host.

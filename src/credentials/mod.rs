@@ -42,6 +42,7 @@ pub(crate) use crate::rules::{
     CLOUD_PLATFORM, DEFAULT_UNIVERSE, missing_scopes, resolve_scopes, validate_project_id,
 };
 pub(crate) use metadata::host as metadata_host;
+pub(crate) use metadata::{ENV_METADATA_HOST, ENV_NO_GCE_CHECK, gce_check_disabled};
 
 const IMPERSONATED: &str = "impersonated_service_account";
 
@@ -657,7 +658,15 @@ fn no_type_problem(map: &Map<String, Value>, within: Option<&str>) -> String {
         .filter(|f| !map.contains_key(*f))
         .collect();
     let looks_like_token_json = missing.len() < fields.len() || map.contains_key("token");
-    if within.is_none() && looks_like_token_json {
+    // The quickstart's client_secret.json where a credential belongs (an easy mix-up).
+    let oauth_client = ["installed", "web"]
+        .iter()
+        .any(|k| map.get(*k).is_some_and(Value::is_object));
+    if within.is_none() && oauth_client {
+        "is an OAuth client file (client_secret.json), not a credential: sign in with it, \
+         `gemauth login --client-id-file FILE`, and use the credential file that writes"
+            .into()
+    } else if within.is_none() && looks_like_token_json {
         format!(
             "has no \"type\" field, and is not a google-auth token.json either (it lacks {})",
             missing.join(", ")

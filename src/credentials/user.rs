@@ -522,6 +522,15 @@ mod tests {
         );
         let e = parse(json!({"private_key": "k"})).unwrap_err();
         assert!(e.to_string().ends_with("has no \"type\" field"), "{e}");
+        // The quickstart's OAuth client file where a credential belongs.
+        for kind in ["installed", "web"] {
+            let e = parse(json!({kind: {"client_id": "id", "client_secret": "s"}})).unwrap_err();
+            assert!(
+                e.to_string().contains("is an OAuth client file")
+                    && e.to_string().contains("gemauth login --client-id-file"),
+                "{e}"
+            );
+        }
     }
 
     #[test]

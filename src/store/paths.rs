@@ -65,8 +65,10 @@ pub(crate) fn discover(env: &Env, flag: Option<&Path>) -> Result<(PathBuf, Sourc
     } else if let Some(p) = credentials_env(env) {
         (p, Source::Environment)
     } else {
+        tracing::debug!("{ENV_CREDENTIALS} is not set; looking for the well-known file");
         let p = well_known_path(env)?;
         if !super::is_present(&p) {
+            tracing::debug!(path = %p.display(), "no credential file at the well-known path");
             return Err(Error::NoCredentials { searched: p });
         }
         (p, Source::WellKnown)

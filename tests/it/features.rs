@@ -115,10 +115,58 @@ fn status_check_uses_the_server_only_when_asked() {
     assert!(failed.stderr.contains("hint: run `gemauth login"));
 }
 
+/// Not signed in: `status` still reports (where it looked, in order, and what to run) on stdout,
+/// in text and JSON, with exit 3 and the error on stderr.
 fn status_without_credentials_exits_3() {
     let env = TestEnv::new();
     let done = env.run(&["status"]);
-    done.assert_no_credentials();
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("no credentials found"),
+        "{}",
+        done.stderr
+    );
+    let adc = env.adc_path().display().to_string();
+    let lines: Vec<&str> = done.stdout.lines().collect();
+    assert_eq!(lines[0], "Credentials:     none (not signed in)");
+    assert_eq!(
+        lines[1],
+        "Looked in:       1. GOOGLE_APPLICATION_CREDENTIALS: not set"
+    );
+    assert_eq!(
+        lines[2],
+        format!("                 2. {adc}: does not exist")
+    );
+    assert!(
+        lines[3]
+            .starts_with("                 3. the metadata server: no answer at http://127.0.0.1:"),
+        "{}",
+        done.stdout
+    );
+    assert_eq!(
+        lines[4],
+        "Sign in with:    gemauth login --client-id-file client_secret.json"
+    );
+
+    // Never the real metadata server: with NO_GCE_CHECK, none is asked.
+    let done = env.run_with(
+        &["status", "--format", "json"],
+        &[("GCE_METADATA_HOST", ""), ("NO_GCE_CHECK", "true")],
+    );
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    let report: serde_json::Value = serde_json::from_str(&done.stdout).unwrap();
+    assert_eq!(
+        report,
+        serde_json::json!({
+            "signed_in": false,
+            "searched": [
+                {"place": "GOOGLE_APPLICATION_CREDENTIALS", "found": "not set"},
+                {"place": adc, "found": "does not exist"},
+                {"place": "the metadata server", "found": "not asked (NO_GCE_CHECK is set)"},
+            ],
+            "sign_in": "gemauth login --client-id-file client_secret.json",
+        })
+    );
 }
 
 fn quota_project_is_set_atomically_and_printed() {

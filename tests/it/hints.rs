@@ -124,11 +124,54 @@ fn client_file_hints_name_the_consoles_current_pages() {
     assert!(readme.contains("Google Auth Platform → Clients"));
 }
 
+/// The quickstart's client_secret.json given where a credential belongs is recognised, and the
+/// login that uses it is named.
+fn an_oauth_client_file_as_credential_file_names_the_login() {
+    let env = TestEnv::new();
+    let client = env.client_file();
+    for command in ["print-access-token", "status"] {
+        let done = env.run(&[command, "--credential-file", client.to_str().unwrap()]);
+        assert_eq!(done.code(), 3, "{}", done.stderr);
+        assert!(
+            done.stderr
+                .contains("is an OAuth client file (client_secret.json), not a credential")
+                && done.stderr.contains("gemauth login --client-id-file"),
+            "{}",
+            done.stderr
+        );
+    }
+}
+
+/// `-vv` without credentials says where gemauth looked, in order.
+fn verbose_logs_say_where_credentials_were_looked_for() {
+    let env = TestEnv::new();
+    let done = env.run_with(
+        &["-vv", "print-access-token"],
+        &[("GCE_METADATA_HOST", ""), ("NO_GCE_CHECK", "1")],
+    );
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    let adc = env.adc_path().display().to_string();
+    let order = [
+        "GOOGLE_APPLICATION_CREDENTIALS is not set".to_string(),
+        format!("no credential file at the well-known path path={adc}"),
+        "no metadata server".to_string(),
+    ];
+    let mut from = 0;
+    for needle in &order {
+        let at = done.stderr[from..]
+            .find(needle.as_str())
+            .unwrap_or_else(|| panic!("{needle:?} not logged (in order):\n{}", done.stderr));
+        from += at + needle.len();
+    }
+}
+
 /// The tests of this module, for the runner (main.rs).
 pub(crate) fn tests() -> Vec<Trial> {
     trials![
         logout_is_another_name_for_revoke,
         a_timed_out_login_says_how_to_run_the_same_login_again,
         client_file_hints_name_the_consoles_current_pages,
+        an_oauth_client_file_as_credential_file_names_the_login,
+        verbose_logs_say_where_credentials_were_looked_for,
     ]
 }
