@@ -66,8 +66,8 @@ pub enum Command {
 
     /// Show which credentials are in effect, and why (no network unless --check)
     #[command(after_help = concat!(
-        "Examples:\n  gemauth status\n  gemauth status --format json --check\n\n",
-        "Exit codes:\n  0  usable credentials found (and, with --check, accepted by the server)\n  1  error (network, server)\n  2  usage error\n  3  no usable credentials, or the server rejected them"
+        "Examples:\n  gemauth status\n  gemauth status --check   # a doctor: token, quota project, Gemini API, clock, proxy/TLS\n  gemauth status --format json --check\n\n",
+        "Exit codes:\n  0  usable credentials found (and, with --check, every check passed)\n  1  error (network, server), or a --check diagnosis failed\n  2  usage error\n  3  no usable credentials (not signed in: the report says where it looked), or the server rejected them"
     ))]
     Status(Deferred<StatusArgs>),
 

@@ -44,6 +44,7 @@ pub(crate) fn run(args: LoginArgs) -> Result<()> {
     let options = flow::Options {
         timeout: Duration::from_secs(args.timeout),
         no_browser: args.no_browser,
+        port_fixed: args.port.is_some(),
     };
     let tokens = crate::oauth::block_on(async {
         let outcome = flow::authorize(listener, &request, options, &mut tell)

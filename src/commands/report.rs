@@ -123,6 +123,7 @@ impl Error {
             Error::Flow(Flow::PortUnavailable { .. }) => "choose another port with --port N, or omit --port to use a free one".into(),
             Error::Flow(Flow::LoginTimeout { stdin_closed: true, rerun, .. }) => format!("run `{}` again in an interactive terminal and paste the address, or forward the printed port with `ssh -L PORT:127.0.0.1:PORT HOST` so the browser reaches the listener", rerun.as_deref().unwrap_or("gemauth login --client-id-file client_secret.json --no-browser")),
             Error::Flow(Flow::LoginTimeout { rerun, .. }) => format!("run `{}` again and finish signing in within the time limit, or give it more time with --timeout SECS", rerun.as_deref().unwrap_or(LOGIN)),
+            Error::Flow(Flow::NothingCanAnswer) => "sign in from a terminal (`gemauth login --client-id-file client_secret.json --no-browser`, then paste the address), or over SSH fix the port and forward it (`--port N` with `ssh -L N:127.0.0.1:N HOST`); a job with no one present uses a service account through impersonation or workload identity federation instead (README, \"Without a person\")".into(),
             Error::Flow(Flow::BadPaste { .. }) => "run `gemauth login --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1:) and paste it".into(),
             Error::Flow(Flow::Lib(e)) => lib_hint(e),
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),

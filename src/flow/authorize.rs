@@ -27,6 +27,9 @@ pub(crate) struct Options {
     pub timeout: std::time::Duration,
     /// Start in paste mode and open no browser.
     pub no_browser: bool,
+    /// The listener's port was chosen with `--port`: a forwarded port (`ssh -L`) can still bring
+    /// the redirect when nothing else can answer.
+    pub port_fixed: bool,
 }
 
 /// The redirect URI for a listener's port: exactly `http://127.0.0.1:PORT/`.
@@ -98,6 +101,7 @@ pub(crate) async fn authorize(
         state: request.state.secret(),
         tx,
         paste_mode,
+        port_fixed: options.port_fixed,
         stdin_closed: false,
         bad_pastes: 0,
     };
@@ -152,6 +156,7 @@ struct Wait<'a> {
     state: &'a str,
     tx: mpsc::UnboundedSender<Event>,
     paste_mode: bool,
+    port_fixed: bool,
     stdin_closed: bool,
     bad_pastes: u32,
 }
@@ -209,6 +214,11 @@ impl Wait<'_> {
             }
             Event::StdinClosed => {
                 self.stdin_closed = true;
+                // No browser was opened and nothing can be pasted: only a forwarded, fixed port
+                // could still bring the redirect. Without one, nothing can answer: fail now.
+                if self.paste_mode && !self.port_fixed {
+                    return Err(Error::NothingCanAnswer);
+                }
                 notify(Notice::StdinClosed { port: self.port });
             }
         }

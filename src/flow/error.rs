@@ -19,6 +19,11 @@ pub(crate) enum Error {
         rerun: Option<String>,
     },
 
+    #[error(
+        "standard input is closed and no browser was opened, so nothing can complete the sign-in"
+    )]
+    NothingCanAnswer,
+
     #[error("the pasted answer was not accepted {attempts} times; last problem: {reason}")]
     BadPaste { reason: String, attempts: u32 },
 }

@@ -53,17 +53,14 @@ pub(super) async fn listen(
         };
         let tx = tx.clone();
         let expected = expected_state.clone();
-        tokio::spawn(async move {
-            if let Some(outcome) = serve(stream, &expected).await {
-                let _ = tx.send(Event::Redirect(outcome));
-            }
-        });
+        tokio::spawn(async move { serve(stream, &expected, &tx).await });
     }
 }
 
-/// Serves one connection: reads the request head, answers with a small page, and returns the
-/// outcome when the request was the real redirect.
-async fn serve(mut stream: TcpStream, expected_state: &str) -> Option<Outcome> {
+/// Serves one connection: reads the request head, hands the outcome on when the request was the
+/// real redirect (before answering: once the browser has its page, the login has its answer,
+/// whatever else happens next), and answers with a small page.
+async fn serve(mut stream: TcpStream, expected_state: &str, tx: &mpsc::UnboundedSender<Event>) {
     let head = tokio::time::timeout(REQUEST_TIMEOUT, read_head(&mut stream))
         .await
         .ok()
@@ -112,6 +109,9 @@ async fn serve(mut stream: TcpStream, expected_state: &str) -> Option<Outcome> {
             None,
         ),
     };
+    if let Some(outcome) = outcome {
+        let _ = tx.send(Event::Redirect(outcome));
+    }
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
@@ -127,7 +127,6 @@ async fn serve(mut stream: TcpStream, expected_state: &str) -> Option<Outcome> {
         let _ = stream.shutdown().await;
     })
     .await;
-    outcome
 }
 
 async fn read_head(stream: &mut TcpStream) -> Option<Vec<u8>> {

@@ -293,18 +293,59 @@ fn listener_completes_the_login_while_the_prompt_waits() {
     assert_logged_in(&env, &run.finish());
 }
 
-fn closed_stdin_keeps_waiting_for_the_listener() {
+/// With a fixed `--port` (forwarded with `ssh -L`), the redirect can still arrive after standard
+/// input closes: the login keeps waiting.
+fn closed_stdin_keeps_waiting_for_the_listener_on_a_fixed_port() {
     let env = TestEnv::new();
-    let mut run = env.start_headless(&[]);
+    let (mut run, _port) = env.start_on_a_free_port(|args| env.start_headless(args));
     run.close_stdin();
     run.wait_stderr("standard input is closed");
     follow_authorization(&run.printed_url());
     assert_logged_in(&env, &run.finish());
 }
 
+/// No browser, nothing to paste and no fixed port (a job without a terminal): nothing can answer,
+/// so the login fails at once, saying what to do, instead of waiting for its time limit.
+fn closed_stdin_without_a_fixed_port_fails_at_once() {
+    let env = TestEnv::new();
+    let started = std::time::Instant::now();
+    let mut run = env.start_headless(&["--timeout", "300"]);
+    run.close_stdin();
+    let done = run.finish();
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert_eq!(done.stdout, "");
+    assert!(
+        done.stderr.contains(
+            "error: standard input is closed and no browser was opened, so nothing can complete the sign-in"
+        ),
+        "{}",
+        done.stderr
+    );
+    let hint = done
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hint: "))
+        .unwrap();
+    for part in [
+        "--no-browser",
+        "--port N",
+        "ssh -L",
+        "workload identity federation",
+    ] {
+        assert!(hint.contains(part), "{part:?} not in {hint}");
+    }
+    assert!(!env.adc_path().exists());
+    assert!(env.google.seen("/token").is_empty());
+}
+
 fn closed_stdin_then_timeout_says_how_to_retry() {
     let env = TestEnv::new();
-    let mut run = env.start_headless(&["--timeout", "1"]);
+    let (mut run, _port) = env.start_on_a_free_port(|args| {
+        let mut args = args.to_vec();
+        args.extend(["--timeout", "1"]);
+        env.start_headless(&args)
+    });
     run.close_stdin();
     let done = run.finish();
     assert_eq!(done.code(), 1);
@@ -367,7 +408,8 @@ pub(crate) fn tests() -> Vec<Trial> {
         garbage_three_times_fails_and_writes_nothing,
         pasted_error_ends_the_login_with_the_providers_message,
         listener_completes_the_login_while_the_prompt_waits,
-        closed_stdin_keeps_waiting_for_the_listener,
+        closed_stdin_keeps_waiting_for_the_listener_on_a_fixed_port,
+        closed_stdin_without_a_fixed_port_fails_at_once,
         closed_stdin_then_timeout_says_how_to_retry,
         #[cfg(all(unix, not(target_os = "macos")))]
         no_display_and_no_browser_variable_falls_back_to_paste_mode,

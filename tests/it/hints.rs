@@ -78,17 +78,22 @@ fn a_timed_out_login_says_how_to_run_the_same_login_again() {
     assert!(hint.contains(&rerun), "{hint}\nexpected {rerun}");
     assert!(hint.contains("--timeout SECS"), "{hint}");
 
-    // Headless, with standard input closed: the same, with --no-browser.
-    let mut cmd = env.cmd();
-    cmd.args([
-        "login",
-        "--no-browser",
-        "--client-id-file",
-        client,
-        "--timeout",
-        "2",
-    ]);
-    let done = Running::spawn(cmd, env.path("browser-args")).finish();
+    // Headless, with standard input closed and a fixed port (forwarded over SSH): the same, with
+    // --no-browser and the port.
+    let (run, port) = env.start_on_a_free_port(|args| {
+        let mut cmd = env.cmd();
+        cmd.args([
+            "login",
+            "--no-browser",
+            "--client-id-file",
+            client,
+            "--timeout",
+            "2",
+        ])
+        .args(args);
+        Running::spawn(cmd, env.path("browser-args"))
+    });
+    let done = run.finish();
     assert_eq!(done.code(), 1, "{}", done.stderr);
     assert!(
         done.stderr.contains("not completed within 2 seconds"),
@@ -97,7 +102,7 @@ fn a_timed_out_login_says_how_to_run_the_same_login_again() {
     );
     assert!(
         done.stderr.contains(&format!(
-            "hint: run `gemauth login --client-id-file {} --no-browser` again",
+            "hint: run `gemauth login --client-id-file {} --no-browser --port {port}` again",
             shell_words::quote(client)
         )),
         "{}",

@@ -292,13 +292,14 @@ fn browser_variable_is_split_like_a_shell_and_percent_s_is_replaced() {
     assert_eq!(run.finish().code(), 0);
 }
 
+/// A person at the terminal (standard input open) can still open the printed URL themselves.
 fn a_browser_that_cannot_start_does_not_end_the_login() {
     let env = TestEnv::new();
     let mut cmd = env.cmd();
     cmd.env("BROWSER", env.path("no-such-browser"))
         .args(["login", "--client-id-file"])
         .arg(env.client_file());
-    let run = Running::spawn(cmd, env.path("browser-args"));
+    let run = Running::spawn_interactive(cmd, env.path("browser-args"));
     let stderr = run.wait_stderr("could not open a browser");
     assert!(stderr.contains("no-such-browser"));
     follow_authorization(&run.printed_url());
