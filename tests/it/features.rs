@@ -475,6 +475,30 @@ fn rust_example_lists_models_with_the_library_api() {
     );
     // The token the library cached is the one the CLI prints.
     assert_eq!(env.run(&["print-access-token"]).stdout, "ya29.access-1\n");
+
+    // Not signed in: exit 3 and a hint, as the binary does.
+    let empty = TestEnv::new();
+    let out = Command::new(&binary)
+        .env_clear()
+        .envs(std::env::var_os("SystemRoot").map(|v| ("SystemRoot", v)))
+        .env("HOME", empty.path("home"))
+        .env("XDG_CACHE_HOME", empty.path("cache"))
+        .env("LOCALAPPDATA", empty.path("cache"))
+        .env("CLOUDSDK_CONFIG", empty.gcloud_dir())
+        .env("NO_GCE_CHECK", "true")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr.starts_with("error: no credentials found"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("hint: run `gemauth login --client-id-file client_secret.json`"),
+        "{stderr}"
+    );
 }
 
 /// The example is a bash script.
