@@ -255,10 +255,9 @@ fn garbage_three_times_fails_and_writes_nothing() {
         "{}",
         done.stderr
     );
-    assert!(
-        done.stderr
-            .contains("hint: run `gemauth login --no-browser` again")
-    );
+    assert!(done.stderr.contains(
+        "hint: run `gemauth login --client-id-file client_secret.json --no-browser` again"
+    ));
     assert!(env.google.seen("/token").is_empty());
     assert!(!env.adc_path().exists());
     assert!(!env.gcloud_dir().exists());

@@ -253,7 +253,10 @@ fn denied_consent_ends_the_login_with_the_providers_message() {
         done.stderr
     );
     assert!(!done.stderr.contains('\u{1b}'));
-    assert!(done.stderr.contains("hint: run `gemauth login` again"));
+    assert!(
+        done.stderr
+            .contains("hint: run `gemauth login --client-id-file client_secret.json` again")
+    );
     assert!(env.google.seen("/token").is_empty());
     assert!(!env.adc_path().exists());
 }
