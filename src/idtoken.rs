@@ -24,6 +24,8 @@ pub(crate) struct IdTokenParams {
     pub(crate) audience: Option<String>,
     /// Ask for the `email` and `email_verified` claims (impersonation, metadata server).
     pub(crate) include_email: bool,
+    /// Seconds a cached token must still be valid for (the pipeline's default when `None`).
+    pub(crate) min_lifetime: Option<u64>,
 }
 
 /// An ID token and what it says about itself.
@@ -49,9 +51,27 @@ pub(crate) fn get(request: &IdTokenParams) -> Result<IdToken> {
     let want = |credential: &Credential| want(credential, request);
     let ask = Ask {
         want: &want,
-        min_lifetime: None,
+        min_lifetime: request.min_lifetime,
     };
     let fetched = pipeline::get(&ctx, &target, &ask)?;
+    finish(&ctx, &target, fetched)
+}
+
+/// The async form of [`get`], for callers on a Tokio runtime (the metadata server).
+pub(crate) async fn get_async(request: &IdTokenParams) -> Result<IdToken> {
+    let ctx = Context::from_process();
+    let target = pipeline::locate(&ctx, request.credential_file.as_deref())?;
+    let want = |credential: &Credential| want(credential, request);
+    let ask = Ask {
+        want: &want,
+        min_lifetime: request.min_lifetime,
+    };
+    let fetched = pipeline::get_async(&ctx, &target, &ask).await?;
+    finish(&ctx, &target, fetched)
+}
+
+/// The ID token of what the pipeline fetched, with what it says about itself.
+fn finish(ctx: &Context, target: &pipeline::Target, fetched: pipeline::Fetched) -> Result<IdToken> {
     let token = fetched
         .entry
         .id_token
@@ -164,6 +184,7 @@ mod tests {
             credential_file: None,
             audience: audience.map(str::to_string),
             include_email,
+            min_lifetime: None,
         }
     }
 

@@ -6,10 +6,7 @@
 //! bounds connections, `refresh` caches tokens, refreshes them ahead of expiry and decides what
 //! is served while the source is down, `source` is the trait the command implements.
 
-// Nothing outside the tests starts the server yet: the `metadata-server` subcommand's variant is
-// added to cli.rs when this branch is merged, and with it the call to commands::metadata_server.
-#![cfg_attr(not(test), allow(dead_code))]
-
+pub(crate) mod pipeline_source;
 mod refresh;
 mod routes;
 mod security;
