@@ -179,8 +179,8 @@ pub struct MetadataServerArgs {
     #[arg(long, value_name = "A,B")]
     pub scopes: Option<String>,
 
-    /// Serve tokens of this service account, impersonated with the credential (not yet
-    /// supported: refused; use an impersonated_service_account credential file instead)
+    /// Serve tokens of this service account, impersonated with the credential (which needs
+    /// roles/iam.serviceAccountTokenCreator on it)
     #[arg(long, value_name = "SA_EMAIL")]
     pub impersonate_service_account: Option<String>,
 

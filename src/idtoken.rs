@@ -26,6 +26,9 @@ pub(crate) struct IdTokenParams {
     pub(crate) include_email: bool,
     /// Seconds a cached token must still be valid for (the pipeline's default when `None`).
     pub(crate) min_lifetime: Option<u64>,
+    /// Act as this service account with the credential found: its IAM Credentials
+    /// `…:generateAccessToken` URL (`metadata-server --impersonate-service-account`).
+    pub(crate) impersonate: Option<String>,
 }
 
 /// An ID token and what it says about itself.
@@ -52,6 +55,7 @@ pub(crate) fn get(request: &IdTokenParams) -> Result<IdToken> {
     let ask = Ask {
         want: &want,
         min_lifetime: request.min_lifetime,
+        impersonate: request.impersonate.as_deref(),
     };
     let fetched = pipeline::get(&ctx, &target, &ask)?;
     finish(&ctx, &target, fetched)
@@ -65,6 +69,7 @@ pub(crate) async fn get_async(request: &IdTokenParams) -> Result<IdToken> {
     let ask = Ask {
         want: &want,
         min_lifetime: request.min_lifetime,
+        impersonate: request.impersonate.as_deref(),
     };
     let fetched = pipeline::get_async(&ctx, &target, &ask).await?;
     finish(&ctx, &target, fetched)
@@ -185,6 +190,7 @@ mod tests {
             audience: audience.map(str::to_string),
             include_email,
             min_lifetime: None,
+            impersonate: None,
         }
     }
 

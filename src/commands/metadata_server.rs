@@ -47,22 +47,14 @@ pub(crate) fn config(args: &MetadataServerArgs) -> Result<Config> {
 /// `gemauth metadata-server`: serves tokens from gemauth's pipeline for the credential the
 /// arguments name (or discovery finds) until SIGINT or SIGTERM.
 pub(crate) fn run_command(args: &MetadataServerArgs) -> Result<()> {
-    if args.impersonate_service_account.is_some() {
-        return Err(Error::Usage(
-            "--impersonate-service-account is not yet supported by metadata-server; write an \
-             impersonated_service_account credential file (`gcloud auth application-default \
-             login --impersonate-service-account SA_EMAIL`) and pass it with --credential-file"
-                .into(),
-        )
-        .into());
-    }
     let config = config(args)?;
     let source = mds::pipeline_source::PipelineSource::new(
         args.credential_file.clone(),
         config.default_scopes.clone(),
         args.project.clone(),
         args.numeric_project_id,
-    );
+        args.impersonate_service_account.as_deref(),
+    )?;
     run(args, source)
 }
 

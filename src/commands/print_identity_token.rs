@@ -11,6 +11,7 @@ pub(crate) fn run(args: PrintIdentityTokenArgs) -> Result<()> {
         audience: args.audiences,
         include_email: args.include_email,
         min_lifetime: None,
+        impersonate: None,
     })?;
     super::print_warnings(&token.warnings);
     let secret = token.token.expose();

@@ -30,6 +30,12 @@ pub(crate) const ENV_RESOURCE_MANAGER: &str = "GEMAUTH_RESOURCE_MANAGER_URL";
 /// Cloud Resource Manager's v1 API, where a project's number is read.
 const RESOURCE_MANAGER: &str = "https://cloudresourcemanager.googleapis.com";
 
+/// Environment variable naming another IAM Credentials API (tests; loopback only).
+pub(crate) const ENV_IAM_CREDENTIALS: &str = "GEMAUTH_IAM_CREDENTIALS_URL";
+
+/// IAM Credentials, which mints a service account's tokens for a principal allowed to act as it.
+const IAM_CREDENTIALS: &str = "https://iamcredentials.googleapis.com";
+
 /// How long a failed lookup of the project number is not retried.
 const NUMBER_RETRY: Duration = Duration::from_secs(600);
 
@@ -42,35 +48,42 @@ pub(crate) struct PipelineSource {
     project_id: Option<String>,
     /// `--numeric-project-id`.
     numeric_project_id: Option<u64>,
+    /// `--impersonate-service-account`: the account's `…:generateAccessToken` URL.
+    impersonate: Option<String>,
     /// Project numbers looked up, per project ID (a failure is kept for [`NUMBER_RETRY`]).
     numbers: Mutex<Vec<(String, Result<u64, SystemTime>)>>,
 }
 
 impl PipelineSource {
-    /// A source for `credential_file` (none: discovery, as `print-access-token` does).
+    /// A source for `credential_file` (none: discovery, as `print-access-token` does), acting
+    /// as the service account `impersonate` when given.
     pub(crate) fn new(
         credential_file: Option<PathBuf>,
         default_scopes: Vec<String>,
         project_id: Option<String>,
         numeric_project_id: Option<u64>,
-    ) -> Self {
-        PipelineSource {
+        impersonate: Option<&str>,
+    ) -> Result<Self, Error> {
+        let impersonate = impersonate.map(impersonation_url).transpose()?;
+        Ok(PipelineSource {
             credential_file,
             default_scopes,
             project_id,
             numeric_project_id,
+            impersonate,
             numbers: Mutex::new(Vec::new()),
-        }
+        })
     }
 
     async fn token(&self, scopes: &[String]) -> Result<token::Token, SourceError> {
-        token::get_async(&Request {
+        let request = Request {
             credential_file: self.credential_file.clone(),
             min_lifetime: Some(MIN_LIFETIME_SECS),
             scopes: Some(scopes.to_vec()),
-        })
-        .await
-        .map_err(|e| classify(&e))
+        };
+        token::get_async_as(&request, self.impersonate.as_deref())
+            .await
+            .map_err(|e| classify(&e))
     }
 
     /// The project's number, from Cloud Resource Manager (once per project and process; a
@@ -133,13 +146,44 @@ impl PipelineSource {
     }
 }
 
+/// The IAM Credentials `…:generateAccessToken` URL of a service account (`--impersonate-service-account`).
+fn impersonation_url(email: &str) -> Result<String, Error> {
+    let email = email.trim();
+    let valid = email.len() <= 254
+        && email.split_once('@').is_some_and(|(name, domain)| {
+            !name.is_empty() && !domain.is_empty() && !domain.contains('@')
+        })
+        && email
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_'));
+    if !valid {
+        return Err(Error::Usage(format!(
+            "--impersonate-service-account {:?} is not a service account email \
+             (NAME@PROJECT.iam.gserviceaccount.com)",
+            sanitize(email)
+        )));
+    }
+    let base = api_base(ENV_IAM_CREDENTIALS, IAM_CREDENTIALS).map_err(Error::Usage)?;
+    let url = base
+        .join(&format!(
+            "v1/projects/-/serviceAccounts/{email}:generateAccessToken"
+        ))
+        .map_err(|e| Error::Internal(format!("cannot build the IAM Credentials URL: {e}")))?;
+    Ok(url.to_string())
+}
+
 /// Cloud Resource Manager's base URL: Google's, or [`ENV_RESOURCE_MANAGER`] when it names a
 /// loopback address (a test's fake).
 fn resource_manager_base() -> Result<Url, String> {
-    let base = match crate::env::Env::Process.var(ENV_RESOURCE_MANAGER) {
+    api_base(ENV_RESOURCE_MANAGER, RESOURCE_MANAGER)
+}
+
+/// A Google API's base URL: `default`, or the variable `name` when it names a loopback address
+/// (a test's fake).
+fn api_base(name: &str, default: &str) -> Result<Url, String> {
+    let base = match crate::env::Env::Process.var(name) {
         Some(value) if !value.trim().is_empty() => {
-            let url = Url::parse(value.trim())
-                .map_err(|_| format!("{ENV_RESOURCE_MANAGER} is not a URL"))?;
+            let url = Url::parse(value.trim()).map_err(|_| format!("{name} is not a URL"))?;
             let loopback = match url.host() {
                 Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
                 Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -148,12 +192,12 @@ fn resource_manager_base() -> Result<Url, String> {
             };
             if !loopback {
                 return Err(format!(
-                    "{ENV_RESOURCE_MANAGER} must name a loopback address (it is for tests)"
+                    "{name} must name a loopback address (it is for tests)"
                 ));
             }
             url
         }
-        _ => Url::parse(RESOURCE_MANAGER).map_err(|e| e.to_string())?,
+        _ => Url::parse(default).map_err(|e| e.to_string())?,
     };
     Ok(base)
 }
@@ -196,6 +240,7 @@ impl TokenSource for PipelineSource {
             audience: Some(request.audience.clone()),
             include_email: true,
             min_lifetime: Some(MIN_LIFETIME_SECS),
+            impersonate: self.impersonate.clone(),
         })
         .await
         .map_err(|e| match classify(&e) {
@@ -225,7 +270,8 @@ impl TokenSource for PipelineSource {
         let ctx = Context::from_process();
         let target =
             pipeline::locate(&ctx, self.credential_file.as_deref()).map_err(|e| classify(&e))?;
-        let credential = pipeline::load(&target).map_err(|e| classify(&e))?;
+        let credential =
+            pipeline::load_as(&target, self.impersonate.as_deref()).map_err(|e| classify(&e))?;
         let email = credential.identity().filter(|email| email.contains('@'));
         let own_project = match &credential {
             Credential::ServiceAccount { key, .. } => key
@@ -279,6 +325,30 @@ mod tests {
             searched: "/nowhere".into(),
         };
         assert!(matches!(classify(&none), SourceError::Permanent(_)));
+    }
+
+    #[test]
+    fn impersonation_names_a_service_account() {
+        assert_eq!(
+            impersonation_url("sa@p.iam.gserviceaccount.com").unwrap(),
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/\
+             sa@p.iam.gserviceaccount.com:generateAccessToken"
+        );
+        for bad in [
+            "",
+            "sa",
+            "@p",
+            "sa@",
+            "a@b@c",
+            "sa@p/../x",
+            "sa@p?x",
+            "sa@p\u{1b}",
+        ] {
+            assert!(
+                matches!(impersonation_url(bad), Err(Error::Usage(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     #[test]

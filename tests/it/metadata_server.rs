@@ -51,8 +51,10 @@ impl Drop for Server {
 impl Server {
     /// Starts the server on a free loopback port (`--listen 127.0.0.1:0`) and waits until it
     /// has bound it.
+    /// Cloud Resource Manager and IAM Credentials are the fake Google's.
     fn start(env: &TestEnv, args: &[&str]) -> Server {
         let mut cmd = env.cmd();
+        cmd.env("GEMAUTH_IAM_CREDENTIALS_URL", &env.google.base);
         cmd.args(["-vv", "metadata-server", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("GEMAUTH_RESOURCE_MANAGER_URL", &env.google.base);
@@ -488,19 +490,119 @@ fn it_refuses_what_gce_refuses_and_warns_off_loopback() {
     assert_eq!(done.code(), 0, "{}", done.stderr);
 }
 
-fn impersonation_is_refused_rather_than_ignored() {
+/// The first 200 or 503 the token endpoint answers within `secs`, polling.
+fn poll_until(server: &Server, status: u16, secs: u64) -> Page {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        let page = server.get(TOKEN_PATH, "");
+        if page.status == status {
+            return page;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {status} within {secs} s; last {}: {}\n{}",
+            page.status,
+            page.body,
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn a_revoke_and_a_new_login_are_picked_up_without_a_restart() {
     let env = TestEnv::new();
-    let key = key_file(&env);
+    env.google.with(|b| b.expires_in = 12);
+    let file = env.path("adc.json");
+    env.write_credentials(&file, "1//first");
+    let server = Server::start(&env, &["--credential-file", file.to_str().unwrap()]);
+    let (first, _) = token_answer(&poll_until(&server, 200, 5));
+
+    // `gemauth revoke` removes the file: the next refresh fails for good, and the token is no
+    // longer served (503 with the reason), well before it would have expired.
+    let done = env.run(&["revoke", "--credential-file", file.to_str().unwrap()]);
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let refused = poll_until(&server, 503, 15);
+    assert!(!refused.body.contains("ya29."), "{}", refused.body);
+
+    // A new login: served without a restart, from the new refresh token.
+    env.write_credentials(&file, "1//second");
+    let (second, _) = token_answer(&poll_until(&server, 200, 40));
+    assert_ne!(second, first);
+    let grants = env.google.seen_grants("refresh_token");
+    assert_eq!(grants.last().unwrap().form["refresh_token"], "1//second");
+    let done = server.terminate();
+    assert_eq!(done.code(), 0, "{}", done.stderr);
+}
+
+fn impersonation_acts_as_the_service_account_with_the_login() {
+    let env = TestEnv::new();
+    // The login's refresh token rotates: the new one goes into the login file's own field.
+    env.google.with(|b| b.rotate = true);
+    let file = env.path("adc.json");
+    env.write_credentials(&file, "1//first");
+    let target = "robot@test-project-1.iam.gserviceaccount.com";
+    let server = Server::start(
+        &env,
+        &[
+            "--credential-file",
+            file.to_str().unwrap(),
+            "--impersonate-service-account",
+            target,
+        ],
+    );
+    let page = server.get(TOKEN_PATH, "");
+    assert_eq!(page.status, 200, "{}", page.body);
+    let (token, _) = token_answer(&page);
+    assert!(token.starts_with("ya29.impersonated-"), "{token}");
+    let email = server.get(
+        "/computeMetadata/v1/instance/service-accounts/default/email",
+        "",
+    );
+    assert_eq!((email.status, email.body.as_str()), (200, target));
+    let id = server.get(
+        &format!(
+            "/computeMetadata/v1/instance/service-accounts/default/identity?audience={AUDIENCE}"
+        ),
+        "",
+    );
+    assert_eq!(id.status, 200, "{}", id.body);
+    let claims = jwt_claims(&id.body);
+    assert_eq!(
+        (claims["aud"].as_str(), claims["email"].as_str()),
+        (Some(AUDIENCE), Some(target))
+    );
+    let iam = env.google.seen(&format!(
+        "/v1/projects/-/serviceAccounts/{target}:generateAccessToken"
+    ));
+    assert_eq!(iam.len(), 1, "one impersonated token request");
+    // The rotated refresh token is in the file, in its own field; the rest is kept.
+    let saved = read_json(&file);
+    assert_eq!(saved["type"], "authorized_user");
+    assert!(saved.get("source_credentials").is_none(), "{saved}");
+    assert_ne!(saved["refresh_token"], "1//first");
+    assert!(
+        env.google
+            .refresh_token_valid(saved["refresh_token"].as_str().unwrap())
+    );
+    assert_eq!(saved["custom_field"]["kept"], true);
+    server.terminate();
+
+    // Not a service account email: a usage error before anything is sent.
+    let requests = env.google.seen("/token").len();
     let done = env.run(&[
         "metadata-server",
         "--credential-file",
-        key.to_str().unwrap(),
+        file.to_str().unwrap(),
         "--impersonate-service-account",
-        "other@p.iam.gserviceaccount.com",
+        "not an email",
     ]);
     assert_eq!(done.code(), 2, "{}", done.stderr);
-    assert!(done.stderr.contains("not yet supported"), "{}", done.stderr);
-    assert!(env.google.seen("/token").is_empty());
+    assert!(
+        done.stderr.contains("not a service account email"),
+        "{}",
+        done.stderr
+    );
+    assert_eq!(env.google.seen("/token").len(), requests);
 }
 
 /// The tests of this module, for the runner (main.rs).
@@ -511,7 +613,8 @@ pub(crate) fn tests() -> Vec<Trial> {
         gcloud_gets_gemauths_token => Gcloud,
         a_failing_token_server_never_gives_an_expired_token_or_a_hang,
         kill_9_and_a_restart_lose_nothing,
+        a_revoke_and_a_new_login_are_picked_up_without_a_restart,
         it_refuses_what_gce_refuses_and_warns_off_loopback,
-        impersonation_is_refused_rather_than_ignored,
+        impersonation_acts_as_the_service_account_with_the_login,
     ]
 }
