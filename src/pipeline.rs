@@ -539,6 +539,56 @@ mod tests {
     }
 
     #[test]
+    fn an_impersonation_built_in_memory_saves_a_rotation_in_the_files_own_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = user_file(dir.path());
+        let url = "http://127.0.0.1:1/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken";
+        let http = Fake::default().http(|request| match path(request) {
+            "/token" => Ok((
+                200,
+                json!({"access_token": "ya29.source", "refresh_token": "1//r2"}).to_string(),
+            )),
+            _ => Ok((
+                200,
+                json!({"accessToken": "ya29.acting", "expireTime": "2099-01-01T00:00:00Z"})
+                    .to_string(),
+            )),
+        });
+        let ctx = context(http, &[], Some(dir.path()));
+        let ask = Ask {
+            impersonate: Some(url),
+            ..ask(&access)
+        };
+        let fetched = get(&ctx, &target(&file), &ask).unwrap();
+        assert_eq!(fetched.entry.access_token.unwrap().expose(), "ya29.acting");
+        assert_eq!(
+            fetched.credential.identity().as_deref(),
+            Some("sa@p.iam.gserviceaccount.com")
+        );
+        let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(saved["refresh_token"], "1//r2");
+        assert!(saved.get("source_credentials").is_none(), "{saved}");
+        assert_eq!(saved["kept"], json!({"unknown": true}));
+        // Its own cache key: the login's own token is not the account's.
+        let plain = load(&target(&file)).unwrap();
+        assert_ne!(plain.cache_key(&[]), fetched.credential.cache_key(&[]));
+
+        // An impersonation cannot be the source of another.
+        let imp = dir.path().join("imp.json");
+        std::fs::write(
+            &imp,
+            json!({"type": "impersonated_service_account",
+                "service_account_impersonation_url": url,
+                "source_credentials": {"type": "authorized_user", "client_id": "id",
+                    "client_secret": "s", "refresh_token": "1//r1"}})
+            .to_string(),
+        )
+        .unwrap();
+        let e = load_as(&target(&imp), Some(url)).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+    }
+
+    #[test]
     fn a_rotated_source_token_is_saved_even_when_the_impersonation_fails() {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("imp.json");
