@@ -79,6 +79,9 @@ pub(crate) fn run<S: TokenSource>(args: &MetadataServerArgs, source: S) -> Resul
                 crate::error::sanitize(&reason)
             );
         }
+        for warning in server.source_warnings() {
+            eprintln!("warning: {}", crate::error::sanitize(&warning));
+        }
         announce(addr, args.print_env)?;
         server.serve(signals.wait()).await?;
         eprintln!("gemauth metadata-server: stopped");

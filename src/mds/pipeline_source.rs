@@ -52,6 +52,8 @@ pub(crate) struct PipelineSource {
     impersonate: Option<String>,
     /// Project numbers looked up, per project ID (a failure is kept for [`NUMBER_RETRY`]).
     numbers: Mutex<Vec<(String, Result<u64, SystemTime>)>>,
+    /// Why the last lookup of a project number failed, until it is told (`warnings`).
+    number_failure: std::sync::Mutex<Option<String>>,
 }
 
 impl PipelineSource {
@@ -72,6 +74,7 @@ impl PipelineSource {
             numeric_project_id,
             impersonate,
             numbers: Mutex::new(Vec::new()),
+            number_failure: std::sync::Mutex::new(None),
         })
     }
 
@@ -101,11 +104,15 @@ impl PipelineSource {
         }
         let found = self.look_up_number(project).await;
         if let Err(reason) = &found {
-            tracing::warn!(
-                "project/numeric-project-id: {} (gcloud may then not detect the metadata \
-                 server; pass --numeric-project-id)",
+            let warning = format!(
+                "project/numeric-project-id is unknown: {} (gcloud then does not detect the \
+                 metadata server; pass --numeric-project-id)",
                 sanitize(reason)
             );
+            tracing::warn!("{warning}");
+            if let Ok(mut failure) = self.number_failure.lock() {
+                *failure = Some(warning);
+            }
         }
         numbers.retain(|(p, _)| p != project);
         numbers.push((
@@ -264,6 +271,15 @@ impl TokenSource for PipelineSource {
             token: token.token,
             expires_at: system_time(token.expires_at),
         })
+    }
+
+    fn warnings(&self) -> Vec<String> {
+        self.number_failure
+            .lock()
+            .ok()
+            .and_then(|mut failure| failure.take())
+            .into_iter()
+            .collect()
     }
 
     async fn identity(&self) -> Result<Identity, SourceError> {

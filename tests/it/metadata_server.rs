@@ -257,6 +257,7 @@ fn gcloud_gets_gemauths_token() {
         ),
     );
     let server = Server::start(&env, &["--credential-file", key.to_str().unwrap()]);
+    assert!(!server.stderr().contains("numeric-project-id is unknown"));
     let crm = env.google.seen(&format!("/v1/projects/{PROJECT_ID}"));
     assert_eq!(crm.len(), 1);
     assert!(crm[0].headers["authorization"].starts_with("Bearer ya29.sa-"));
@@ -436,7 +437,13 @@ fn it_refuses_what_gce_refuses_and_warns_off_loopback() {
     let env = TestEnv::new();
     let key = key_file(&env);
     let server = Server::start(&env, &["--credential-file", key.to_str().unwrap()]);
-    assert!(!server.stderr().contains("warning"));
+    let stderr = server.stderr();
+    assert!(!stderr.contains("not on loopback"), "{stderr}");
+    // No project number from Cloud Resource Manager (the fake answers 404): said at start.
+    assert!(
+        stderr.contains("warning: project/numeric-project-id is unknown"),
+        "{stderr}"
+    );
     let no_flavor = raw_request(
         "127.0.0.1",
         server.port(),
