@@ -251,6 +251,17 @@ impl TokenSource for PipelineSource {
         })
         .await
         .map_err(|e| match classify(&e) {
+            // The command line's wording (--audiences) does not fit a client of the server.
+            SourceError::BadRequest(_)
+                if matches!(e, Error::IdTokenRequest { .. }) && self.impersonate.is_none() =>
+            {
+                SourceError::BadRequest(format!(
+                    "this credential cannot have an ID token for this audience ({}); start \
+                     gemauth metadata-server with --impersonate-service-account SA_EMAIL to \
+                     serve a service account's ID tokens",
+                    sanitize(&e.to_string())
+                ))
+            }
             // Whatever stops an ID token for this request is the request's problem, unless the
             // token server is down or the credential is gone.
             SourceError::Permanent(text)

@@ -523,6 +523,19 @@ fn a_revoke_and_a_new_login_are_picked_up_without_a_restart() {
     env.write_credentials(&file, "1//first");
     let server = Server::start(&env, &["--credential-file", file.to_str().unwrap()]);
     let (first, _) = token_answer(&poll_until(&server, 200, 5));
+    // A user login has no ID token for another audience: 400, saying what serves one.
+    let id = server.get(
+        &format!(
+            "/computeMetadata/v1/instance/service-accounts/default/identity?audience={AUDIENCE}"
+        ),
+        "",
+    );
+    assert_eq!(id.status, 400, "{}", id.body);
+    assert!(
+        id.body.contains("--impersonate-service-account"),
+        "{}",
+        id.body
+    );
 
     // `gemauth revoke` removes the file: the next refresh fails for good, and the token is no
     // longer served (503 with the reason), well before it would have expired.
