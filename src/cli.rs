@@ -134,6 +134,19 @@ pub enum Command {
     ))]
     KubectlCredential(Deferred<KubectlCredentialArgs>),
 
+    /// Serve tokens to containers and local programs as a GCE metadata server (GCE_METADATA_HOST)
+    #[command(after_help = concat!(
+        "Examples:\n  gemauth metadata-server   # on 127.0.0.1:8169\n  GCE_METADATA_HOST=127.0.0.1:8169 python3 app.py   # google.auth.default() gets gemauth's token\n",
+        "  gemauth metadata-server --listen 172.17.0.1:8169   # docker0's address, then:\n",
+        "  docker run -e GCE_METADATA_HOST=172.17.0.1:8169 -e GCE_METADATA_IP=172.17.0.1:8169 IMAGE\n",
+        "  GCE_METADATA_ROOT=127.0.0.1:8169 gcloud auth print-access-token\n\n",
+        "Requests without `Metadata-Flavor: Google`, or with X-Forwarded-For, get 403. Any address other\n",
+        "than loopback must be named with --listen: every process that can reach it gets your tokens.\n",
+        "The credential file is read again as needed: a new login or a revoke needs no restart.\n\n",
+        "Exit codes:\n  0  stopped by SIGINT or SIGTERM\n  1  error\n  2  usage error (also: the address is in use)\n  3  credentials unreadable"
+    ))]
+    MetadataServer(Deferred<MetadataServerArgs>),
+
     /// Print a shell completion script
     #[command(
         after_help = "Examples:\n  mkdir -p ~/.local/share/bash-completion/completions && gemauth completions bash > ~/.local/share/bash-completion/completions/gemauth\n  mkdir -p ~/.zfunc && gemauth completions zsh > ~/.zfunc/_gemauth\n  mkdir -p ~/.config/fish/completions && gemauth completions fish > ~/.config/fish/completions/gemauth.fish"
@@ -149,6 +162,72 @@ pub enum Command {
         "above man1 to MANPATH."
     ))]
     Man(Deferred<ManArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct MetadataServerArgs {
+    /// Address to listen on: ADDR:PORT, or a PORT on 127.0.0.1 (0 picks a free one). Any address
+    /// other than loopback gives tokens to every process and machine that can reach it
+    #[arg(long, value_name = "ADDR:PORT", default_value_t = default_listen(), value_parser = parse_listen)]
+    pub listen: std::net::SocketAddr,
+
+    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
+    #[arg(long, value_name = "PATH")]
+    pub credential_file: Option<PathBuf>,
+
+    /// Comma-separated scopes of a token requested without ?scopes= [default: cloud-platform]
+    #[arg(long, value_name = "A,B")]
+    pub scopes: Option<String>,
+
+    /// Serve tokens of this service account, impersonated with the credential (which needs
+    /// roles/iam.serviceAccountTokenCreator on it)
+    #[arg(long, value_name = "SA_EMAIL")]
+    pub impersonate_service_account: Option<String>,
+
+    /// Project ID served at project/project-id [default: the credential's project]
+    #[arg(long, value_name = "ID")]
+    pub project: Option<String>,
+
+    /// Project number served at project/numeric-project-id [default: looked up in Cloud
+    /// Resource Manager with the token; gcloud needs it to detect the server]
+    #[arg(long, value_name = "NUMBER")]
+    pub numeric_project_id: Option<u64>,
+
+    /// Also answer requests whose Host is NAME (besides IP addresses, localhost and *.internal
+    /// names such as host.docker.internal); repeatable
+    #[arg(long = "allow-host", value_name = "NAME")]
+    pub allow_hosts: Vec<String>,
+
+    /// Once listening, print GCE_METADATA_HOST=…, GCE_METADATA_IP=… and GCE_METADATA_ROOT=…
+    /// lines on stdout (a file for `docker run --env-file` or `set -a; . FILE`)
+    #[arg(long)]
+    pub print_env: bool,
+}
+
+fn default_listen() -> std::net::SocketAddr {
+    std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, crate::mds::DEFAULT_PORT))
+}
+
+/// `--listen`: `ADDR:PORT`, `[V6]:PORT`, `localhost:PORT` or a bare `PORT` (on 127.0.0.1).
+fn parse_listen(value: &str) -> std::result::Result<std::net::SocketAddr, String> {
+    let value = value.trim();
+    if let Ok(port) = value.parse::<u16>() {
+        return Ok(std::net::SocketAddr::from((
+            std::net::Ipv4Addr::LOCALHOST,
+            port,
+        )));
+    }
+    if let Some(port) = value.strip_prefix("localhost:") {
+        return port
+            .parse::<u16>()
+            .map(|port| std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port)))
+            .map_err(|_| format!("{port:?} is not a port number"));
+    }
+    value.parse::<std::net::SocketAddr>().map_err(|_| {
+        "expected ADDR:PORT with an IP address (127.0.0.1:8169, 0.0.0.0:8169, [::1]:8169) \
+         or a port"
+            .to_string()
+    })
 }
 
 #[derive(Debug, Args)]

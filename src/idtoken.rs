@@ -24,6 +24,11 @@ pub(crate) struct IdTokenParams {
     pub(crate) audience: Option<String>,
     /// Ask for the `email` and `email_verified` claims (impersonation, metadata server).
     pub(crate) include_email: bool,
+    /// Seconds a cached token must still be valid for (the pipeline's default when `None`).
+    pub(crate) min_lifetime: Option<u64>,
+    /// Act as this service account with the credential found: its IAM Credentials
+    /// `…:generateAccessToken` URL (`metadata-server --impersonate-service-account`).
+    pub(crate) impersonate: Option<String>,
 }
 
 /// An ID token and what it says about itself.
@@ -44,14 +49,41 @@ pub(crate) struct IdToken {
 /// An ID token for the discovered credential (`credential_file` first, when given): from the
 /// cache when it is fresh, else obtained once under the credential lock.
 pub(crate) fn get(request: &IdTokenParams) -> Result<IdToken> {
+    let (ctx, target) = start(request)?;
+    let want = |credential: &Credential| want(credential, request);
+    let fetched = pipeline::get(&ctx, &target, &ask(request, &want))?;
+    finish(&ctx, &target, fetched)
+}
+
+/// The async form of [`get`], for callers on a Tokio runtime (the metadata server).
+pub(crate) async fn get_async(request: &IdTokenParams) -> Result<IdToken> {
+    let (ctx, target) = start(request)?;
+    let want = |credential: &Credential| want(credential, request);
+    let fetched = pipeline::get_async(&ctx, &target, &ask(request, &want)).await?;
+    finish(&ctx, &target, fetched)
+}
+
+/// The process's context, and the credential a request names or discovery finds.
+fn start(request: &IdTokenParams) -> Result<(Context, pipeline::Target)> {
     let ctx = Context::from_process();
     let target = pipeline::locate(&ctx, request.credential_file.as_deref())?;
-    let want = |credential: &Credential| want(credential, request);
-    let ask = Ask {
-        want: &want,
-        min_lifetime: None,
-    };
-    let fetched = pipeline::get(&ctx, &target, &ask)?;
+    Ok((ctx, target))
+}
+
+/// What the pipeline is asked for a request.
+fn ask<'a>(
+    request: &'a IdTokenParams,
+    want: &'a (dyn Fn(&Credential) -> Result<Want> + Sync),
+) -> Ask<'a> {
+    Ask {
+        want,
+        min_lifetime: request.min_lifetime,
+        impersonate: request.impersonate.as_deref(),
+    }
+}
+
+/// The ID token of what the pipeline fetched, with what it says about itself.
+fn finish(ctx: &Context, target: &pipeline::Target, fetched: pipeline::Fetched) -> Result<IdToken> {
     let token = fetched
         .entry
         .id_token
@@ -164,6 +196,8 @@ mod tests {
             credential_file: None,
             audience: audience.map(str::to_string),
             include_email,
+            min_lifetime: None,
+            impersonate: None,
         }
     }
 

@@ -78,12 +78,59 @@ pub(crate) fn inspect(target: &Target) -> Result<Credential> {
     }
 }
 
+/// Loads the credential a target names, acting as the service account of `impersonate` (its
+/// IAM Credentials `…:generateAccessToken` URL) when given: an impersonation built in memory
+/// whose source is the credential found, cached under its own key like any credential.
+pub(crate) fn load_as(
+    ctx: &Context,
+    target: &Target,
+    impersonate: Option<&str>,
+) -> Result<Credential> {
+    let source = load(ctx, target)?;
+    let Some(url) = impersonate else {
+        return Ok(source);
+    };
+    if matches!(source, Credential::Impersonated { .. }) {
+        return Err(Error::Usage(format!(
+            "the credential ({}) is already an impersonated_service_account: it cannot be the \
+             source of another impersonation; drop --impersonate-service-account or use the \
+             credential it impersonates with",
+            target
+                .file()
+                .map_or_else(|| "the metadata server".into(), |p| p.display().to_string())
+        )));
+    }
+    let quota_project_id = source.quota_project();
+    Ok(Credential::Impersonated {
+        file: Box::new(credentials::ImpersonatedServiceAccount {
+            service_account_impersonation_url: url.to_string(),
+            delegates: Vec::new(),
+            quota_project_id,
+        }),
+        source: Box::new(source),
+    })
+}
+
+/// The field of the target's file holding a refresh token the server may rotate: the
+/// credential's own, or, for an impersonation built in memory, its source's (the file is the
+/// source itself).
+fn file_rotating_field(credential: &Credential, ask: &Ask) -> Option<Vec<&'static str>> {
+    let mut field = credential.rotating_field()?;
+    if ask.impersonate.is_some() && field.first() == Some(&"source_credentials") {
+        field.remove(0);
+    }
+    Some(field)
+}
+
 /// What the pipeline is asked for: the token `want` gives for the credential found (checked
 /// against its type), fresh for at least `min_lifetime` seconds (by default five minutes, or
 /// half the token's lifetime when that is shorter).
 pub(crate) struct Ask<'a> {
     pub(crate) want: &'a (dyn Fn(&Credential) -> Result<Want> + Sync),
     pub(crate) min_lifetime: Option<u64>,
+    /// Act as this service account with the credential found: its IAM Credentials
+    /// `…:generateAccessToken` URL (`metadata-server --impersonate-service-account`).
+    pub(crate) impersonate: Option<&'a str>,
 }
 
 /// A token the pipeline found or obtained, with the credential it is for.
@@ -125,7 +172,7 @@ fn with_cache_warning(ctx: &Context, mut fetched: Fetched) -> Fetched {
 
 /// The cached token, when it is fresh enough.
 fn cached(ctx: &Context, target: &Target, ask: &Ask) -> Result<Option<Fetched>> {
-    let credential = load(ctx, target)?;
+    let credential = load_as(ctx, target, ask.impersonate)?;
     let want = (ask.want)(&credential)?;
     match lookup(ctx, &credential, &want, ask.min_lifetime) {
         Some(entry) => {
@@ -237,7 +284,7 @@ async fn lock(ctx: &Context, target: &Target) -> Result<CredentialLock> {
 /// uses the token its predecessor obtained), and obtains a new token only if still needed.
 pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Result<Fetched> {
     let _lock = lock(ctx, target).await?;
-    let credential = load(ctx, target)?;
+    let credential = load_as(ctx, target, ask.impersonate)?;
     let want = (ask.want)(&credential)?;
     if let Some(entry) = lookup(ctx, &credential, &want, ask.min_lifetime) {
         match want {
@@ -257,7 +304,8 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
     }
     // Where a rotated refresh token would be written, its space is reserved before the grant
     // that spends the old one: a full disk fails here, with the old token still valid.
-    let reservation = reserve_rotation(target, &credential)?;
+    let field = file_rotating_field(&credential, ask);
+    let reservation = reserve_rotation(target, field.is_some())?;
     let minted = credential
         .mint(ctx, &want)
         .await
@@ -266,9 +314,9 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
     // of the minting failed (an impersonation whose source was refreshed).
     let credential = match &minted.rotated {
         Some(new) => {
-            save_rotated(target, &credential, new, reservation)?;
+            save_rotated(target, field, new, reservation)?;
             let _ = cache_for(ctx, &credential, &want).remove();
-            load(ctx, target)?
+            load_as(ctx, target, ask.impersonate)?
         }
         None => credential,
     };
@@ -332,13 +380,13 @@ fn name_the_file(e: Error, target: &Target) -> Error {
     })
 }
 
-/// Reserves, before a grant that may rotate the refresh token `credential` holds, the room to
-/// save the rotated one beside the file: its size plus room for a longer token. `None` for
-/// credentials without one.
-fn reserve_rotation(target: &Target, credential: &Credential) -> Result<Option<Reservation>> {
+/// Reserves, before a grant that may rotate the refresh token the target's file holds
+/// (`rotates`), the room to save the rotated one beside the file: its size plus room for a
+/// longer token. `None` for credentials without one.
+fn reserve_rotation(target: &Target, rotates: bool) -> Result<Option<Reservation>> {
     const ROOM_FOR_A_LONGER_TOKEN: u64 = 16 * 1024;
-    match (credential.rotating_field(), target) {
-        (Some(_), Target::File(path, _)) => {
+    match (rotates, target) {
+        (true, Target::File(path, _)) => {
             let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
             Ok(Some(Reservation::new(
                 path,
@@ -349,16 +397,15 @@ fn reserve_rotation(target: &Target, credential: &Credential) -> Result<Option<R
     }
 }
 
-/// Saves a refresh token the server rotated while minting for `credential` (loaded from
-/// `target`) into the room reserved for it, keeping everything else in the file; the caller
-/// holds the credential lock.
+/// Saves a refresh token the server rotated into `field` of the target's file, in the room
+/// reserved for it, keeping everything else in the file; the caller holds the credential lock.
 fn save_rotated(
     target: &Target,
-    credential: &Credential,
+    field: Option<Vec<&'static str>>,
     new: &Secret<String>,
     reservation: Option<Reservation>,
 ) -> Result<()> {
-    let (Some(field), Target::File(path, _)) = (credential.rotating_field(), target) else {
+    let (Some(field), Target::File(path, _)) = (field, target) else {
         return Ok(());
     };
     credentials::update_json_object(path, reservation, |map| {
@@ -470,6 +517,7 @@ mod tests {
         Ask {
             want,
             min_lifetime: None,
+            impersonate: None,
         }
     }
 
@@ -496,6 +544,7 @@ mod tests {
         let long = Ask {
             want: &access,
             min_lifetime: Some(7200),
+            impersonate: None,
         };
         get(&ctx, &target(&file), &long).unwrap();
         assert_eq!(fake.seen().len(), 2);
@@ -521,6 +570,56 @@ mod tests {
         let key = fetched.credential.cache_key(&[]);
         let cached = TokenCache::in_dir(Some(dir.path()), &key).load(TokenKind::Access, NOW);
         assert_eq!(cached.unwrap().access_token.unwrap().expose(), "ya29.a");
+    }
+
+    #[test]
+    fn an_impersonation_built_in_memory_saves_a_rotation_in_the_files_own_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = user_file(dir.path());
+        let url = "http://127.0.0.1:1/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken";
+        let http = Fake::default().http(|request| match path(request) {
+            "/token" => Ok((
+                200,
+                json!({"access_token": "ya29.source", "refresh_token": "1//r2"}).to_string(),
+            )),
+            _ => Ok((
+                200,
+                json!({"accessToken": "ya29.acting", "expireTime": "2099-01-01T00:00:00Z"})
+                    .to_string(),
+            )),
+        });
+        let ctx = context(http, &[], Some(dir.path()));
+        let ask = Ask {
+            impersonate: Some(url),
+            ..ask(&access)
+        };
+        let fetched = get(&ctx, &target(&file), &ask).unwrap();
+        assert_eq!(fetched.entry.access_token.unwrap().expose(), "ya29.acting");
+        assert_eq!(
+            fetched.credential.identity().as_deref(),
+            Some("sa@p.iam.gserviceaccount.com")
+        );
+        let saved: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+        assert_eq!(saved["refresh_token"], "1//r2");
+        assert!(saved.get("source_credentials").is_none(), "{saved}");
+        assert_eq!(saved["kept"], json!({"unknown": true}));
+        // Its own cache key: the login's own token is not the account's.
+        let plain = load(&ctx, &target(&file)).unwrap();
+        assert_ne!(plain.cache_key(&[]), fetched.credential.cache_key(&[]));
+
+        // An impersonation cannot be the source of another.
+        let imp = dir.path().join("imp.json");
+        std::fs::write(
+            &imp,
+            json!({"type": "impersonated_service_account",
+                "service_account_impersonation_url": url,
+                "source_credentials": {"type": "authorized_user", "client_id": "id",
+                    "client_secret": "s", "refresh_token": "1//r1"}})
+            .to_string(),
+        )
+        .unwrap();
+        let e = load_as(&ctx, &target(&imp), Some(url)).unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
     }
 
     #[test]

@@ -70,9 +70,20 @@ pub fn get_with(request: &Request) -> Result<Token> {
 /// credential, the wait for its lock runs on the runtime's blocking pool, not on the caller's
 /// thread.
 pub async fn get_async(request: &Request) -> Result<Token> {
+    get_async_as(request, None).await
+}
+
+/// [`get_async`], acting as the service account of `impersonate` (its IAM Credentials
+/// `…:generateAccessToken` URL) with the credential found (`metadata-server
+/// --impersonate-service-account`).
+pub(crate) async fn get_async_as(request: &Request, impersonate: Option<&str>) -> Result<Token> {
     let (ctx, target) = start(request)?;
     let want = |credential: &Credential| want(credential, request);
-    let fetched = pipeline::get_async(&ctx, &target, &ask(request, &want)).await?;
+    let ask = Ask {
+        impersonate,
+        ..ask(request, &want)
+    };
+    let fetched = pipeline::get_async(&ctx, &target, &ask).await?;
     token_of(fetched, &target)
 }
 
@@ -88,6 +99,7 @@ fn ask<'a>(request: &Request, want: &'a (dyn Fn(&Credential) -> Result<Want> + S
     Ask {
         want,
         min_lifetime: request.min_lifetime,
+        impersonate: None,
     }
 }
 

@@ -2,77 +2,20 @@
 //! that programs in containers, sandboxes and emulators get tokens from gemauth without a
 //! credential file ever entering them.
 
-// Nothing calls `run` outside the tests yet: the `metadata-server` variant of cli::Command and
-// its dispatch, with the token source over gemauth's refresh pipeline, are added at the merge.
-#![cfg_attr(not(test), allow(dead_code))]
-
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::path::PathBuf;
+use std::net::{IpAddr, SocketAddr};
 
 use super::report::Result;
 use crate::Error;
-use crate::mds::{self, Config, DEFAULT_PORT, TokenSource};
-
-#[derive(Debug, clap::Args)]
-pub(crate) struct MetadataServerArgs {
-    /// Address to listen on: ADDR:PORT, or a PORT on 127.0.0.1 (0 picks a free one). Any address
-    /// other than loopback gives tokens to every process and machine that can reach it
-    #[arg(long, value_name = "ADDR:PORT", default_value_t = default_listen(), value_parser = parse_listen)]
-    pub listen: SocketAddr,
-
-    /// Credential file to use [default: $GOOGLE_APPLICATION_CREDENTIALS, else the ADC file]
-    #[arg(long, value_name = "PATH")]
-    pub credential_file: Option<PathBuf>,
-
-    /// Comma-separated scopes of a token requested without ?scopes= [default: cloud-platform]
-    #[arg(long, value_name = "A,B")]
-    pub scopes: Option<String>,
-
-    /// Serve tokens of this service account, impersonated with the credential
-    #[arg(long, value_name = "SA_EMAIL")]
-    pub impersonate_service_account: Option<String>,
-
-    /// Project ID served at project/project-id [default: the credential's project]
-    #[arg(long, value_name = "ID")]
-    pub project: Option<String>,
-
-    /// Also answer requests whose Host is NAME (besides IP addresses, localhost and *.internal
-    /// names such as host.docker.internal); repeatable
-    #[arg(long = "allow-host", value_name = "NAME")]
-    pub allow_hosts: Vec<String>,
-
-    /// Once listening, print GCE_METADATA_HOST=…, GCE_METADATA_IP=… and GCE_METADATA_ROOT=…
-    /// lines on stdout (a file for `docker run --env-file` or `set -a; . FILE`)
-    #[arg(long)]
-    pub print_env: bool,
-}
-
-fn default_listen() -> SocketAddr {
-    SocketAddr::from((Ipv4Addr::LOCALHOST, DEFAULT_PORT))
-}
-
-/// `--listen`: `ADDR:PORT`, `[V6]:PORT`, `localhost:PORT` or a bare `PORT` (on 127.0.0.1).
-fn parse_listen(value: &str) -> std::result::Result<SocketAddr, String> {
-    let value = value.trim();
-    if let Ok(port) = value.parse::<u16>() {
-        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
-    }
-    if let Some(port) = value.strip_prefix("localhost:") {
-        return port
-            .parse::<u16>()
-            .map(|port| SocketAddr::from((Ipv4Addr::LOCALHOST, port)))
-            .map_err(|_| format!("{port:?} is not a port number"));
-    }
-    value.parse::<SocketAddr>().map_err(|_| {
-        "expected ADDR:PORT with an IP address (127.0.0.1:8169, 0.0.0.0:8169, [::1]:8169) \
-         or a port"
-            .to_string()
-    })
-}
+use crate::cli::MetadataServerArgs;
+use crate::mds::{self, Config, TokenSource};
 
 /// The server's settings from the command line.
 pub(crate) fn config(args: &MetadataServerArgs) -> Result<Config> {
-    let scopes = crate::credentials::resolve_scopes(args.scopes.as_deref())?;
+    // Without --scopes, cloud-platform (as on GCE), not the scopes of a login.
+    let scopes = match args.scopes.as_deref() {
+        Some(scopes) => crate::credentials::resolve_scopes(Some(scopes))?,
+        None => vec![crate::credentials::CLOUD_PLATFORM.to_string()],
+    };
     let mut config = Config::new(scopes);
     if let Some(project) = &args.project {
         crate::credentials::validate_project_id(project).map_err(|_| {
@@ -101,6 +44,20 @@ pub(crate) fn config(args: &MetadataServerArgs) -> Result<Config> {
     Ok(config)
 }
 
+/// `gemauth metadata-server`: serves tokens from gemauth's pipeline for the credential the
+/// arguments name (or discovery finds) until SIGINT or SIGTERM.
+pub(crate) fn run_command(args: &MetadataServerArgs) -> Result<()> {
+    let config = config(args)?;
+    let source = mds::pipeline_source::PipelineSource::new(
+        args.credential_file.clone(),
+        config.default_scopes.clone(),
+        args.project.clone(),
+        args.numeric_project_id,
+        args.impersonate_service_account.as_deref(),
+    )?;
+    run(args, source)
+}
+
 /// Runs the server with `source` until SIGINT or SIGTERM (Ctrl-C on Windows). The caller builds
 /// `source` from the same arguments (credential file, impersonation).
 pub(crate) fn run<S: TokenSource>(args: &MetadataServerArgs, source: S) -> Result<()> {
@@ -121,6 +78,9 @@ pub(crate) fn run<S: TokenSource>(args: &MetadataServerArgs, source: S) -> Resul
                  `gemauth login` is picked up without a restart",
                 crate::error::sanitize(&reason)
             );
+        }
+        for warning in server.source_warnings() {
+            eprintln!("warning: {}", crate::error::sanitize(&warning));
         }
         announce(addr, args.print_env)?;
         server.serve(signals.wait()).await?;
@@ -323,6 +283,10 @@ mod tests {
                 "{bad:?}"
             );
         }
+        assert_eq!(
+            config(&parse(&[]).unwrap()).unwrap().default_scopes,
+            ["https://www.googleapis.com/auth/cloud-platform"]
+        );
         let args = parse(&["--allow-host", "MDS.lan"]).unwrap();
         assert_eq!(config(&args).unwrap().allowed_hosts, ["mds.lan"]);
     }

@@ -46,6 +46,7 @@ fn dispatch(cli: Cli) -> Result<u8> {
         Command::KubectlCredential(args) => kubectl::credential(args.0)?,
         Command::Completions(args) => docs::completions(args.0)?,
         Command::Man(args) => docs::man(args.0)?,
+        Command::MetadataServer(args) => metadata_server::run_command(&args.0)?,
     }
     Ok(report::EXIT_OK)
 }

@@ -10,6 +10,8 @@ pub(crate) fn run(args: PrintIdentityTokenArgs) -> Result<()> {
         credential_file: args.credential_file,
         audience: args.audiences,
         include_email: args.include_email,
+        min_lifetime: None,
+        impersonate: None,
     })?;
     super::print_warnings(&token.warnings);
     let secret = token.token.expose();

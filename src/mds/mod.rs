@@ -6,10 +6,7 @@
 //! bounds connections, `refresh` caches tokens, refreshes them ahead of expiry and decides what
 //! is served while the source is down, `source` is the trait the command implements.
 
-// Nothing outside the tests starts the server yet: the `metadata-server` subcommand's variant is
-// added to cli.rs when this branch is merged, and with it the call to commands::metadata_server.
-#![cfg_attr(not(test), allow(dead_code))]
-
+pub(crate) mod pipeline_source;
 mod refresh;
 mod routes;
 mod security;
@@ -103,6 +100,7 @@ pub(crate) struct Server<S> {
     listener: TcpListener,
     config: Config,
     cache: Arc<Cache<S>>,
+    source: Arc<S>,
 }
 
 /// Binds `addr`. Must be called inside a Tokio runtime.
@@ -119,8 +117,9 @@ pub(crate) async fn bind<S: TokenSource>(
         };
         Error::Usage(format!("cannot listen on {addr}: {reason}"))
     })?;
+    let source = Arc::new(source);
     let cache = Cache::new(
-        Arc::new(source),
+        Arc::clone(&source),
         Settings {
             refresh_margin: config.refresh_margin,
             min_lifetime: config.min_lifetime,
@@ -133,6 +132,7 @@ pub(crate) async fn bind<S: TokenSource>(
         listener,
         config,
         cache,
+        source,
     })
 }
 
@@ -168,6 +168,11 @@ impl<S: TokenSource> Server<S> {
         }
     }
 
+    /// What the source has to tell the user (see [`TokenSource::warnings`]).
+    pub(crate) fn source_warnings(&self) -> Vec<String> {
+        self.source.warnings()
+    }
+
     /// Serves until `shutdown` completes, then stops accepting, lets requests in progress finish
     /// (for at most the configured grace) and stops the background refresh.
     pub(crate) async fn serve(self, shutdown: impl Future<Output = ()>) -> Result<()> {
@@ -175,6 +180,7 @@ impl<S: TokenSource> Server<S> {
             listener,
             config,
             cache,
+            source: _,
         } = self;
         let (stop_tx, stop_rx) = watch::channel(false);
         let refresher = tokio::spawn(Arc::clone(&cache).refresh_in_background(stop_rx));

@@ -94,4 +94,10 @@ pub(crate) trait TokenSource: Send + Sync + 'static {
     /// The account and project. Called at most once a minute while clients ask for them; the
     /// last answer is kept while the source fails.
     fn identity(&self) -> impl Future<Output = Result<Identity, SourceError>> + Send;
+
+    /// What the user should be told after the warm-up (a project number that could not be
+    /// looked up); none by default.
+    fn warnings(&self) -> Vec<String> {
+        Vec::new()
+    }
 }

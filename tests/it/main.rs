@@ -29,6 +29,8 @@ mod library;
 mod login;
 mod login_destination;
 mod man_pages;
+#[cfg(target_os = "linux")]
+mod metadata_server;
 mod network;
 mod print_access_token;
 #[cfg(unix)]
@@ -64,6 +66,8 @@ fn main() {
     trials.extend(login::tests());
     trials.extend(login_destination::tests());
     trials.extend(man_pages::tests());
+    #[cfg(target_os = "linux")]
+    trials.extend(metadata_server::tests());
     #[cfg(target_os = "linux")]
     trials.extend(network::tests());
     trials.extend(print_access_token::tests());

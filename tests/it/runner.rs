@@ -25,6 +25,10 @@ pub(crate) enum Needs {
     GoogleAuth,
     /// node, and oidc-provider in tests/interop/node_modules.
     OidcProvider,
+    /// node, and google-auth-library in tests/interop/node_modules.
+    GoogleAuthLibrary,
+    /// gcloud: google-cloud-cli's in /usr/lib/google-cloud-sdk, else on PATH.
+    Gcloud,
     Git,
     /// GEMAUTH_TEST_KUBECTL, kubectl on PATH, or google-cloud-cli's.
     Kubectl,
@@ -33,13 +37,15 @@ pub(crate) enum Needs {
     Root,
 }
 
-const ALL: [Needs; 9] = [
+const ALL: [Needs; 11] = [
     Needs::Curl,
     Needs::Groff,
     Needs::Zsh,
     Needs::Fish,
     Needs::GoogleAuth,
     Needs::OidcProvider,
+    Needs::GoogleAuthLibrary,
+    Needs::Gcloud,
     Needs::Git,
     Needs::Kubectl,
     Needs::Root,
@@ -58,6 +64,12 @@ impl Needs {
             }
             Needs::OidcProvider => {
                 "needs node and `npm ci --prefix tests/interop` (`bash .ci/run` does both)"
+            }
+            Needs::GoogleAuthLibrary => {
+                "needs node and `npm ci --prefix tests/interop` (google-auth-library; `bash .ci/run` does both)"
+            }
+            Needs::Gcloud => {
+                "gcloud is not installed (google-cloud-cli: /usr/lib/google-cloud-sdk)"
             }
             Needs::Git => "git is not installed (`bash .ci/run` installs it)",
             Needs::Kubectl => "kubectl is not installed (`bash .ci/run` installs it)",
@@ -88,6 +100,16 @@ impl Needs {
                     .join("node_modules/oidc-provider/package.json")
                     .is_file()
                     && runs("node", &["--version"])
+            }
+            Needs::GoogleAuthLibrary => {
+                interop_dir()
+                    .join("node_modules/google-auth-library/package.json")
+                    .is_file()
+                    && runs("node", &["--version"])
+            }
+            Needs::Gcloud => {
+                Path::new("/usr/lib/google-cloud-sdk/bin/gcloud").is_file()
+                    || runs("gcloud", &["--version"])
             }
             Needs::Git => runs("git", &["--version"]),
             Needs::Kubectl => match std::env::var_os("GEMAUTH_TEST_KUBECTL") {

@@ -5,7 +5,10 @@
 import {GoogleAuth, Compute} from 'google-auth-library';
 import * as gcpMetadata from 'gcp-metadata';
 
-const EMAIL = 'robot@my-project.iam.gserviceaccount.com';
+// The by-hand run's fake source by default; tests/it/metadata_server.rs sets these.
+const EMAIL = process.env.EXPECT_EMAIL || 'robot@my-project.iam.gserviceaccount.com';
+const PROJECT = process.env.EXPECT_PROJECT || 'interop-project';
+const TOKEN_PREFIX = process.env.EXPECT_TOKEN_PREFIX || 'ya29.token-';
 const AUDIENCE = 'https://service.example.run.app';
 
 function check(condition, what) {
@@ -23,8 +26,8 @@ const auth = new GoogleAuth({scopes: ['https://www.googleapis.com/auth/cloud-pla
 const client = await auth.getClient();
 check(client instanceof Compute, 'GoogleAuth picks Compute credentials: ' + client.constructor.name);
 const {token} = await client.getAccessToken();
-check(typeof token === 'string' && token.startsWith('ya29.token-'), 'access token: ' + token);
-check((await auth.getProjectId()) === 'interop-project', 'project id');
+check(typeof token === 'string' && token.startsWith(TOKEN_PREFIX), 'access token: ' + token);
+check((await auth.getProjectId()) === PROJECT, 'project id');
 const creds = await auth.getCredentials();
 check(creds.client_email === EMAIL, 'client_email: ' + creds.client_email);
 const idClient = await auth.getIdTokenClient(AUDIENCE);
@@ -32,4 +35,5 @@ const headers = await idClient.getRequestHeaders();
 const authorization = headers.get ? headers.get('authorization') : headers.Authorization;
 const claims = JSON.parse(Buffer.from(authorization.split(' ')[1].split('.')[1], 'base64url'));
 check(claims.aud === AUDIENCE, 'ID token aud: ' + claims.aud);
+console.log('token=' + token);
 console.log('all checks passed');

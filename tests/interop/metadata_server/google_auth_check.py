@@ -20,7 +20,11 @@ from google.auth import jwt
 from google.auth.compute_engine import _metadata
 from google.oauth2 import id_token
 
-EMAIL = "robot@my-project.iam.gserviceaccount.com"
+# What the server is expected to serve: the by-hand run's fake source by default; the integration
+# test (tests/it/metadata_server.rs) sets these for the real binary and its fake Google.
+EMAIL = os.environ.get("EXPECT_EMAIL", "robot@my-project.iam.gserviceaccount.com")
+PROJECT = os.environ.get("EXPECT_PROJECT", "interop-project")
+TOKEN_PREFIX = os.environ.get("EXPECT_TOKEN_PREFIX", "ya29.token-")
 AUDIENCE = "https://service.example.run.app"
 
 
@@ -43,10 +47,10 @@ def main():
         isinstance(credentials, google.auth.compute_engine.Credentials),
         "google.auth.default() gives Compute Engine credentials: %r" % type(credentials),
     )
-    check(project == "interop-project", "project from project/project-id: %r" % project)
+    check(project == PROJECT, "project from project/project-id: %r" % project)
 
     credentials.refresh(request)
-    check(credentials.token.startswith("ya29.token-"), "access token: %s" % credentials.token)
+    check(credentials.token.startswith(TOKEN_PREFIX), "access token: %s" % credentials.token)
     check(credentials.expiry is not None, "expiry: %s" % credentials.expiry)
     check(credentials.service_account_email == EMAIL, "email: %s" % credentials.service_account_email)
     check(credentials.valid, "the token is valid for google-auth")
@@ -69,6 +73,7 @@ def main():
     info = _metadata.get_service_account_info(request)
     check(info["email"] == EMAIL and info["aliases"] == ["default"], "service account info: %s" % json.dumps(info))
     check(_metadata.get_universe_domain(request) == "googleapis.com", "universe domain")
+    print("token=" + first)
     print("all checks passed")
 
 

@@ -1,7 +1,8 @@
 #!/bin/sh
 # Real Google clients against the metadata server with the fake token source of the unit tests
 # (src/mds/tests.rs, `interop_server`): google-auth for Python, google-auth-library for Node,
-# gcloud. Run by hand from the repository root; not part of CI yet. See README.md.
+# gcloud. Run by hand from the repository root (CI runs the same clients against the real binary:
+# tests/it/metadata_server.rs). See README.md.
 set -eu
 PORT=${PORT:-18169}
 ADDR=127.0.0.1:$PORT
