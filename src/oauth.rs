@@ -48,6 +48,8 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
 pub(crate) enum Method {
     Get,
     Post,
+    /// Only the AWS IMDSv2 session token request.
+    Put,
 }
 
 /// A request body.
@@ -83,6 +85,14 @@ impl HttpRequest {
             bearer: None,
             basic: None,
             body: Body::Empty,
+        }
+    }
+
+    /// A PUT of `url` without a body.
+    pub(crate) fn put(url: &Url) -> Self {
+        HttpRequest {
+            method: Method::Put,
+            ..Self::get(url)
         }
     }
 
@@ -413,6 +423,7 @@ impl Http {
         let mut builder = match request.method {
             Method::Get => client.get(request.url.clone()),
             Method::Post => client.post(request.url.clone()),
+            Method::Put => client.put(request.url.clone()),
         };
         for (name, value) in &request.headers {
             builder = builder.header(name, value);

@@ -5,6 +5,7 @@
 //! file: `user.rs`, `service_account.rs`, `impersonated.rs`, `external.rs`, `metadata.rs`;
 //! `client.rs` reads the OAuth client file `gemauth login` signs in with.
 
+mod aws;
 mod client;
 mod external;
 mod impersonated;
@@ -27,6 +28,10 @@ use crate::rules::{self, sanitize};
 use crate::secret::Secret;
 use crate::store::{self, CachedToken};
 
+/// The AWS instance-metadata answer parsers, for the fuzz targets and property tests.
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub use aws::parse_aws_metadata_answer;
 /// The client file's parser, for the fuzz targets and property tests.
 #[cfg(any(test, feature = "fuzzing"))]
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]

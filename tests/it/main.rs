@@ -14,6 +14,7 @@ mod harness;
 mod runner;
 
 mod adc_types;
+mod aws_sources;
 mod credential_helpers;
 mod curl_command;
 mod docker_answers;
@@ -48,6 +49,7 @@ fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials = Vec::new();
     trials.extend(adc_types::tests());
+    trials.extend(aws_sources::tests());
     #[cfg(unix)]
     trials.extend(credential_helpers::tests());
     trials.extend(curl_command::tests());
