@@ -219,6 +219,14 @@ pub enum Rejecter {
         /// Whether an ID token was asked for (another role is needed).
         id_token: bool,
     },
+    /// IAM Credentials refused an access token lifetime over an hour (`--lifetime`): the
+    /// organization policy does not allow it for this service account.
+    LifetimeExtension {
+        /// The service account impersonated.
+        service_account: String,
+        /// The lifetime asked for, in seconds.
+        lifetime_secs: u64,
+    },
     /// The source user credential of an impersonation (an impersonated ADC file).
     ImpersonationSource {
         /// The service account acted as.

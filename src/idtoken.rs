@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::context::Context;
-use crate::credentials::{Credential, IdTokenSupport, Want};
+use crate::credentials::{Acting, Credential, IdTokenSupport, Want};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Ask, Claims};
 use crate::rules::sanitize;
@@ -24,6 +24,9 @@ pub(crate) struct IdTokenParams {
     pub(crate) audience: Option<String>,
     /// Ask for the `email` and `email_verified` claims (impersonation, metadata server).
     pub(crate) include_email: bool,
+    /// A service account to act as through the credential found
+    /// (`--impersonate-service-account`).
+    pub(crate) acting: Option<Acting>,
 }
 
 /// An ID token and what it says about itself.
@@ -50,6 +53,7 @@ pub(crate) fn get(request: &IdTokenParams) -> Result<IdToken> {
     let ask = Ask {
         want: &want,
         min_lifetime: None,
+        acting: request.acting.as_ref(),
     };
     let fetched = pipeline::get(&ctx, &target, &ask)?;
     let token = fetched
@@ -86,9 +90,11 @@ fn want(credential: &Credential, request: &IdTokenParams) -> Result<Want> {
                         with (its audience is the client ID)"
                         .into(),
                     hint: "to call a service, impersonate a service account you may act as \
-                        (roles/iam.serviceAccountOpenIdTokenCreator): `gcloud auth \
-                        application-default login --impersonate-service-account SA_EMAIL` writes \
-                        an impersonated_service_account ADC file; or omit --audiences for a token \
+                        (roles/iam.serviceAccountOpenIdTokenCreator): add \
+                        `--impersonate-service-account SA_EMAIL` to this command, or sign in with \
+                        `gemauth login --client-id-file client_secret.json \
+                        --impersonate-service-account SA_EMAIL` to write an \
+                        impersonated_service_account ADC file; or omit --audiences for a token \
                         whose audience is the client ID"
                         .into(),
                 });
@@ -164,6 +170,7 @@ mod tests {
             credential_file: None,
             audience: audience.map(str::to_string),
             include_email,
+            acting: None,
         }
     }
 

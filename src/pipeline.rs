@@ -75,6 +75,24 @@ pub(crate) fn inspect(target: &Target) -> Result<Credential> {
 pub(crate) struct Ask<'a> {
     pub(crate) want: &'a (dyn Fn(&Credential) -> Result<Want> + Sync),
     pub(crate) min_lifetime: Option<u64>,
+    /// A service account to act as through the credential found, and the lifetime of
+    /// impersonated tokens (`--impersonate-service-account`, `--lifetime`): the token is then
+    /// the impersonation's, cached under its own key, and no file changes.
+    pub(crate) acting: Option<&'a credentials::Acting>,
+}
+
+/// The credential a target names, as `ask` wants to use it (see [`Ask::acting`]).
+fn load_for(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Result<Credential> {
+    let credential = load(ctx, target)?;
+    match ask.acting {
+        None => Ok(credential),
+        Some(acting) => {
+            let path = target
+                .file()
+                .unwrap_or(Path::new("the metadata server's credential"));
+            acting.apply(credential, path, &ctx.env)
+        }
+    }
 }
 
 /// A token the pipeline found or obtained, with the credential it is for.
@@ -116,7 +134,7 @@ fn with_cache_warning(ctx: &Context, mut fetched: Fetched) -> Fetched {
 
 /// The cached token, when it is fresh enough.
 fn cached(ctx: &Context, target: &Target, ask: &Ask) -> Result<Option<Fetched>> {
-    let credential = load(ctx, target)?;
+    let credential = load_for(ctx, target, ask)?;
     let want = (ask.want)(&credential)?;
     match lookup(ctx, &credential, &want, ask.min_lifetime) {
         Some(entry) => {
@@ -228,7 +246,7 @@ async fn lock(ctx: &Context, target: &Target) -> Result<CredentialLock> {
 /// uses the token its predecessor obtained), and obtains a new token only if still needed.
 pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Result<Fetched> {
     let _lock = lock(ctx, target).await?;
-    let credential = load(ctx, target)?;
+    let credential = load_for(ctx, target, ask)?;
     let want = (ask.want)(&credential)?;
     if let Some(entry) = lookup(ctx, &credential, &want, ask.min_lifetime) {
         match want {
@@ -259,7 +277,7 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
         Some(new) => {
             save_rotated(target, &credential, new, reservation)?;
             let _ = cache_for(ctx, &credential, &want).remove();
-            load(ctx, target)?
+            load_for(ctx, target, ask)?
         }
         None => credential,
     };
@@ -461,6 +479,7 @@ mod tests {
         Ask {
             want,
             min_lifetime: None,
+            acting: None,
         }
     }
 
@@ -487,6 +506,7 @@ mod tests {
         let long = Ask {
             want: &access,
             min_lifetime: Some(7200),
+            acting: None,
         };
         get(&ctx, &target(&file), &long).unwrap();
         assert_eq!(fake.seen().len(), 2);

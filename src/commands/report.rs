@@ -214,9 +214,22 @@ fn rejected_hint(by: Option<&Rejecter>) -> String {
                 sa = sanitize(service_account)
             )
         }
+        Some(Rejecter::LifetimeExtension {
+            service_account,
+            lifetime_secs,
+        }) => format!(
+            "IAM grants a token lifetime of more than 3600 s (up to 43200 s) only where the \
+             organization policy constraints/iam.allowServiceAccountCredentialLifetimeExtension \
+             lists the service account: ask an organization policy administrator to add {sa} \
+             to it (`gcloud resource-manager org-policies allow \
+             constraints/iam.allowServiceAccountCredentialLifetimeExtension {sa} \
+             --organization=ORGANIZATION_ID`), or use --lifetime 3600 or less (asked: {lifetime_secs} s)",
+            sa = sanitize(service_account)
+        ),
         Some(Rejecter::ImpersonationSource { service_account }) => format!(
-            "the source credential of the impersonation was refused: sign in again with `gcloud \
-             auth application-default login --impersonate-service-account={}`",
+            "the source credential of the impersonation was refused: sign in again with `gemauth \
+             login --client-id-file client_secret.json --impersonate-service-account {}` (or \
+             gcloud auth application-default login --impersonate-service-account)",
             sanitize(service_account)
         ),
         Some(Rejecter::Federation { audience }) => format!(
@@ -311,8 +324,9 @@ mod tests {
                 principal: None,
                 id_token: false,
             },
-            Rejecter::ImpersonationSource {
+            Rejecter::LifetimeExtension {
                 service_account: "sa@p".into(),
+                lifetime_secs: 7200,
             },
             Rejecter::Federation {
                 audience: "//iam.googleapis.com/pool".into(),
@@ -322,5 +336,15 @@ mod tests {
             let hint = rejected(Some(by.clone())).hint();
             assert!(!hint.contains("gemauth login"), "{by:?}: {hint}");
         }
+        // The source of an impersonation is a user's login: signing in again is the fix, for
+        // the same impersonation.
+        let hint = rejected(Some(Rejecter::ImpersonationSource {
+            service_account: "sa@p".into(),
+        }))
+        .hint();
+        assert!(
+            hint.contains("gemauth login --client-id-file client_secret.json --impersonate-service-account sa@p"),
+            "{hint}"
+        );
     }
 }

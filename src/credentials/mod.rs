@@ -38,7 +38,9 @@ pub use aws::parse_aws_metadata_answer;
 pub use client::parse_client_config;
 pub(crate) use client::{ClientConfig, load_client_config};
 pub(crate) use external::ExternalAccount;
-pub(crate) use impersonated::ImpersonatedServiceAccount;
+pub(crate) use impersonated::{
+    Acting, ImpersonatedServiceAccount, login_file, parse_service_accounts,
+};
 pub(crate) use metadata::Metadata;
 pub(crate) use service_account::ServiceAccount;
 pub(crate) use user::{AUTHORIZED_USER, AuthorizedUser, Scopes};
@@ -287,6 +289,17 @@ impl Credential {
         }
     }
 
+    /// The universe domain the credential names (none: Google's, `googleapis.com`).
+    pub(crate) fn universe_domain(&self) -> Option<String> {
+        match self {
+            Credential::User(user) => user.universe_domain.clone(),
+            Credential::ServiceAccount { key, .. } => key.universe_domain.clone(),
+            Credential::Impersonated { source, .. } => source.universe_domain(),
+            Credential::External { config, .. } => config.universe_domain.clone(),
+            Credential::Metadata { .. } => None,
+        }
+    }
+
     /// The scopes to request: for a user, those asked for must have been granted at login (and
     /// the token carries all granted ones); for every other type, those asked for, by default
     /// `cloud-platform`.
@@ -360,6 +373,7 @@ impl Credential {
     pub(crate) fn rotating_field(&self) -> Option<Vec<&'static str>> {
         match self {
             Credential::User(_) => Some(vec![user::ROTATING_FIELD]),
+            Credential::Impersonated { file, source } if file.per_call => source.rotating_field(),
             Credential::Impersonated { source, .. } => {
                 let mut field = source.rotating_field()?;
                 field.insert(0, "source_credentials");

@@ -24,6 +24,7 @@ mod features;
 mod headless;
 mod hints;
 mod identity_tokens;
+mod impersonation;
 mod interop_google_auth;
 mod interop_oidc;
 mod library;
@@ -60,6 +61,7 @@ fn main() {
     trials.extend(headless::tests());
     trials.extend(hints::tests());
     trials.extend(identity_tokens::tests());
+    trials.extend(impersonation::tests());
     trials.extend(interop_google_auth::tests());
     trials.extend(interop_oidc::tests());
     trials.extend(library::tests());

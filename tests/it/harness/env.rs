@@ -103,6 +103,7 @@ impl TestEnv {
             "SSL_CERT_FILE",
             "SSL_CERT_DIR",
             "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
         ] {
             cmd.env_remove(var);
         }
