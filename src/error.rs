@@ -187,6 +187,17 @@ pub enum Error {
         hint: String,
     },
 
+    /// A file of certificate authorities named by the environment cannot be used.
+    #[error("{variable}={}: cannot use it as CA certificates: {problem}", .path.display())]
+    CaFile {
+        /// The variable naming it (`CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE`, `SSL_CERT_FILE`).
+        variable: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
     /// Something that should not happen.
     #[error("{0}")]
     Internal(String),

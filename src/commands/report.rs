@@ -153,7 +153,9 @@ pub(super) fn lib_hint(e: &crate::Error) -> String {
         Lib::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
         Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user only); for a user login run `gemauth login`".into(),
         Lib::Server { .. } => "the server may be down or misconfigured: try again later, and check the endpoint named above (token_uri / revoke_uri in the credential file)".into(),
+        Lib::Network { detail, .. } if untrusted_certificate(detail) => "the server's TLS certificate is not trusted; behind a proxy that inspects TLS, point CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE (or SSL_CERT_FILE) at its CA certificate (PEM), trusted besides the system's; `gemauth status --check` shows the proxy in use".into(),
         Lib::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
+        Lib::CaFile { variable, .. } => format!("point {variable} at a PEM file of CA certificates (your TLS-inspecting proxy's root CA), or unset it"),
         Lib::Io { .. } => "check the path's permissions and free space".into(),
         Lib::ScopesNotGranted { .. } => "run `gemauth login --client-id-file client_secret.json --scopes …` with the scopes you need".into(),
         Lib::ExecutablesNotAllowed => "set GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 to let the credential file run its command (as Google's libraries require)".into(),
@@ -242,6 +244,14 @@ fn rejected_hint(by: Option<&Rejecter>) -> String {
              account attached to this machine and the access scopes it was given"
             .into(),
     }
+}
+
+/// Whether a network failure is a server certificate that no trusted CA signed.
+fn untrusted_certificate(detail: &str) -> bool {
+    let lower = detail.to_lowercase();
+    lower.contains("unknownissuer")
+        || lower.contains("unknown issuer")
+        || lower.contains("certificate")
 }
 
 /// Prints `error: ...` and `hint: ...` on stderr; returns the exit code to use.
