@@ -151,7 +151,7 @@ pub(super) fn lib_hint(e: &crate::Error) -> String {
         Lib::Rejected { by, .. } => rejected_hint(by.as_deref()),
         Lib::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),
         Lib::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
-        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user only); for a user login run `gemauth login`".into(),
+        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user, and impersonated_service_account made from one); for a user login run `gemauth login`".into(),
         Lib::Server { .. } => "the server may be down or misconfigured: try again later, and check the endpoint named above (token_uri / revoke_uri in the credential file)".into(),
         Lib::Network { detail, .. } if untrusted_certificate(detail) => "the server's TLS certificate is not trusted; behind a proxy that inspects TLS, point CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE (or SSL_CERT_FILE) at its CA certificate (PEM), trusted besides the system's; `gemauth status --check` shows the proxy in use".into(),
         Lib::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),

@@ -744,6 +744,24 @@ pub(crate) fn load_authorized_user(path: &Path, env: &Env) -> Result<AuthorizedU
             check_endpoints(&user.secret_endpoints(), path, false, env)?;
             Ok(*user)
         }
+        // An impersonation whose source is a user's login (`gemauth login
+        // --impersonate-service-account`, gcloud's too): revoking it revokes the login, as
+        // gcloud's `application-default revoke` does.
+        Credential::Impersonated { source, .. } if matches!(*source, Credential::User(_)) => {
+            let Credential::User(user) = *source else {
+                return Err(Error::Internal("the source is not a user".into()));
+            };
+            let endpoints: Vec<SecretEndpoint> = user
+                .secret_endpoints()
+                .into_iter()
+                .map(|mut e| {
+                    e.field = format!("source_credentials.{}", e.field);
+                    e
+                })
+                .collect();
+            check_endpoints(&endpoints, path, false, env)?;
+            Ok(*user)
+        }
         other => Err(Error::UnsupportedCredentialType {
             path: path.to_path_buf(),
             kind: other.type_name().to_string(),

@@ -174,6 +174,12 @@ fn login_impersonation_url_is_gclouds_and_google_auth_shape_without_override() {
         )
     );
     assert_eq!(file["delegates"], json!([]));
+    // `revoke` revokes the login the impersonation is made from, and removes the file.
+    let refresh_token = file["source_credentials"]["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    env.assert_revokes(&refresh_token);
 
     // Bad lists and scopes without cloud-platform are refused before anyone signs in.
     for (args, expected) in [
