@@ -53,10 +53,11 @@ pub(crate) fn locate(ctx: &Context, credential_file: Option<&Path>) -> Result<Ta
 /// Loads the credential a target names, refusing one whose endpoints the endpoint rule refuses
 /// (with the hosts `ctx`'s environment trusts): nothing is sent to them.
 pub(crate) fn load(ctx: &Context, target: &Target) -> Result<Credential> {
-    let credential = inspect(target)?;
+    let mut credential = inspect(target)?;
     if let Target::File(path, _) = target {
         credential.check_endpoints(path, &ctx.env)?;
     }
+    credential.bind_environment(&ctx.env);
     Ok(credential)
 }
 

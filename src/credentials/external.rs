@@ -91,6 +91,12 @@ pub(crate) struct ExternalAccount {
     pub client_secret: Option<Secret<String>>,
     #[serde(default)]
     pub universe_domain: Option<String>,
+    /// For an AWS source, which AWS identity and region the environment selects (a digest of
+    /// `AWS_ACCESS_KEY_ID`, `AWS_REGION` and `AWS_DEFAULT_REGION`), set when the file is loaded
+    /// for a token: part of the cache key, so that other AWS keys never get this token. Never
+    /// read from the file.
+    #[serde(skip_deserializing, default, skip_serializing_if = "Option::is_none")]
+    pub aws_environment: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -187,6 +193,18 @@ fn source_problem(path: &Path, problem: String) -> Error {
 }
 
 impl ExternalAccount {
+    /// Notes the AWS identity and region the environment selects (see `aws_environment`).
+    pub(super) fn bind_environment(&mut self, env: &crate::env::Env) {
+        if self.credential_source.environment_id.is_some() {
+            let var = |name: &str| env.var(name).unwrap_or_default();
+            self.aws_environment = Some(crate::store::hex_digest(&[
+                &var("AWS_ACCESS_KEY_ID"),
+                &var("AWS_REGION"),
+                &var("AWS_DEFAULT_REGION"),
+            ]));
+        }
+    }
+
     /// The parts of the cache key: everything in the file decides the token (its source,
     /// audience, pools, client).
     pub(super) fn key_parts(&self) -> Vec<String> {
@@ -923,5 +941,49 @@ mod tests {
         let e = run(config.mint(&path, &ctx, &Want::access(Vec::new()))).unwrap_err();
         assert!(e.to_string().contains("aws.json"), "{e}");
         assert!(e.to_string().contains("availability zone"), "{e}");
+    }
+
+    /// The cache key of `config` with these environment variables.
+    fn key_with(config: &ExternalAccount, path: &Path, vars: &[(&str, &str)]) -> String {
+        let mut credential = Credential::External {
+            config: Box::new(config.clone()),
+            path: path.to_path_buf(),
+        };
+        let env = crate::env::Env::Fixed(
+            vars.iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        );
+        credential.bind_environment(&env);
+        credential.cache_key(&[])
+    }
+
+    #[test]
+    fn other_aws_keys_or_regions_get_other_cache_entries() {
+        let (config, path) = aws_account("http://169.254.169.254");
+        let key = |vars: &[(&str, &str)]| key_with(&config, &path, vars);
+        let role = key(&[]);
+        let alice = key(&[("AWS_ACCESS_KEY_ID", "AKIAALICE")]);
+        let bob = key(&[("AWS_ACCESS_KEY_ID", "AKIABOB")]);
+        let bob_eu = key(&[
+            ("AWS_ACCESS_KEY_ID", "AKIABOB"),
+            ("AWS_REGION", "eu-west-1"),
+        ]);
+        assert_eq!(role, key(&[]));
+        assert!(
+            role != alice && alice != bob && bob != bob_eu,
+            "keys must differ"
+        );
+        // A file source's key does not depend on AWS variables.
+        let dir = tempfile::tempdir().unwrap();
+        let (file_config, file_path) = external(dir.path(), json!({}));
+        assert_eq!(
+            key_with(&file_config, &file_path, &[]),
+            key_with(
+                &file_config,
+                &file_path,
+                &[("AWS_ACCESS_KEY_ID", "AKIABOB")]
+            )
+        );
     }
 }

@@ -289,6 +289,16 @@ impl Credential {
         }
     }
 
+    /// Notes what the environment decides about the token beyond the file (an AWS source's
+    /// keys and region), for the cache key.
+    pub(crate) fn bind_environment(&mut self, env: &Env) {
+        match self {
+            Credential::External { config, .. } => config.bind_environment(env),
+            Credential::Impersonated { source, .. } => source.bind_environment(env),
+            _ => {}
+        }
+    }
+
     /// The universe domain the credential names (none: Google's, `googleapis.com`).
     pub(crate) fn universe_domain(&self) -> Option<String> {
         match self {
