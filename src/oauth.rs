@@ -203,6 +203,17 @@ impl Sent {
         Sent { needles }
     }
 
+    /// These secrets and `other`'s.
+    pub(crate) fn and(mut self, other: Sent) -> Self {
+        for needle in other.needles {
+            if !self.needles.contains(&needle) {
+                self.needles.push(needle);
+            }
+        }
+        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self
+    }
+
     /// The secret values of a form (by field name, [`SECRET_FIELDS`]).
     pub(crate) fn form(form: &[(&str, &str)]) -> Self {
         Self::secrets(

@@ -913,6 +913,29 @@ pub(crate) fn subject_token(
     ))
 }
 
+/// The secrets inside a subject token [`subject_token`] made (the session token, and the
+/// signature for good measure), for masking them wherever a server would echo them alone.
+pub(crate) fn subject_token_secrets(token: &str) -> Vec<String> {
+    let Ok(json) = percent_encoding::percent_decode_str(token).decode_utf8() else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&json) else {
+        return Vec::new();
+    };
+    value["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| {
+            matches!(
+                h["key"].as_str(),
+                Some(SECURITY_TOKEN_HEADER | "Authorization")
+            )
+        })
+        .filter_map(|h| h["value"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Python's `urllib.parse.quote` with its default `safe="/"`.
 const PYTHON_QUOTE: &AsciiSet = &AWS_ENCODE.remove(b'/');
 

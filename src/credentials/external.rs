@@ -336,7 +336,13 @@ impl ExternalAccount {
             request = request.basic(id, secret.expose());
         }
         let (status, body) = ctx.http()?.send(&request).await?;
-        let sent = oauth::Sent::of(&request);
+        // An AWS subject token carries the session token: masked on its own too.
+        let inner = match self.credential_source.environment_id {
+            Some(_) => aws::subject_token_secrets(&subject_token),
+            None => Vec::new(),
+        };
+        let sent =
+            oauth::Sent::of(&request).and(oauth::Sent::secrets(inner.iter().map(String::as_str)));
         let response =
             oauth::parse_token_response(&endpoint_name(&token_url), status, &body, &sent).map_err(
                 |e| {
@@ -985,5 +991,27 @@ mod tests {
                 &[("AWS_ACCESS_KEY_ID", "AKIABOB")]
             )
         );
+    }
+
+    #[test]
+    fn an_echoed_aws_session_token_is_masked() {
+        use crate::credentials::aws::tests as v;
+        let (config, path) = aws_account("http://169.254.169.254");
+        let echo = format!(
+            r#"{{"error":"invalid_grant","error_description":"bad token {}"}}"#,
+            v::TOKEN
+        );
+        let http = Fake::default().http(move |_| Ok((400, echo.clone())));
+        let vars = [
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", v::ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", v::SECRET_ACCESS_KEY),
+            ("AWS_SESSION_TOKEN", v::TOKEN),
+        ];
+        let ctx = Context::fixed(&vars, AWS_VECTOR_TIME, None, http);
+        let e = run(config.mint(&path, &ctx, &Want::access(Vec::new()))).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains("bad token"), "{shown}");
+        assert!(!shown.contains(&v::TOKEN[..40]), "{shown}");
     }
 }
