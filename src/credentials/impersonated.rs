@@ -851,4 +851,34 @@ mod tests {
         assert!(hint.contains("sa@p.iam.gserviceaccount.com"), "{hint}");
         assert_eq!(code, crate::exit::EXIT_CREDENTIALS);
     }
+
+    #[test]
+    fn lifetime_sets_a_federations_impersonation_lifetime() {
+        let file = json!({"type": "external_account", "audience": "//iam.googleapis.com/pool",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": "http://127.0.0.1:1/v1/token",
+            "service_account_impersonation_url": ACCESS_URL,
+            "credential_source": {"file": "/dev/null"}});
+        let parsed =
+            || parse_credential_file(Path::new("ext.json"), file.to_string().as_bytes()).unwrap();
+        let env = crate::env::Env::Fixed(Default::default());
+        let plain_key = parsed().cache_key(&[]);
+        let longer = Acting {
+            impersonate: None,
+            lifetime_secs: Some(7200),
+        }
+        .apply(parsed(), Path::new("ext.json"), &env)
+        .unwrap();
+        let Credential::External { config, .. } = &longer else {
+            panic!("not an external account");
+        };
+        assert_eq!(
+            config
+                .service_account_impersonation
+                .as_ref()
+                .and_then(|o| o.token_lifetime_seconds),
+            Some(7200)
+        );
+        assert_ne!(longer.cache_key(&[]), plain_key);
+    }
 }

@@ -160,6 +160,15 @@ fn login_with_impersonation_writes_gclouds_file_and_every_command_uses_it() {
             .len(),
         1
     );
+
+    // --lifetime applies to the file's impersonation too, as another cache entry.
+    let short = run(&env, &["print-access-token", "--lifetime", "600"]);
+    assert_eq!(short.code(), 0, "{}", short.stderr);
+    assert_ne!(short.stdout.trim(), token);
+    let iam = env.google.seen(&iam_path(TARGET, "generateAccessToken"));
+    assert_eq!(iam.len(), 2);
+    let body: Value = serde_json::from_str(&iam[1].body).unwrap();
+    assert_eq!(body["lifetime"], "600s");
 }
 
 fn login_impersonation_url_is_gclouds_and_google_auth_shape_without_override() {
