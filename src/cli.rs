@@ -272,6 +272,12 @@ pub struct LoginArgs {
     /// Project billed for API quota (written as quota_project_id) [default: the client's project]
     #[arg(long, value_name = "ID")]
     pub quota_project: Option<String>,
+
+    /// Write an impersonated_service_account file (as gcloud does) whose source is this login:
+    /// tokens are then the service account's. Comma-separated: the last account is
+    /// impersonated, those before it are the delegation chain
+    #[arg(long, value_name = "SA[,…]")]
+    pub impersonate_service_account: Option<String>,
 }
 
 /// How `print-access-token` prints the token.
@@ -304,6 +310,18 @@ pub struct PrintAccessTokenArgs {
     /// server [default: cloud-platform]; for a user login they must have been granted
     #[arg(long, value_name = "A,B")]
     pub scopes: Option<String>,
+
+    /// Act as this service account through the credential found (no file changes); the
+    /// credential needs roles/iam.serviceAccountTokenCreator on it. Comma-separated: the last is
+    /// impersonated, those before it are the delegation chain
+    #[arg(long, value_name = "SA[,…]")]
+    pub impersonate_service_account: Option<String>,
+
+    /// Lifetime in seconds of an impersonated service account's token: up to 3600, or up to
+    /// 43200 where the organization policy allows it
+    /// (constraints/iam.allowServiceAccountCredentialLifetimeExtension) [default: 3600]
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..=43_200))]
+    pub lifetime: Option<u64>,
 }
 
 /// How `print-identity-token` prints the token.
@@ -334,6 +352,13 @@ pub struct PrintIdentityTokenArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = IdTokenFormat::Token)]
     pub format: IdTokenFormat,
+
+    /// Act as this service account through the credential found (no file changes): an ID token
+    /// for any audience, even from a user login; the credential needs
+    /// roles/iam.serviceAccountOpenIdTokenCreator on it. Comma-separated: the last is
+    /// impersonated, those before it are the delegation chain
+    #[arg(long, value_name = "SA[,…]")]
+    pub impersonate_service_account: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -187,6 +187,17 @@ pub enum Error {
         hint: String,
     },
 
+    /// A file of certificate authorities named by the environment cannot be used.
+    #[error("{variable}={}: cannot use it as CA certificates: {problem}", .path.display())]
+    CaFile {
+        /// The variable naming it (`CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE`, `SSL_CERT_FILE`).
+        variable: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: String,
+    },
+
     /// Something that should not happen.
     #[error("{0}")]
     Internal(String),
@@ -218,6 +229,14 @@ pub enum Rejecter {
         principal: Option<String>,
         /// Whether an ID token was asked for (another role is needed).
         id_token: bool,
+    },
+    /// IAM Credentials refused an access token lifetime over an hour (`--lifetime`): the
+    /// organization policy does not allow it for this service account.
+    LifetimeExtension {
+        /// The service account impersonated.
+        service_account: String,
+        /// The lifetime asked for, in seconds.
+        lifetime_secs: u64,
     },
     /// The source user credential of an impersonation (an impersonated ADC file).
     ImpersonationSource {

@@ -6,7 +6,7 @@
 use std::path::PathBuf;
 
 use crate::context::Context;
-use crate::credentials::{Credential, IdTokenSupport, Want};
+use crate::credentials::{Acting, Credential, IdTokenSupport, Want};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Ask, Claims};
 use crate::rules::sanitize;
@@ -26,9 +26,9 @@ pub(crate) struct IdTokenParams {
     pub(crate) include_email: bool,
     /// Seconds a cached token must still be valid for (the pipeline's default when `None`).
     pub(crate) min_lifetime: Option<u64>,
-    /// Act as this service account with the credential found: its IAM Credentials
-    /// `…:generateAccessToken` URL (`metadata-server --impersonate-service-account`).
-    pub(crate) impersonate: Option<String>,
+    /// A service account to act as through the credential found
+    /// (`--impersonate-service-account`).
+    pub(crate) acting: Option<Acting>,
 }
 
 /// An ID token and what it says about itself.
@@ -78,7 +78,7 @@ fn ask<'a>(
     Ask {
         want,
         min_lifetime: request.min_lifetime,
-        impersonate: request.impersonate.as_deref(),
+        acting: request.acting.as_ref(),
     }
 }
 
@@ -118,9 +118,11 @@ fn want(credential: &Credential, request: &IdTokenParams) -> Result<Want> {
                         with (its audience is the client ID)"
                         .into(),
                     hint: "to call a service, impersonate a service account you may act as \
-                        (roles/iam.serviceAccountOpenIdTokenCreator): `gcloud auth \
-                        application-default login --impersonate-service-account SA_EMAIL` writes \
-                        an impersonated_service_account ADC file; or omit --audiences for a token \
+                        (roles/iam.serviceAccountOpenIdTokenCreator): add \
+                        `--impersonate-service-account SA_EMAIL` to this command, or sign in with \
+                        `gemauth login --client-id-file client_secret.json \
+                        --impersonate-service-account SA_EMAIL` to write an \
+                        impersonated_service_account ADC file; or omit --audiences for a token \
                         whose audience is the client ID"
                         .into(),
                 });
@@ -197,7 +199,7 @@ mod tests {
             audience: audience.map(str::to_string),
             include_email,
             min_lifetime: None,
-            impersonate: None,
+            acting: None,
         }
     }
 

@@ -24,7 +24,6 @@
 
 #![forbid(unsafe_code)]
 
-mod aws;
 mod cli;
 mod clock;
 mod commands;
@@ -65,6 +64,8 @@ pub mod binary {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::credentials::{parse_client_config, parse_credential_file};
+    pub use crate::credentials::{
+        parse_aws_metadata_answer, parse_client_config, parse_credential_file,
+    };
     pub use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 }

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use oauth2::{AuthorizationCode, PkceCodeVerifier};
+use rustls::pki_types::CertificateDer;
 use serde::Deserialize;
 use serde_json::Value;
 use url::Url;
@@ -48,6 +49,8 @@ pub(crate) fn block_on<F: std::future::Future>(future: F) -> Result<F::Output> {
 pub(crate) enum Method {
     Get,
     Post,
+    /// Only the AWS IMDSv2 session token request.
+    Put,
 }
 
 /// A request body.
@@ -83,6 +86,14 @@ impl HttpRequest {
             bearer: None,
             basic: None,
             body: Body::Empty,
+        }
+    }
+
+    /// A PUT of `url` without a body.
+    pub(crate) fn put(url: &Url) -> Self {
+        HttpRequest {
+            method: Method::Put,
+            ..Self::get(url)
         }
     }
 
@@ -190,6 +201,17 @@ impl Sent {
         }
         needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
         Sent { needles }
+    }
+
+    /// These secrets and `other`'s.
+    pub(crate) fn and(mut self, other: Sent) -> Self {
+        for needle in other.needles {
+            if !self.needles.contains(&needle) {
+                self.needles.push(needle);
+            }
+        }
+        self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
+        self
     }
 
     /// The secret values of a form (by field name, [`SECRET_FIELDS`]).
@@ -304,17 +326,23 @@ impl Http {
                 .map_or(Duration::from_secs(default), Duration::from_secs_f64)
         };
         let connect = connect.unwrap_or_else(|| secs(ENV_CONNECT_TIMEOUT, 10));
-        Self::with_timeouts(connect, secs(ENV_TIMEOUT, 30))
+        let extra_roots = extra_roots(&var)?;
+        Self::with_timeouts(connect, secs(ENV_TIMEOUT, 30), extra_roots)
     }
 
-    /// A real client with these timeouts (connecting, and one whole operation).
-    fn with_timeouts(connect: Duration, timeout: Duration) -> Result<Self> {
+    /// A real client with these timeouts (connecting, and one whole operation), trusting
+    /// `extra_roots` besides the platform's certificate authorities.
+    fn with_timeouts(
+        connect: Duration,
+        timeout: Duration,
+        extra_roots: Vec<CertificateDer<'static>>,
+    ) -> Result<Self> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(connect)
             .timeout(timeout)
             .user_agent(concat!("gemauth/", env!("CARGO_PKG_VERSION")))
-            .tls_backend_preconfigured(tls_config()?)
+            .tls_backend_preconfigured(tls_config(extra_roots)?)
             .build()
             .map_err(|e| Error::Internal(format!("cannot build the HTTP client: {e}")))?;
         Ok(Http {
@@ -413,6 +441,7 @@ impl Http {
         let mut builder = match request.method {
             Method::Get => client.get(request.url.clone()),
             Method::Post => client.post(request.url.clone()),
+            Method::Put => client.put(request.url.clone()),
         };
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
@@ -467,14 +496,55 @@ impl Answer {
     }
 }
 
+/// Environment variables naming PEM files of certificate authorities trusted besides the
+/// platform's: gcloud's (`core/custom_ca_certs_file`), and OpenSSL's, read on every platform
+/// (on Linux, as for OpenSSL, `SSL_CERT_FILE` and `SSL_CERT_DIR` also take the place of the
+/// system bundle in the platform verifier).
+pub(crate) const ENV_CA_FILES: [&str; 2] = ["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "SSL_CERT_FILE"];
+
+/// The certificates of the CA files the environment names ([`ENV_CA_FILES`]), each read with a
+/// bounded read; an unreadable file, or one without a certificate, is an error naming the
+/// variable.
+fn extra_roots(var: &impl Fn(&str) -> Option<String>) -> Result<Vec<CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = Vec::new();
+    for name in ENV_CA_FILES {
+        let Some(path) = var(name).filter(|v| !v.trim().is_empty()) else {
+            continue;
+        };
+        let bad = |problem: String| Error::CaFile {
+            variable: name,
+            path: std::path::PathBuf::from(&path),
+            problem,
+        };
+        let bytes = crate::store::read_bounded(std::path::Path::new(&path))
+            .map_err(|problem| bad(format!("it {problem}")))?;
+        let mut found = 0;
+        for cert in CertificateDer::pem_slice_iter(&bytes) {
+            roots.push(cert.map_err(|_| bad("it holds a malformed PEM certificate".into()))?);
+            found += 1;
+        }
+        if found == 0 {
+            return Err(bad(
+                "it holds no PEM certificate (-----BEGIN CERTIFICATE-----)".into(),
+            ));
+        }
+    }
+    Ok(roots)
+}
+
 /// TLS as reqwest would set it up, with gemauth's own crypto provider (ring) passed in rather
 /// than installed process-wide, so that a program using the library keeps its own choice. Server
 /// certificates are checked against the platform's roots (on Linux the system bundle, or
-/// `SSL_CERT_FILE` / `SSL_CERT_DIR`).
-fn tls_config() -> Result<rustls::ClientConfig> {
+/// `SSL_CERT_FILE` / `SSL_CERT_DIR`) and `extra_roots` (the CA files of [`ENV_CA_FILES`]).
+fn tls_config(extra_roots: Vec<CertificateDer<'static>>) -> Result<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let verifier = rustls_platform_verifier::Verifier::new(provider.clone())
-        .map_err(|e| Error::Internal(format!("cannot load the TLS root certificates: {e}")))?;
+    let verifier = if extra_roots.is_empty() {
+        rustls_platform_verifier::Verifier::new(provider.clone())
+    } else {
+        rustls_platform_verifier::Verifier::new_with_extra_roots(extra_roots, provider.clone())
+    }
+    .map_err(|e| Error::Internal(format!("cannot load the TLS root certificates: {e}")))?;
     let config = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
         .map_err(|e| Error::Internal(format!("cannot configure TLS: {e}")))?
@@ -1218,5 +1288,48 @@ mod tests {
             std::error::Error::source(&e).is_some(),
             "the reqwest error is kept"
         );
+    }
+
+    #[test]
+    fn ca_files_of_either_variable_are_added_and_bad_ones_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = params.self_signed(&key).unwrap();
+        let good = dir.path().join("ca.pem");
+        std::fs::write(&good, format!("{}{}", ca.pem(), ca.pem())).unwrap();
+        let garbage = dir.path().join("garbage.pem");
+        std::fs::write(&garbage, "not a certificate").unwrap();
+        let env = |pairs: Vec<(&'static str, std::path::PathBuf)>| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| v.to_string_lossy().into_owned())
+            }
+        };
+        assert!(extra_roots(&env(vec![])).unwrap().is_empty());
+        let both = env(vec![
+            ("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", good.clone()),
+            ("SSL_CERT_FILE", good.clone()),
+        ]);
+        let roots = extra_roots(&both).unwrap();
+        assert_eq!(roots.len(), 4);
+        assert!(tls_config(roots).is_ok());
+        for (variable, file, problem) in [
+            ("SSL_CERT_FILE", garbage.clone(), "holds no PEM certificate"),
+            (
+                "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+                dir.path().join("missing.pem"),
+                "cannot use it",
+            ),
+        ] {
+            let e = extra_roots(&env(vec![(variable, file)])).unwrap_err();
+            let text = e.to_string();
+            assert!(text.starts_with(&format!("{variable}=")), "{text}");
+            assert!(text.contains(problem), "{text}");
+            assert!(!text.contains("not a certificate"), "{text}");
+        }
     }
 }

@@ -62,10 +62,11 @@ pub(crate) fn locate(ctx: &Context, credential_file: Option<&Path>) -> Result<Ta
 /// Loads the credential a target names, refusing one whose endpoints the endpoint rule refuses
 /// (with the hosts `ctx`'s environment trusts): nothing is sent to them.
 pub(crate) fn load(ctx: &Context, target: &Target) -> Result<Credential> {
-    let credential = inspect(target)?;
+    let mut credential = inspect(target)?;
     if let Target::File(path, _) = target {
         credential.check_endpoints(path, &ctx.env)?;
     }
+    credential.bind_environment(&ctx.env);
     Ok(credential)
 }
 
@@ -78,59 +79,35 @@ pub(crate) fn inspect(target: &Target) -> Result<Credential> {
     }
 }
 
-/// Loads the credential a target names, acting as the service account of `impersonate` (its
-/// IAM Credentials `…:generateAccessToken` URL) when given: an impersonation built in memory
-/// whose source is the credential found, cached under its own key like any credential.
-pub(crate) fn load_as(
-    ctx: &Context,
-    target: &Target,
-    impersonate: Option<&str>,
-) -> Result<Credential> {
-    let source = load(ctx, target)?;
-    let Some(url) = impersonate else {
-        return Ok(source);
-    };
-    if matches!(source, Credential::Impersonated { .. }) {
-        return Err(Error::Usage(format!(
-            "the credential ({}) is already an impersonated_service_account: it cannot be the \
-             source of another impersonation; drop --impersonate-service-account or use the \
-             credential it impersonates with",
-            target
-                .file()
-                .map_or_else(|| "the metadata server".into(), |p| p.display().to_string())
-        )));
-    }
-    let quota_project_id = source.quota_project();
-    Ok(Credential::Impersonated {
-        file: Box::new(credentials::ImpersonatedServiceAccount {
-            service_account_impersonation_url: url.to_string(),
-            delegates: Vec::new(),
-            quota_project_id,
-        }),
-        source: Box::new(source),
-    })
-}
-
-/// The field of the target's file holding a refresh token the server may rotate: the
-/// credential's own, or, for an impersonation built in memory, its source's (the file is the
-/// source itself).
-fn file_rotating_field(credential: &Credential, ask: &Ask) -> Option<Vec<&'static str>> {
-    let mut field = credential.rotating_field()?;
-    if ask.impersonate.is_some() && field.first() == Some(&"source_credentials") {
-        field.remove(0);
-    }
-    Some(field)
-}
-
 /// What the pipeline is asked for: the token `want` gives for the credential found (checked
 /// against its type), fresh for at least `min_lifetime` seconds (by default five minutes, or
 /// half the token's lifetime when that is shorter).
 pub(crate) struct Ask<'a> {
     pub(crate) want: &'a (dyn Fn(&Credential) -> Result<Want> + Sync),
     pub(crate) min_lifetime: Option<u64>,
-    /// Act as this service account with the credential found: its IAM Credentials
-    /// `…:generateAccessToken` URL (`metadata-server --impersonate-service-account`).
-    pub(crate) impersonate: Option<&'a str>,
+    /// A service account to act as through the credential found, and the lifetime of
+    /// impersonated tokens (`--impersonate-service-account`, `--lifetime`): the token is then
+    /// the impersonation's, cached under its own key, and no file changes.
+    pub(crate) acting: Option<&'a credentials::Acting>,
+}
+
+/// The credential a target names, as `acting` wants to use it (see [`Ask::acting`]): itself, or
+/// an impersonation built in memory whose source it is.
+pub(crate) fn load_acting(
+    ctx: &Context,
+    target: &Target,
+    acting: Option<&credentials::Acting>,
+) -> Result<Credential> {
+    let credential = load(ctx, target)?;
+    match acting {
+        None => Ok(credential),
+        Some(acting) => {
+            let path = target
+                .file()
+                .unwrap_or(Path::new("the metadata server's credential"));
+            acting.apply(credential, path, &ctx.env)
+        }
+    }
 }
 
 /// A token the pipeline found or obtained, with the credential it is for.
@@ -172,7 +149,7 @@ fn with_cache_warning(ctx: &Context, mut fetched: Fetched) -> Fetched {
 
 /// The cached token, when it is fresh enough.
 fn cached(ctx: &Context, target: &Target, ask: &Ask) -> Result<Option<Fetched>> {
-    let credential = load_as(ctx, target, ask.impersonate)?;
+    let credential = load_acting(ctx, target, ask.acting)?;
     let want = (ask.want)(&credential)?;
     match lookup(ctx, &credential, &want, ask.min_lifetime) {
         Some(entry) => {
@@ -284,7 +261,7 @@ async fn lock(ctx: &Context, target: &Target) -> Result<CredentialLock> {
 /// uses the token its predecessor obtained), and obtains a new token only if still needed.
 pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Result<Fetched> {
     let _lock = lock(ctx, target).await?;
-    let credential = load_as(ctx, target, ask.impersonate)?;
+    let credential = load_acting(ctx, target, ask.acting)?;
     let want = (ask.want)(&credential)?;
     if let Some(entry) = lookup(ctx, &credential, &want, ask.min_lifetime) {
         match want {
@@ -304,7 +281,7 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
     }
     // Where a rotated refresh token would be written, its space is reserved before the grant
     // that spends the old one: a full disk fails here, with the old token still valid.
-    let field = file_rotating_field(&credential, ask);
+    let field = credential.rotating_field();
     let reservation = reserve_rotation(target, field.is_some())?;
     let minted = credential
         .mint(ctx, &want)
@@ -316,7 +293,7 @@ pub(crate) async fn refresh(ctx: &Context, target: &Target, ask: &Ask<'_>) -> Re
         Some(new) => {
             save_rotated(target, field, new, reservation)?;
             let _ = cache_for(ctx, &credential, &want).remove();
-            load_as(ctx, target, ask.impersonate)?
+            load_acting(ctx, target, ask.acting)?
         }
         None => credential,
     };
@@ -517,7 +494,7 @@ mod tests {
         Ask {
             want,
             min_lifetime: None,
-            impersonate: None,
+            acting: None,
         }
     }
 
@@ -544,7 +521,7 @@ mod tests {
         let long = Ask {
             want: &access,
             min_lifetime: Some(7200),
-            impersonate: None,
+            acting: None,
         };
         get(&ctx, &target(&file), &long).unwrap();
         assert_eq!(fake.seen().len(), 2);
@@ -576,7 +553,6 @@ mod tests {
     fn an_impersonation_built_in_memory_saves_a_rotation_in_the_files_own_field() {
         let dir = tempfile::tempdir().unwrap();
         let file = user_file(dir.path());
-        let url = "http://127.0.0.1:1/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken";
         let http = Fake::default().http(|request| match path(request) {
             "/token" => Ok((
                 200,
@@ -588,9 +564,18 @@ mod tests {
                     .to_string(),
             )),
         });
-        let ctx = context(http, &[], Some(dir.path()));
+        // gcloud's override of the IAM Credentials API: the fake.
+        let override_iam = [(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
+            "http://127.0.0.1:1/",
+        )];
+        let ctx = context(http, &override_iam, Some(dir.path()));
+        let acting = credentials::Acting {
+            impersonate: Some(("sa@p.iam.gserviceaccount.com".into(), Vec::new())),
+            lifetime_secs: None,
+        };
         let ask = Ask {
-            impersonate: Some(url),
+            acting: Some(&acting),
             ..ask(&access)
         };
         let fetched = get(&ctx, &target(&file), &ask).unwrap();
@@ -606,20 +591,6 @@ mod tests {
         // Its own cache key: the login's own token is not the account's.
         let plain = load(&ctx, &target(&file)).unwrap();
         assert_ne!(plain.cache_key(&[]), fetched.credential.cache_key(&[]));
-
-        // An impersonation cannot be the source of another.
-        let imp = dir.path().join("imp.json");
-        std::fs::write(
-            &imp,
-            json!({"type": "impersonated_service_account",
-                "service_account_impersonation_url": url,
-                "source_credentials": {"type": "authorized_user", "client_id": "id",
-                    "client_secret": "s", "refresh_token": "1//r1"}})
-            .to_string(),
-        )
-        .unwrap();
-        let e = load_as(&ctx, &target(&imp), Some(url)).unwrap_err();
-        assert!(matches!(e, Error::Usage(_)), "{e:?}");
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! Property tests for the parsers that take outside input: the listener's request and callback
-//! parsers, the paste parser, and the credential and client secret loaders.
+//! parsers, the paste parser, the credential and client secret loaders, and the AWS
+//! instance-metadata answer parsers.
 
 use std::path::Path;
 
 use crate::credentials::{
-    AuthorizedUser, Credential, Scopes, parse_client_config, parse_credential_file,
+    AuthorizedUser, Credential, Scopes, parse_aws_metadata_answer, parse_client_config,
+    parse_credential_file,
 };
 use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 use crate::secret::Secret;
@@ -222,5 +224,11 @@ proptest! {
         let _ = parse_client_config(Path::new("client.json"), &bytes);
         let wrapped = json!({"installed": value});
         let _ = parse_client_config(Path::new("client.json"), &serde_json::to_vec(&wrapped).unwrap());
+    }
+
+    #[test]
+    fn aws_metadata_parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), value in any_json()) {
+        let _ = parse_aws_metadata_answer(&bytes);
+        let _ = parse_aws_metadata_answer(&serde_json::to_vec(&value).unwrap());
     }
 }

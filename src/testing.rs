@@ -21,6 +21,7 @@ pub(crate) const TEST_KEY: &str = include_str!("../tests/fixtures/test-sa-key.pe
 /// One request the fake saw, with its secrets in the clear (for assertions).
 #[derive(Debug, Clone)]
 pub(crate) struct Seen {
+    pub(crate) method: crate::oauth::Method,
     pub(crate) url: String,
     pub(crate) form: BTreeMap<String, String>,
     pub(crate) json: Option<Value>,
@@ -51,6 +52,7 @@ impl Fake {
             };
             if let Ok(mut seen) = seen.lock() {
                 seen.push(Seen {
+                    method: request.method,
                     url: request.url.to_string(),
                     form,
                     json,

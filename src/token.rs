@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::context::Context;
-use crate::credentials::{Credential, Want};
+use crate::credentials::{Acting, Credential, Want};
 use crate::error::{Error, Result};
 use crate::pipeline::{self, Ask, Fetched, Target};
 use crate::secret::Secret;
@@ -59,9 +59,18 @@ pub fn get(credential_file: Option<&Path>, min_lifetime: Option<u64>) -> Result<
 /// the credential lock. The cached path reads two small files and starts no runtime and no HTTP
 /// client.
 pub fn get_with(request: &Request) -> Result<Token> {
+    get_acting(request, None)
+}
+
+/// [`get_with`], acting as a service account through the credential found and/or with a
+/// lifetime for impersonated tokens (`print-access-token --impersonate-service-account`,
+/// `--lifetime`).
+pub(crate) fn get_acting(request: &Request, acting: Option<&Acting>) -> Result<Token> {
     let (ctx, target) = start(request)?;
     let want = |credential: &Credential| want(credential, request);
-    let fetched = pipeline::get(&ctx, &target, &ask(request, &want))?;
+    let mut ask = ask(request, &want);
+    ask.acting = acting;
+    let fetched = pipeline::get(&ctx, &target, &ask)?;
     token_of(fetched, &target)
 }
 
@@ -70,19 +79,16 @@ pub fn get_with(request: &Request) -> Result<Token> {
 /// credential, the wait for its lock runs on the runtime's blocking pool, not on the caller's
 /// thread.
 pub async fn get_async(request: &Request) -> Result<Token> {
-    get_async_as(request, None).await
+    get_async_acting(request, None).await
 }
 
-/// [`get_async`], acting as the service account of `impersonate` (its IAM Credentials
-/// `…:generateAccessToken` URL) with the credential found (`metadata-server
-/// --impersonate-service-account`).
-pub(crate) async fn get_async_as(request: &Request, impersonate: Option<&str>) -> Result<Token> {
+/// [`get_async`], acting as a service account through the credential found (`metadata-server
+/// --impersonate-service-account`), as [`get_acting`] does.
+pub(crate) async fn get_async_acting(request: &Request, acting: Option<&Acting>) -> Result<Token> {
     let (ctx, target) = start(request)?;
     let want = |credential: &Credential| want(credential, request);
-    let ask = Ask {
-        impersonate,
-        ..ask(request, &want)
-    };
+    let mut ask = ask(request, &want);
+    ask.acting = acting;
     let fetched = pipeline::get_async(&ctx, &target, &ask).await?;
     token_of(fetched, &target)
 }
@@ -99,7 +105,7 @@ fn ask<'a>(request: &Request, want: &'a (dyn Fn(&Credential) -> Result<Want> + S
     Ask {
         want,
         min_lifetime: request.min_lifetime,
-        impersonate: None,
+        acting: None,
     }
 }
 

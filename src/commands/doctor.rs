@@ -569,8 +569,10 @@ pub(super) fn network(failure: Option<&str>, proxy: Option<(String, String)>) ->
                 "the server's TLS certificate is not trusted{via}: a proxy that inspects TLS \
                  re-signs traffic with its own certificate authority ({failure})"
             ),
-            "add your organisation's CA certificate (PEM) to the system's trust store, or point \
-             SSL_CERT_FILE (a bundle) or SSL_CERT_DIR at it",
+            "point CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE (as for gcloud) or SSL_CERT_FILE at your \
+             organisation's CA certificate (PEM): gemauth trusts it besides the system's store \
+             (on Linux SSL_CERT_FILE and SSL_CERT_DIR, as for OpenSSL, take the place of the \
+             system bundle); or add it to the system's trust store",
         );
     }
     Check::fail(
@@ -734,7 +736,12 @@ mod tests {
             "{check:?}"
         );
         let fix = check.fix.unwrap();
-        assert!(fix.contains("SSL_CERT_FILE") && fix.contains("SSL_CERT_DIR"));
+        assert!(
+            fix.contains("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")
+                && fix.contains("SSL_CERT_FILE")
+                && fix.contains("SSL_CERT_DIR"),
+            "{fix}"
+        );
         assert!(network(None, None).ok);
         let refused = network(Some("connection refused"), proxy);
         assert!(refused.fix.unwrap().contains("https_proxy"));

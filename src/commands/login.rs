@@ -18,6 +18,19 @@ pub(crate) fn run(args: LoginArgs) -> Result<()> {
     let client = credentials::load_client_config(&args.client_id_file)?;
     client.check_endpoints(&args.client_id_file, &crate::env::Env::Process)?;
     let scopes = credentials::resolve_scopes(args.scopes.as_deref())?;
+    let impersonate = args
+        .impersonate_service_account
+        .as_deref()
+        .map(credentials::parse_service_accounts)
+        .transpose()?;
+    if impersonate.is_some() && !scopes.iter().any(|s| s == credentials::CLOUD_PLATFORM) {
+        return Err(crate::Error::Usage(
+            "--impersonate-service-account needs the cloud-platform scope (IAM Credentials \
+             accepts no other): add cloud-platform to --scopes"
+                .into(),
+        )
+        .into());
+    }
     if let Some(project) = &args.quota_project {
         credentials::validate_project_id(project)?;
     }
@@ -92,7 +105,7 @@ pub(crate) fn run(args: LoginArgs) -> Result<()> {
         })
     })??;
 
-    save(&args, &client, &scopes, &path, tokens)
+    save(&args, &client, &scopes, &path, tokens, impersonate.as_ref())
 }
 
 /// The command that runs this login again: the same client file and flags (not `--timeout`, which
@@ -119,6 +132,12 @@ fn rerun_command(args: &LoginArgs, paste: bool) -> String {
         words.extend([
             "--quota-project".into(),
             shell_words::quote(project).into_owned(),
+        ]);
+    }
+    if let Some(accounts) = &args.impersonate_service_account {
+        words.extend([
+            "--impersonate-service-account".into(),
+            shell_words::quote(accounts).into_owned(),
         ]);
     }
     words.join(" ")
@@ -171,6 +190,7 @@ fn save(
     requested: &[String],
     path: &std::path::Path,
     tokens: TokenResponse,
+    impersonate: Option<&(String, Vec<String>)>,
 ) -> Result<()> {
     let refresh_token = tokens.refresh_token.clone().ok_or(Error::NoRefreshToken {
         endpoint: client.token_uri.to_string(),
@@ -194,17 +214,30 @@ fn save(
         extra: Map::new(),
     };
 
+    let contents = match impersonate {
+        None => user.to_json(),
+        Some((account, delegates)) => credentials::login_file(
+            &user,
+            account,
+            delegates,
+            args.quota_project.as_deref(),
+            &crate::env::Env::Process,
+        )?,
+    };
     {
         let _lock = CredentialLock::acquire(path)?;
-        store::write_atomic(path, &user.to_json())?;
+        store::write_atomic(path, &contents)?;
     }
     // When the login happened, for `status --check` (a Testing app's refresh token lasts 7 days).
     let ctx = crate::context::Context::from_process();
     if let Some(warning) = store::record_login(ctx.cache_dir.as_deref(), path, ctx.now()) {
         eprintln!("warning: {warning}");
     }
-    if let Some(warning) = TokenCache::new(&Credential::User(Box::new(user.clone())).cache_key(&[]))
-        .store(&tokens.to_cached(granted.clone()))
+    // The user's own token is the one to cache, unless the file is an impersonation.
+    if impersonate.is_none()
+        && let Some(warning) =
+            TokenCache::new(&Credential::User(Box::new(user.clone())).cache_key(&[]))
+                .store(&tokens.to_cached(granted.clone()))
     {
         eprintln!("warning: {warning}");
     }
@@ -221,8 +254,26 @@ fn save(
             missing.join(" ")
         );
     }
-    if let Some(project) = &user.quota_project_id {
-        eprintln!("Quota project: {project}");
+    match impersonate {
+        Some((account, delegates)) => {
+            eprintln!("Impersonating: {account}");
+            if !delegates.is_empty() {
+                eprintln!("Delegation chain: {}", delegates.join(", "));
+            }
+            if let Some(project) = &args.quota_project {
+                eprintln!("Quota project: {project}");
+            }
+            if !granted.iter().any(|s| s == credentials::CLOUD_PLATFORM) {
+                eprintln!(
+                    "warning: the cloud-platform scope was not granted: the impersonation will fail"
+                );
+            }
+        }
+        None => {
+            if let Some(project) = &user.quota_project_id {
+                eprintln!("Quota project: {project}");
+            }
+        }
     }
     if args.credential_file.is_none() {
         super::warn_if_shadowed_by_env();

@@ -10,11 +10,23 @@ pub(crate) fn run(args: PrintAccessTokenArgs) -> Result<()> {
         Some(spec) => Some(resolve_scopes(Some(spec))?),
         None => None,
     };
-    let token = token::get_with(&token::Request {
-        credential_file: args.credential_file,
-        min_lifetime: args.min_lifetime,
-        scopes,
-    })?;
+    let acting = crate::credentials::Acting {
+        impersonate: args
+            .impersonate_service_account
+            .as_deref()
+            .map(crate::credentials::parse_service_accounts)
+            .transpose()?,
+        lifetime_secs: args.lifetime,
+    };
+    let acting = (acting.impersonate.is_some() || acting.lifetime_secs.is_some()).then_some(acting);
+    let token = token::get_acting(
+        &token::Request {
+            credential_file: args.credential_file,
+            min_lifetime: args.min_lifetime,
+            scopes,
+        },
+        acting.as_ref(),
+    )?;
     super::print_warnings(&token.warnings);
     let secret = token.access_token.expose();
     match args.format {

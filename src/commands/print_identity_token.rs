@@ -11,7 +11,13 @@ pub(crate) fn run(args: PrintIdentityTokenArgs) -> Result<()> {
         audience: args.audiences,
         include_email: args.include_email,
         min_lifetime: None,
-        impersonate: None,
+        acting: match args.impersonate_service_account.as_deref() {
+            Some(spec) => Some(crate::credentials::Acting {
+                impersonate: Some(crate::credentials::parse_service_accounts(spec)?),
+                lifetime_secs: None,
+            }),
+            None => None,
+        },
     })?;
     super::print_warnings(&token.warnings);
     let secret = token.token.expose();

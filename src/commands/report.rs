@@ -152,9 +152,11 @@ pub(super) fn lib_hint(e: &crate::Error) -> String {
         Lib::Rejected { by, .. } => rejected_hint(by.as_deref()),
         Lib::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),
         Lib::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
-        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user only); for a user login run `gemauth login`".into(),
+        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user, and impersonated_service_account made from one); for a user login run `gemauth login`".into(),
         Lib::Server { .. } => "the server may be down or misconfigured: try again later, and check the endpoint named above (token_uri / revoke_uri in the credential file)".into(),
+        Lib::Network { detail, .. } if untrusted_certificate(detail) => "the server's TLS certificate is not trusted; behind a proxy that inspects TLS, point CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE (or SSL_CERT_FILE) at its CA certificate (PEM), trusted besides the system's; `gemauth status --check` shows the proxy in use".into(),
         Lib::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
+        Lib::CaFile { variable, .. } => format!("point {variable} at a PEM file of CA certificates (your TLS-inspecting proxy's root CA), or unset it"),
         Lib::Io { .. } => "check the path's permissions and free space".into(),
         Lib::ScopesNotGranted { .. } => "run `gemauth login --client-id-file client_secret.json --scopes …` with the scopes you need".into(),
         Lib::ExecutablesNotAllowed => "set GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1 to let the credential file run its command (as Google's libraries require)".into(),
@@ -215,9 +217,22 @@ fn rejected_hint(by: Option<&Rejecter>) -> String {
                 sa = sanitize(service_account)
             )
         }
+        Some(Rejecter::LifetimeExtension {
+            service_account,
+            lifetime_secs,
+        }) => format!(
+            "IAM grants a token lifetime of more than 3600 s (up to 43200 s) only where the \
+             organization policy constraints/iam.allowServiceAccountCredentialLifetimeExtension \
+             lists the service account: ask an organization policy administrator to add {sa} \
+             to it (`gcloud resource-manager org-policies allow \
+             constraints/iam.allowServiceAccountCredentialLifetimeExtension {sa} \
+             --organization=ORGANIZATION_ID`), or use --lifetime 3600 or less (asked: {lifetime_secs} s)",
+            sa = sanitize(service_account)
+        ),
         Some(Rejecter::ImpersonationSource { service_account }) => format!(
-            "the source credential of the impersonation was refused: sign in again with `gcloud \
-             auth application-default login --impersonate-service-account={}`",
+            "the source credential of the impersonation was refused: sign in again with `gemauth \
+             login --client-id-file client_secret.json --impersonate-service-account {}` (or \
+             gcloud auth application-default login --impersonate-service-account)",
             sanitize(service_account)
         ),
         Some(Rejecter::Federation { audience }) => format!(
@@ -230,6 +245,14 @@ fn rejected_hint(by: Option<&Rejecter>) -> String {
              account attached to this machine and the access scopes it was given"
             .into(),
     }
+}
+
+/// Whether a network failure is a server certificate that no trusted CA signed.
+fn untrusted_certificate(detail: &str) -> bool {
+    let lower = detail.to_lowercase();
+    lower.contains("unknownissuer")
+        || lower.contains("unknown issuer")
+        || lower.contains("certificate")
 }
 
 /// Prints `error: ...` and `hint: ...` on stderr; returns the exit code to use.
@@ -312,8 +335,9 @@ mod tests {
                 principal: None,
                 id_token: false,
             },
-            Rejecter::ImpersonationSource {
+            Rejecter::LifetimeExtension {
                 service_account: "sa@p".into(),
+                lifetime_secs: 7200,
             },
             Rejecter::Federation {
                 audience: "//iam.googleapis.com/pool".into(),
@@ -323,5 +347,15 @@ mod tests {
             let hint = rejected(Some(by.clone())).hint();
             assert!(!hint.contains("gemauth login"), "{by:?}: {hint}");
         }
+        // The source of an impersonation is a user's login: signing in again is the fix, for
+        // the same impersonation.
+        let hint = rejected(Some(Rejecter::ImpersonationSource {
+            service_account: "sa@p".into(),
+        }))
+        .hint();
+        assert!(
+            hint.contains("gemauth login --client-id-file client_secret.json --impersonate-service-account sa@p"),
+            "{hint}"
+        );
     }
 }

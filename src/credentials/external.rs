@@ -1,15 +1,17 @@
 //! `external_account`: workload and workforce identity federation: parsing, cache key,
 //! identity, status details, the subject-token sources (file, URL, executable), the STS token
 //! exchange (RFC 8693) and, when the file names one, the service account impersonated through
-//! IAM Credentials.
+//! IAM Credentials. AWS sources (`environment_id: "aws1"`) fetch what `aws` plans and sign the
+//! subject token with it.
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use url::Url;
 
+use super::aws;
 use super::impersonated::{Iam, impersonated_email};
 use super::{CLOUD_PLATFORM, Credential, FileProblem, IdTokenSupport, Issued, Minted, Want};
 use crate::context::Context;
@@ -40,6 +42,15 @@ pub(crate) struct CredentialSource {
     pub format: Option<SubjectTokenFormat>,
     #[serde(default)]
     pub environment_id: Option<String>,
+    /// AWS: the availability-zone URL of the instance metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_url: Option<String>,
+    /// AWS: the STS `GetCallerIdentity` URL template signed into the subject token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub regional_cred_verification_url: Option<String>,
+    /// AWS: the IMDSv2 session token URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imdsv2_session_token_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -80,6 +91,12 @@ pub(crate) struct ExternalAccount {
     pub client_secret: Option<Secret<String>>,
     #[serde(default)]
     pub universe_domain: Option<String>,
+    /// For an AWS source, which AWS identity and region the environment selects (a digest of
+    /// `AWS_ACCESS_KEY_ID`, `AWS_REGION` and `AWS_DEFAULT_REGION`), set when the file is loaded
+    /// for a token: part of the cache key, so that other AWS keys never get this token. Never
+    /// read from the file.
+    #[serde(skip_deserializing, default, skip_serializing_if = "Option::is_none")]
+    pub aws_environment: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -113,7 +130,7 @@ pub(super) fn parse(map: Map<String, Value>, problem: FileProblem) -> Result<Cre
     config
         .credential_source
         .check()
-        .map_err(|p| problem.error(format!("credential_source: {p}")))?;
+        .map_err(|p| problem.error(p))?;
     Ok(Credential::External {
         config: Box::new(config),
         path: problem.path.to_path_buf(),
@@ -121,13 +138,34 @@ pub(super) fn parse(map: Map<String, Value>, problem: FileProblem) -> Result<Cre
 }
 
 impl CredentialSource {
-    /// The source's own rules: one kind of source gemauth reads, a known format, a valid URL.
+    /// The source's own rules, as a one-line problem naming the field: an AWS source's fields,
+    /// else one kind of source gemauth reads, a known format, a valid URL.
     fn check(&self) -> std::result::Result<(), String> {
-        if self.environment_id.is_some() {
-            return Err(
-                "AWS (environment_id) sources are not supported by gemauth; use a file, url or executable source".into(),
-            );
+        match self.aws() {
+            Some(aws) => aws.map(|_| ()),
+            None => self
+                .check_non_aws()
+                .map_err(|p| format!("credential_source: {p}")),
         }
+    }
+
+    /// The AWS source, checked, when `environment_id` names one (it takes precedence over
+    /// `file`, `url` and `executable`, as in google-auth).
+    fn aws(&self) -> Option<std::result::Result<aws::CredentialSource, String>> {
+        let environment_id = self.environment_id.as_deref()?;
+        Some(
+            aws::CredentialSource::new(
+                environment_id,
+                self.regional_cred_verification_url.as_deref(),
+                self.region_url.as_deref(),
+                self.url.as_deref(),
+                self.imdsv2_session_token_url.as_deref(),
+            )
+            .map_err(|e| e.to_string()),
+        )
+    }
+
+    fn check_non_aws(&self) -> std::result::Result<(), String> {
         if self.file.is_none() && self.url.is_none() && self.executable.is_none() {
             return Err("names no file, url or executable".into());
         }
@@ -155,6 +193,18 @@ fn source_problem(path: &Path, problem: String) -> Error {
 }
 
 impl ExternalAccount {
+    /// Notes the AWS identity and region the environment selects (see `aws_environment`).
+    pub(super) fn bind_environment(&mut self, env: &crate::env::Env) {
+        if self.credential_source.environment_id.is_some() {
+            let var = |name: &str| env.var(name).unwrap_or_default();
+            self.aws_environment = Some(crate::store::hex_digest(&[
+                &var("AWS_ACCESS_KEY_ID"),
+                &var("AWS_REGION"),
+                &var("AWS_DEFAULT_REGION"),
+            ]));
+        }
+    }
+
     /// The parts of the cache key: everything in the file decides the token (its source,
     /// audience, pools, client).
     pub(super) fn key_parts(&self) -> Vec<String> {
@@ -286,7 +336,13 @@ impl ExternalAccount {
             request = request.basic(id, secret.expose());
         }
         let (status, body) = ctx.http()?.send(&request).await?;
-        let sent = oauth::Sent::of(&request);
+        // An AWS subject token carries the session token: masked on its own too.
+        let inner = match self.credential_source.environment_id {
+            Some(_) => aws::subject_token_secrets(&subject_token),
+            None => Vec::new(),
+        };
+        let sent =
+            oauth::Sent::of(&request).and(oauth::Sent::secrets(inner.iter().map(String::as_str)));
         let response =
             oauth::parse_token_response(&endpoint_name(&token_url), status, &body, &sent).map_err(
                 |e| {
@@ -302,8 +358,14 @@ impl ExternalAccount {
 /// Reads the subject token from the file's `credential_source`.
 async fn subject_token(ctx: &Context, config: &ExternalAccount, path: &Path) -> Result<String> {
     let source: &CredentialSource = &config.credential_source;
+    if let Some(aws) = source.aws() {
+        let aws = aws.map_err(|p| source_problem(path, p))?;
+        return Ok(aws_subject_token(ctx, config, &aws, path)
+            .await?
+            .into_inner());
+    }
+    source.check().map_err(|p| source_problem(path, p))?;
     let bad = |problem: String| source_problem(path, format!("credential_source: {problem}"));
-    source.check().map_err(bad)?;
     let raw = if let Some(file) = &source.file {
         let bytes = store::read_bounded(std::path::Path::new(file)).map_err(|problem| {
             bad(format!(
@@ -359,6 +421,88 @@ async fn subject_token(ctx: &Context, config: &ExternalAccount, path: &Path) -> 
         return Err(bad("the subject token is empty".into()));
     }
     Ok(token)
+}
+
+/// The AWS subject token: the region and the credentials from the environment or the instance
+/// metadata (IMDSv2 session token, availability zone, role name, role credentials, in
+/// google-auth's order), then the `GetCallerIdentity` request signed with them, serialized as
+/// google-auth does.
+async fn aws_subject_token(
+    ctx: &Context,
+    config: &ExternalAccount,
+    source: &aws::CredentialSource,
+    path: &Path,
+) -> Result<Secret<String>> {
+    let bad = |e: aws::AwsError| source_problem(path, e.to_string());
+    let plan = aws::plan(source, |name| ctx.env.var(name)).map_err(bad)?;
+    let session = match plan.imdsv2_request() {
+        Some(request) => {
+            Some(aws::parse_imdsv2_token(&aws_metadata(ctx, &request, path).await?).map_err(bad)?)
+        }
+        None => None,
+    };
+    let region = match (&plan.region, plan.region_request(session.as_ref())) {
+        (_, Some(request)) => {
+            aws::parse_region_answer(&aws_metadata(ctx, &request, path).await?).map_err(bad)?
+        }
+        (aws::RegionFrom::Env(region), None) => region.clone(),
+        (aws::RegionFrom::Metadata(_), None) => {
+            return Err(Error::Internal("no AWS region request planned".into()));
+        }
+    };
+    let credentials = match (&plan.credentials, plan.role_name_request(session.as_ref())) {
+        (_, Some(request)) => {
+            let role =
+                aws::parse_role_name(&aws_metadata(ctx, &request, path).await?).map_err(bad)?;
+            let request = plan
+                .role_credentials_request(&role, session.as_ref())
+                .ok_or_else(|| Error::Internal("no AWS role credentials request planned".into()))?;
+            aws::parse_role_credentials(&aws_metadata(ctx, &request, path).await?).map_err(bad)?
+        }
+        (aws::CredentialsFrom::Env(credentials), None) => credentials.clone(),
+        (aws::CredentialsFrom::Metadata(_), None) => {
+            return Err(Error::Internal("no AWS role name request planned".into()));
+        }
+    };
+    let now = UNIX_EPOCH + Duration::from_secs(ctx.now());
+    aws::subject_token(
+        &plan.verification_url,
+        &region,
+        &credentials,
+        &config.audience,
+        now,
+    )
+    .map_err(bad)
+}
+
+/// One instance-metadata request (no body, the metadata client's short connect timeout, no
+/// redirects, a bounded answer). An answer other than 200 is an error naming the URL and the
+/// status, not the body (a hostile server could echo the IMDSv2 session token).
+async fn aws_metadata(
+    ctx: &Context,
+    request: &aws::MetadataRequest,
+    path: &Path,
+) -> Result<Vec<u8>> {
+    let mut http = match request.method {
+        aws::Method::Get => HttpRequest::get(&request.url),
+        aws::Method::Put => HttpRequest::put(&request.url),
+    };
+    for (name, value) in &request.headers {
+        http = http.header(name, value.expose());
+    }
+    let (status, body) = ctx.metadata_http()?.send(&http).await?;
+    if status != 200 {
+        return Err(source_problem(
+            path,
+            format!(
+                "credential_source: the AWS instance metadata at {} answered HTTP {status} \
+                (on EC2 the instance needs an IAM role and a reachable metadata service; \
+                elsewhere set AWS_REGION, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)",
+                endpoint_name(&request.url)
+            ),
+        ));
+    }
+    Ok(body)
 }
 
 /// Runs an executable source (only with `GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES=1`, as
@@ -664,5 +808,210 @@ mod tests {
         );
         assert_eq!(seen[1].form["subject_token"], "from-url");
         assert!(!format!("{:?}", url_config.0).contains("True"));
+    }
+
+    /// An AWS external account whose metadata URLs are on `base`, with the IMDSv2 token URL.
+    fn aws_account(base: &str) -> (ExternalAccount, PathBuf) {
+        use crate::credentials::aws::tests as v;
+        let file = json!({"type": "external_account", "audience": v::AUDIENCE,
+            "subject_token_type": "urn:ietf:params:aws:token-type:aws4_request",
+            "token_url": "http://127.0.0.1:1/v1/token",
+            "credential_source": {"environment_id": "aws1",
+                "region_url": format!("{base}/latest/meta-data/placement/availability-zone"),
+                "url": format!("{base}/latest/meta-data/iam/security-credentials"),
+                "imdsv2_session_token_url": format!("{base}/latest/api/token"),
+                "regional_cred_verification_url": v::TEMPLATE}});
+        match parse_credential_file(Path::new("aws.json"), file.to_string().as_bytes()) {
+            Ok(Credential::External { config, path }) => (*config, path),
+            other => panic!("not an external account: {other:?}"),
+        }
+    }
+
+    /// 2020-08-11T06:55:22Z, the time of google-auth's vectors.
+    const AWS_VECTOR_TIME: u64 = 1_597_128_922;
+
+    #[test]
+    fn aws_sources_read_the_instance_metadata_and_send_google_auths_subject_token() {
+        use crate::credentials::aws::tests as v;
+        use crate::oauth::Method;
+        let (config, path) = aws_account("http://169.254.169.254");
+        let fake = Fake::default();
+        let http = fake.http(|request| match path_of(request) {
+            "/latest/api/token" => Ok((200, "awsimdsv2sessiontoken".into())),
+            "/latest/meta-data/placement/availability-zone" => Ok((200, "us-east-2b".into())),
+            "/latest/meta-data/iam/security-credentials" => Ok((200, "gcp-aws-role".into())),
+            "/latest/meta-data/iam/security-credentials/gcp-aws-role" => {
+                Ok((200, v::credentials_json("")))
+            }
+            _ => token_answer("ya29.aws"),
+        });
+        let ctx = Context::fixed(&[], AWS_VECTOR_TIME, None, http);
+        run(config.mint(&path, &ctx, &Want::access(vec!["s1".into()]))).unwrap();
+        let seen = fake.seen();
+        type Request<'a> = (Method, &'a str, &'a [(String, String)]);
+        let requests: Vec<Request> = seen
+            .iter()
+            .map(|s| (s.method, s.url.as_str(), s.headers.as_slice()))
+            .collect();
+        let token = [(
+            "X-aws-ec2-metadata-token".to_string(),
+            "awsimdsv2sessiontoken".to_string(),
+        )];
+        assert_eq!(
+            requests,
+            [
+                (
+                    Method::Put,
+                    "http://169.254.169.254/latest/api/token",
+                    &[(
+                        "X-aws-ec2-metadata-token-ttl-seconds".to_string(),
+                        "300".to_string()
+                    )][..]
+                ),
+                (
+                    Method::Get,
+                    "http://169.254.169.254/latest/meta-data/placement/availability-zone",
+                    &token[..]
+                ),
+                (
+                    Method::Get,
+                    "http://169.254.169.254/latest/meta-data/iam/security-credentials",
+                    &token[..]
+                ),
+                (
+                    Method::Get,
+                    "http://169.254.169.254/latest/meta-data/iam/security-credentials/gcp-aws-role",
+                    &token[..]
+                ),
+                (Method::Post, "http://127.0.0.1:1/v1/token", &[][..]),
+            ]
+        );
+        let sts = &seen[4];
+        assert_eq!(sts.form["subject_token"], v::GA_METADATA_SERVER_US_EAST_2B);
+        assert_eq!(
+            sts.form["subject_token_type"],
+            "urn:ietf:params:aws:token-type:aws4_request"
+        );
+        assert_eq!(sts.form["audience"], v::AUDIENCE);
+    }
+
+    #[test]
+    fn aws_credentials_and_region_from_the_environment_need_no_metadata() {
+        use crate::credentials::aws::tests as v;
+        let (config, path) = aws_account("http://169.254.169.254");
+        let fake = Fake::default();
+        let http = fake.http(|_| token_answer("ya29.aws"));
+        let vars = [
+            ("AWS_REGION", "eu-west-1"),
+            ("AWS_DEFAULT_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", v::ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", v::SECRET_ACCESS_KEY),
+        ];
+        let ctx = Context::fixed(&vars, AWS_VECTOR_TIME, None, http);
+        run(config.mint(&path, &ctx, &Want::access(Vec::new()))).unwrap();
+        let seen = fake.seen();
+        assert_eq!(seen.len(), 1, "only the STS exchange: {seen:?}");
+        assert_eq!(
+            seen[0].form["subject_token"],
+            v::GA_NO_SESSION_TOKEN_EU_WEST_1
+        );
+    }
+
+    #[test]
+    fn an_aws_metadata_refusal_names_the_url_and_status_not_the_body() {
+        let (config, path) = aws_account("http://169.254.169.254");
+        let fake = Fake::default();
+        let http = fake.http(|request| match path_of(request) {
+            "/latest/api/token" => Ok((200, "awsimdsv2sessiontoken".into())),
+            _ => Ok((404, "echo awsimdsv2sessiontoken".into())),
+        });
+        let ctx = Context::fixed(&[], AWS_VECTOR_TIME, None, http);
+        let e = run(config.mint(&path, &ctx, &Want::access(Vec::new()))).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(
+            shown.contains("169.254.169.254/latest/meta-data/placement/availability-zone")
+                && shown.contains("404"),
+            "{shown}"
+        );
+        assert!(!shown.contains("awsimdsv2sessiontoken"), "{shown}");
+        // Only the two metadata requests: nothing reached STS.
+        assert_eq!(fake.seen().len(), 2);
+
+        let (config, path) = aws_account("http://169.254.169.254");
+        let http = Fake::default().http(|request| match path_of(request) {
+            "/latest/api/token" => Ok((200, "awsimdsv2sessiontoken".into())),
+            "/latest/meta-data/placement/availability-zone" => Ok((200, "not a zone!".into())),
+            _ => token_answer("x"),
+        });
+        let ctx = Context::fixed(&[], AWS_VECTOR_TIME, None, http);
+        let e = run(config.mint(&path, &ctx, &Want::access(Vec::new()))).unwrap_err();
+        assert!(e.to_string().contains("aws.json"), "{e}");
+        assert!(e.to_string().contains("availability zone"), "{e}");
+    }
+
+    /// The cache key of `config` with these environment variables.
+    fn key_with(config: &ExternalAccount, path: &Path, vars: &[(&str, &str)]) -> String {
+        let mut credential = Credential::External {
+            config: Box::new(config.clone()),
+            path: path.to_path_buf(),
+        };
+        let env = crate::env::Env::Fixed(
+            vars.iter()
+                .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+                .collect(),
+        );
+        credential.bind_environment(&env);
+        credential.cache_key(&[])
+    }
+
+    #[test]
+    fn other_aws_keys_or_regions_get_other_cache_entries() {
+        let (config, path) = aws_account("http://169.254.169.254");
+        let key = |vars: &[(&str, &str)]| key_with(&config, &path, vars);
+        let role = key(&[]);
+        let alice = key(&[("AWS_ACCESS_KEY_ID", "AKIAALICE")]);
+        let bob = key(&[("AWS_ACCESS_KEY_ID", "AKIABOB")]);
+        let bob_eu = key(&[
+            ("AWS_ACCESS_KEY_ID", "AKIABOB"),
+            ("AWS_REGION", "eu-west-1"),
+        ]);
+        assert_eq!(role, key(&[]));
+        assert!(
+            role != alice && alice != bob && bob != bob_eu,
+            "keys must differ"
+        );
+        // A file source's key does not depend on AWS variables.
+        let dir = tempfile::tempdir().unwrap();
+        let (file_config, file_path) = external(dir.path(), json!({}));
+        assert_eq!(
+            key_with(&file_config, &file_path, &[]),
+            key_with(
+                &file_config,
+                &file_path,
+                &[("AWS_ACCESS_KEY_ID", "AKIABOB")]
+            )
+        );
+    }
+
+    #[test]
+    fn an_echoed_aws_session_token_is_masked() {
+        use crate::credentials::aws::tests as v;
+        let (config, path) = aws_account("http://169.254.169.254");
+        let echo = format!(
+            r#"{{"error":"invalid_grant","error_description":"bad token {}"}}"#,
+            v::TOKEN
+        );
+        let http = Fake::default().http(move |_| Ok((400, echo.clone())));
+        let vars = [
+            ("AWS_REGION", "us-east-2"),
+            ("AWS_ACCESS_KEY_ID", v::ACCESS_KEY_ID),
+            ("AWS_SECRET_ACCESS_KEY", v::SECRET_ACCESS_KEY),
+            ("AWS_SESSION_TOKEN", v::TOKEN),
+        ];
+        let ctx = Context::fixed(&vars, AWS_VECTOR_TIME, None, http);
+        let e = run(config.mint(&path, &ctx, &Want::access(Vec::new()))).unwrap_err();
+        let shown = format!("{e} {e:?}");
+        assert!(shown.contains("bad token"), "{shown}");
+        assert!(!shown.contains(&v::TOKEN[..40]), "{shown}");
     }
 }

@@ -1,6 +1,7 @@
 //! `impersonated_service_account`: acting as a service account with a source credential:
-//! parsing, cache key, identity, status details, and the one IAM Credentials call
-//! (`generateAccessToken` / `generateIdToken`), which external accounts use too.
+//! parsing, cache key, identity, status details, the one IAM Credentials call
+//! (`generateAccessToken` / `generateIdToken`), which external accounts use too, and the
+//! impersonation asked for per call (`--impersonate-service-account`, `--lifetime`) and at login.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -27,6 +28,161 @@ pub(crate) struct ImpersonatedServiceAccount {
     pub delegates: Vec<String>,
     #[serde(default)]
     pub quota_project_id: Option<String>,
+    /// The lifetime asked of access tokens (`--lifetime`), when not IAM's default hour.
+    #[serde(skip)]
+    pub lifetime_secs: Option<u64>,
+    /// Asked for per call around the credential found, not read from a file: a rotated
+    /// refresh token of the source is the file's own field, not `source_credentials`'.
+    #[serde(skip)]
+    pub per_call: bool,
+}
+
+/// Environment variable (gcloud's property `api_endpoint_overrides/iamcredentials`): the IAM
+/// Credentials endpoint to use instead of Google's (Private Service Connect).
+pub(crate) const ENV_IAMCREDENTIALS_OVERRIDE: &str =
+    "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS";
+
+/// The service accounts of `--impersonate-service-account A,B,C`, as gcloud reads them: the
+/// last is the one impersonated, those before it the delegation chain, in order.
+pub(crate) fn parse_service_accounts(spec: &str) -> Result<(String, Vec<String>)> {
+    let mut accounts = Vec::new();
+    for account in spec.split(',').map(str::trim) {
+        let valid = !account.is_empty()
+            && account.len() <= 254
+            && account
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"@.-_".contains(&b))
+            && (account.bytes().all(|b| b.is_ascii_digit())
+                || account.split_once('@').is_some_and(|(name, domain)| {
+                    !name.is_empty() && !domain.is_empty() && !domain.contains('@')
+                }));
+        if !valid {
+            return Err(Error::Usage(
+                "--impersonate-service-account takes service account emails (or unique IDs), \
+                 separated by commas: the last is impersonated, those before it are the \
+                 delegation chain"
+                    .into(),
+            ));
+        }
+        accounts.push(account.to_string());
+    }
+    let target = accounts.pop().unwrap_or_default();
+    Ok((target, accounts))
+}
+
+/// The `generateAccessToken` URL of a service account: gcloud's, in the credential's universe,
+/// or under the endpoint `CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS` names.
+pub(crate) fn impersonation_url(env: &crate::env::Env, universe: &str, account: &str) -> String {
+    let base = env
+        .var(ENV_IAMCREDENTIALS_OVERRIDE)
+        .filter(|v| !v.trim().is_empty())
+        .map_or_else(
+            || format!("https://iamcredentials.{universe}/"),
+            |v| format!("{}/", v.trim().trim_end_matches('/')),
+        );
+    format!("{base}v1/projects/-/serviceAccounts/{account}{GENERATE_ACCESS_TOKEN}")
+}
+
+/// The `impersonated_service_account` file `gemauth login --impersonate-service-account`
+/// writes, in the shape gcloud's `application-default login --impersonate-service-account`
+/// writes (`delegates`, `service_account_impersonation_url`, `source_credentials`, `type`;
+/// keys sorted, two-space indent): the user's login is the source, and the quota project, when
+/// one is given, is the impersonation's.
+pub(crate) fn login_file(
+    source: &super::AuthorizedUser,
+    account: &str,
+    delegates: &[String],
+    quota_project: Option<&str>,
+    env: &crate::env::Env,
+) -> Result<Vec<u8>> {
+    let mut source = serde_json::to_value(source)
+        .map_err(|e| Error::Internal(format!("cannot write the source credential: {e}")))?;
+    if let Some(map) = source.as_object_mut() {
+        map.remove("quota_project_id");
+    }
+    let universe = rules::universe_domain(source["universe_domain"].as_str()).to_string();
+    let mut file = json!({
+        "delegates": delegates,
+        "service_account_impersonation_url": impersonation_url(env, &universe, account),
+        "source_credentials": source,
+        "type": super::IMPERSONATED,
+    });
+    if let Some(project) = quota_project {
+        file["quota_project_id"] = json!(project);
+    }
+    let mut out = serde_json::to_vec_pretty(&file)
+        .map_err(|e| Error::Internal(format!("cannot write the credential file: {e}")))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// What a call asks beyond the credential found: a service account to act as through it
+/// (`--impersonate-service-account`), and the lifetime of impersonated access tokens
+/// (`--lifetime`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Acting {
+    /// The service account impersonated and its delegation chain.
+    pub(crate) impersonate: Option<(String, Vec<String>)>,
+    /// Seconds asked of IAM's `generateAccessToken`.
+    pub(crate) lifetime_secs: Option<u64>,
+}
+
+impl Acting {
+    /// The credential to mint with: `found` itself, or an impersonation whose source it is;
+    /// `--lifetime` set on whichever impersonation mints the token. The new endpoint goes
+    /// through the endpoint rule (errors name `path`).
+    pub(crate) fn apply(
+        &self,
+        found: Credential,
+        path: &std::path::Path,
+        env: &crate::env::Env,
+    ) -> Result<Credential> {
+        let mut credential = match &self.impersonate {
+            None => found,
+            Some((account, delegates)) => {
+                let universe =
+                    rules::universe_domain(found.universe_domain().as_deref()).to_string();
+                let file = ImpersonatedServiceAccount {
+                    service_account_impersonation_url: impersonation_url(env, &universe, account),
+                    delegates: delegates.clone(),
+                    quota_project_id: found.quota_project(),
+                    lifetime_secs: None,
+                    per_call: true,
+                };
+                rules::endpoint(
+                    "service_account_impersonation_url",
+                    &file.service_account_impersonation_url,
+                )?;
+                super::check_endpoints(&file.secret_endpoints(), path, false, env)?;
+                Credential::Impersonated {
+                    file: Box::new(file),
+                    source: Box::new(found),
+                }
+            }
+        };
+        if let Some(lifetime) = self.lifetime_secs {
+            match &mut credential {
+                Credential::Impersonated { file, .. } => file.lifetime_secs = Some(lifetime),
+                Credential::External { config, .. }
+                    if config.service_account_impersonation_url.is_some() =>
+                {
+                    config.service_account_impersonation =
+                        Some(super::external::ImpersonationOptions {
+                            token_lifetime_seconds: Some(lifetime),
+                        });
+                }
+                other => {
+                    return Err(Error::Usage(format!(
+                        "--lifetime is for impersonated service accounts only, and this \
+                         credential is {} without impersonation: add \
+                         --impersonate-service-account SA_EMAIL",
+                        other.type_name()
+                    )));
+                }
+            }
+        }
+        Ok(credential)
+    }
 }
 
 /// What `status` shows of an impersonation.
@@ -64,6 +220,9 @@ impl ImpersonatedServiceAccount {
             self.service_account_impersonation_url.clone(),
             self.delegates.join(","),
             source.cache_key(&[CLOUD_PLATFORM.to_string()]),
+            self.lifetime_secs
+                .map(|l| format!("lifetime={l}"))
+                .unwrap_or_default(),
         ]
     }
 
@@ -123,7 +282,7 @@ impl ImpersonatedServiceAccount {
                 let call = Iam {
                     url: &self.service_account_impersonation_url,
                     delegates: &self.delegates,
-                    lifetime_secs: rules::HOUR_SECS,
+                    lifetime_secs: self.lifetime_secs.unwrap_or(rules::HOUR_SECS),
                     principal: principal.as_deref(),
                 };
                 call.generate(ctx, source_token.access_token()?, want).await
@@ -195,7 +354,25 @@ impl Iam<'_> {
         let (status, bytes) = ctx.http()?.send(&request).await?;
         let endpoint = endpoint_name(&url);
         let sent = oauth::Sent::of(&request);
+        let longer = matches!(want, Want::Access { .. }) && self.lifetime_secs > rules::HOUR_SECS;
         oauth::success(&endpoint, status, &bytes, ErrorBody::GoogleApi, &sent).map_err(|e| {
+            let e = match e {
+                // IAM refuses a lifetime over an hour the organization does not allow.
+                Error::Server {
+                    endpoint,
+                    status: 400,
+                    detail,
+                } if longer => Error::Rejected {
+                    endpoint,
+                    error: "the lifetime was refused".into(),
+                    description: Some(detail),
+                    by: Some(Box::new(Rejecter::LifetimeExtension {
+                        service_account: impersonated_email(self.url).unwrap_or_default(),
+                        lifetime_secs: self.lifetime_secs,
+                    })),
+                },
+                other => other,
+            };
             e.rejected_by(Rejecter::Impersonation {
                 service_account: impersonated_email(self.url).unwrap_or_default(),
                 principal: self.principal.map(str::to_string),
@@ -452,11 +629,14 @@ mod tests {
         let e =
             run(credential.mint(&context(http, &[], None), &Want::access(Vec::new()))).unwrap_err();
         let (hint, _) = crate::testing::hint(e);
+        // Signing in again for the same impersonation (not a plain user login) is the fix.
         assert!(
-            hint.contains("--impersonate-service-account=sa@p.iam.gserviceaccount.com"),
+            hint.contains(
+                "gemauth login --client-id-file client_secret.json \
+                 --impersonate-service-account sa@p.iam.gserviceaccount.com"
+            ),
             "{hint}"
         );
-        assert!(!hint.contains("gemauth login"), "{hint}");
         assert_eq!(fake.seen().len(), 1);
     }
 
@@ -500,5 +680,208 @@ mod tests {
         let e =
             parse_credential_file(Path::new("i.json"), file.to_string().as_bytes()).unwrap_err();
         assert!(e.to_string().contains("cannot be impersonated from"), "{e}");
+    }
+
+    #[test]
+    fn service_account_lists_are_read_as_gcloud_does() {
+        assert_eq!(
+            parse_service_accounts("sa@p.iam.gserviceaccount.com").unwrap(),
+            ("sa@p.iam.gserviceaccount.com".to_string(), vec![])
+        );
+        assert_eq!(
+            parse_service_accounts(
+                " a@p.iam.gserviceaccount.com , b@p.iam.gserviceaccount.com,123456789"
+            )
+            .unwrap(),
+            (
+                "123456789".to_string(),
+                vec![
+                    "a@p.iam.gserviceaccount.com".to_string(),
+                    "b@p.iam.gserviceaccount.com".to_string()
+                ]
+            )
+        );
+        for bad in ["", ",", "a@p,", "sa@p/../x", "name", "sa@p?x=1", "a b@p"] {
+            let e = parse_service_accounts(bad).unwrap_err();
+            assert!(matches!(e, Error::Usage(_)), "{bad:?}: {e:?}");
+            assert!(!e.to_string().contains("../x"), "{e}");
+        }
+    }
+
+    #[test]
+    fn the_impersonation_url_is_gclouds_unless_overridden() {
+        let none = crate::env::Env::Fixed(Default::default());
+        assert_eq!(
+            impersonation_url(&none, "googleapis.com", "sa@p"),
+            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/sa@p:generateAccessToken"
+        );
+        let vars = [(
+            ENV_IAMCREDENTIALS_OVERRIDE.to_string(),
+            "https://iamcredentials-psc.p.googleapis.com/".to_string(),
+        )];
+        let psc = crate::env::Env::Fixed(vars.into_iter().collect());
+        assert_eq!(
+            impersonation_url(&psc, "googleapis.com", "sa@p"),
+            "https://iamcredentials-psc.p.googleapis.com/v1/projects/-/serviceAccounts/sa@p:generateAccessToken"
+        );
+    }
+
+    #[test]
+    fn the_login_file_has_gclouds_shape_and_loads_back() {
+        let Credential::Impersonated { source, .. } = impersonated() else {
+            panic!("not an impersonation");
+        };
+        let Credential::User(mut user) = *source else {
+            panic!("not a user source");
+        };
+        user.quota_project_id = Some("client-project".into());
+        let env = crate::env::Env::Fixed(Default::default());
+        let bytes = login_file(
+            &user,
+            "t@p.iam.gserviceaccount.com",
+            &["d@p".into()],
+            None,
+            &env,
+        )
+        .unwrap();
+        let value: Value = serde_json::from_slice(&bytes).unwrap();
+        let keys: Vec<&String> = value.as_object().unwrap().keys().collect();
+        assert_eq!(
+            keys,
+            [
+                "delegates",
+                "service_account_impersonation_url",
+                "source_credentials",
+                "type"
+            ]
+        );
+        assert!(
+            value["source_credentials"]
+                .get("quota_project_id")
+                .is_none()
+        );
+        assert_eq!(value["source_credentials"]["refresh_token"], "1//r1");
+        let with_project = login_file(
+            &user,
+            "t@p.iam.gserviceaccount.com",
+            &[],
+            Some("billing-1"),
+            &env,
+        )
+        .unwrap();
+        let loaded = parse_credential_file(Path::new("adc.json"), &with_project).unwrap();
+        assert_eq!(loaded.quota_project().as_deref(), Some("billing-1"));
+        assert_eq!(
+            loaded.identity().as_deref(),
+            Some("t@p.iam.gserviceaccount.com")
+        );
+        // The source's rotating refresh token is inside source_credentials.
+        assert_eq!(
+            loaded.rotating_field(),
+            Some(vec!["source_credentials", "refresh_token"])
+        );
+    }
+
+    #[test]
+    fn per_call_impersonation_wraps_the_credential_and_keys_its_cache() {
+        let Credential::Impersonated { source, .. } = impersonated() else {
+            panic!("not an impersonation");
+        };
+        let env = crate::env::Env::Fixed(Default::default());
+        let acting = Acting {
+            impersonate: Some(("t@p.iam.gserviceaccount.com".into(), vec![])),
+            lifetime_secs: Some(600),
+        };
+        let user_key = source.cache_key(&[]);
+        let wrapped = acting.apply(*source, Path::new("adc.json"), &env).unwrap();
+        let Credential::Impersonated { file, .. } = &wrapped else {
+            panic!("not wrapped");
+        };
+        assert!(file.per_call);
+        assert_eq!(file.lifetime_secs, Some(600));
+        assert_ne!(wrapped.cache_key(&[]), user_key);
+        // A rotated refresh token is the user file's own field.
+        assert_eq!(wrapped.rotating_field(), Some(vec!["refresh_token"]));
+        // Another lifetime is another cache entry.
+        let Credential::Impersonated { source, .. } = impersonated() else {
+            panic!();
+        };
+        let hour = Acting {
+            lifetime_secs: None,
+            ..acting.clone()
+        }
+        .apply(*source, Path::new("adc.json"), &env)
+        .unwrap();
+        assert_ne!(hour.cache_key(&[]), wrapped.cache_key(&[]));
+
+        // --lifetime alone needs an impersonation.
+        let Credential::Impersonated { source, .. } = impersonated() else {
+            panic!();
+        };
+        let e = Acting {
+            impersonate: None,
+            lifetime_secs: Some(600),
+        }
+        .apply(*source, Path::new("adc.json"), &env)
+        .unwrap_err();
+        assert!(matches!(e, Error::Usage(_)), "{e:?}");
+    }
+
+    #[test]
+    fn a_refused_longer_lifetime_names_the_organization_policy() {
+        let mut credential = impersonated();
+        if let Credential::Impersonated { file, .. } = &mut credential {
+            file.lifetime_secs = Some(43_200);
+        }
+        let (minted, fake) = mint(
+            &credential,
+            &Want::access(vec![CLOUD_PLATFORM.into()]),
+            || {
+                (
+                    400,
+                    r#"{"error":{"code":400,"message":"lifetime too long","status":"INVALID_ARGUMENT"}}"#.into(),
+                )
+            },
+            json!({"access_token": "ya29.user", "expires_in": 3600}),
+        );
+        assert_eq!(fake.seen()[1].json.as_ref().unwrap()["lifetime"], "43200s");
+        let e = minted.unwrap().issued.unwrap_err();
+        let (hint, code) = crate::testing::hint(e);
+        assert!(
+            hint.contains("constraints/iam.allowServiceAccountCredentialLifetimeExtension"),
+            "{hint}"
+        );
+        assert!(hint.contains("sa@p.iam.gserviceaccount.com"), "{hint}");
+        assert_eq!(code, crate::exit::EXIT_CREDENTIALS);
+    }
+
+    #[test]
+    fn lifetime_sets_a_federations_impersonation_lifetime() {
+        let file = json!({"type": "external_account", "audience": "//iam.googleapis.com/pool",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": "http://127.0.0.1:1/v1/token",
+            "service_account_impersonation_url": ACCESS_URL,
+            "credential_source": {"file": "/dev/null"}});
+        let parsed =
+            || parse_credential_file(Path::new("ext.json"), file.to_string().as_bytes()).unwrap();
+        let env = crate::env::Env::Fixed(Default::default());
+        let plain_key = parsed().cache_key(&[]);
+        let longer = Acting {
+            impersonate: None,
+            lifetime_secs: Some(7200),
+        }
+        .apply(parsed(), Path::new("ext.json"), &env)
+        .unwrap();
+        let Credential::External { config, .. } = &longer else {
+            panic!("not an external account");
+        };
+        assert_eq!(
+            config
+                .service_account_impersonation
+                .as_ref()
+                .and_then(|o| o.token_lifetime_seconds),
+            Some(7200)
+        );
+        assert_ne!(longer.cache_key(&[]), plain_key);
     }
 }

@@ -5,6 +5,7 @@
 //! file: `user.rs`, `service_account.rs`, `impersonated.rs`, `external.rs`, `metadata.rs`;
 //! `client.rs` reads the OAuth client file `gemauth login` signs in with.
 
+mod aws;
 mod client;
 mod external;
 mod impersonated;
@@ -27,13 +28,19 @@ use crate::rules::{self, sanitize};
 use crate::secret::Secret;
 use crate::store::{self, CachedToken};
 
+/// The AWS instance-metadata answer parsers, for the fuzz targets and property tests.
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub use aws::parse_aws_metadata_answer;
 /// The client file's parser, for the fuzz targets and property tests.
 #[cfg(any(test, feature = "fuzzing"))]
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
 pub use client::parse_client_config;
 pub(crate) use client::{ClientConfig, load_client_config};
 pub(crate) use external::ExternalAccount;
-pub(crate) use impersonated::ImpersonatedServiceAccount;
+pub(crate) use impersonated::{
+    Acting, ImpersonatedServiceAccount, login_file, parse_service_accounts,
+};
 pub(crate) use metadata::Metadata;
 pub(crate) use service_account::ServiceAccount;
 pub(crate) use user::{AUTHORIZED_USER, AuthorizedUser, Scopes};
@@ -283,6 +290,27 @@ impl Credential {
         }
     }
 
+    /// Notes what the environment decides about the token beyond the file (an AWS source's
+    /// keys and region), for the cache key.
+    pub(crate) fn bind_environment(&mut self, env: &Env) {
+        match self {
+            Credential::External { config, .. } => config.bind_environment(env),
+            Credential::Impersonated { source, .. } => source.bind_environment(env),
+            _ => {}
+        }
+    }
+
+    /// The universe domain the credential names (none: Google's, `googleapis.com`).
+    pub(crate) fn universe_domain(&self) -> Option<String> {
+        match self {
+            Credential::User(user) => user.universe_domain.clone(),
+            Credential::ServiceAccount { key, .. } => key.universe_domain.clone(),
+            Credential::Impersonated { source, .. } => source.universe_domain(),
+            Credential::External { config, .. } => config.universe_domain.clone(),
+            Credential::Metadata { .. } => None,
+        }
+    }
+
     /// The scopes to request: for a user, those asked for must have been granted at login (and
     /// the token carries all granted ones); for every other type, those asked for, by default
     /// `cloud-platform`.
@@ -356,6 +384,7 @@ impl Credential {
     pub(crate) fn rotating_field(&self) -> Option<Vec<&'static str>> {
         match self {
             Credential::User(_) => Some(vec![user::ROTATING_FIELD]),
+            Credential::Impersonated { file, source } if file.per_call => source.rotating_field(),
             Credential::Impersonated { source, .. } => {
                 let mut field = source.rotating_field()?;
                 field.insert(0, "source_credentials");
@@ -732,6 +761,24 @@ pub(crate) fn load_authorized_user(path: &Path, env: &Env) -> Result<AuthorizedU
     match load_credential_file(path)? {
         Credential::User(user) => {
             check_endpoints(&user.secret_endpoints(), path, false, env)?;
+            Ok(*user)
+        }
+        // An impersonation whose source is a user's login (`gemauth login
+        // --impersonate-service-account`, gcloud's too): revoking it revokes the login, as
+        // gcloud's `application-default revoke` does.
+        Credential::Impersonated { source, .. } if matches!(*source, Credential::User(_)) => {
+            let Credential::User(user) = *source else {
+                return Err(Error::Internal("the source is not a user".into()));
+            };
+            let endpoints: Vec<SecretEndpoint> = user
+                .secret_endpoints()
+                .into_iter()
+                .map(|mut e| {
+                    e.field = format!("source_credentials.{}", e.field);
+                    e
+                })
+                .collect();
+            check_endpoints(&endpoints, path, false, env)?;
             Ok(*user)
         }
         other => Err(Error::UnsupportedCredentialType {

@@ -12,7 +12,7 @@ use url::Url;
 
 use super::source::{AccessToken, IdToken, IdTokenRequest, Identity, SourceError, TokenSource};
 use crate::context::Context;
-use crate::credentials::Credential;
+use crate::credentials::{Acting, Credential};
 use crate::error::{Error, sanitize};
 use crate::idtoken::{self, IdTokenParams};
 use crate::oauth::HttpRequest;
@@ -30,12 +30,6 @@ pub(crate) const ENV_RESOURCE_MANAGER: &str = "GEMAUTH_RESOURCE_MANAGER_URL";
 /// Cloud Resource Manager's v1 API, where a project's number is read.
 const RESOURCE_MANAGER: &str = "https://cloudresourcemanager.googleapis.com";
 
-/// Environment variable naming another IAM Credentials API (tests; loopback only).
-pub(crate) const ENV_IAM_CREDENTIALS: &str = "GEMAUTH_IAM_CREDENTIALS_URL";
-
-/// IAM Credentials, which mints a service account's tokens for a principal allowed to act as it.
-const IAM_CREDENTIALS: &str = "https://iamcredentials.googleapis.com";
-
 /// How long a failed lookup of the project number is not retried.
 const NUMBER_RETRY: Duration = Duration::from_secs(600);
 
@@ -48,8 +42,8 @@ pub(crate) struct PipelineSource {
     project_id: Option<String>,
     /// `--numeric-project-id`.
     numeric_project_id: Option<u64>,
-    /// `--impersonate-service-account`: the account's `…:generateAccessToken` URL.
-    impersonate: Option<String>,
+    /// `--impersonate-service-account`: the account to act as (and its delegation chain).
+    acting: Option<Acting>,
     /// Project numbers looked up, per project ID (a failure is kept for [`NUMBER_RETRY`]).
     numbers: Mutex<Vec<(String, Result<u64, SystemTime>)>>,
     /// Why the last lookup of a project number failed, until it is told (`warnings`).
@@ -66,13 +60,20 @@ impl PipelineSource {
         numeric_project_id: Option<u64>,
         impersonate: Option<&str>,
     ) -> Result<Self, Error> {
-        let impersonate = impersonate.map(impersonation_url).transpose()?;
+        let acting = impersonate
+            .map(|spec| {
+                Ok::<_, Error>(Acting {
+                    impersonate: Some(crate::credentials::parse_service_accounts(spec)?),
+                    lifetime_secs: None,
+                })
+            })
+            .transpose()?;
         Ok(PipelineSource {
             credential_file,
             default_scopes,
             project_id,
             numeric_project_id,
-            impersonate,
+            acting,
             numbers: Mutex::new(Vec::new()),
             number_failure: std::sync::Mutex::new(None),
         })
@@ -84,7 +85,7 @@ impl PipelineSource {
             min_lifetime: Some(MIN_LIFETIME_SECS),
             scopes: Some(scopes.to_vec()),
         };
-        token::get_async_as(&request, self.impersonate.as_deref())
+        token::get_async_acting(&request, self.acting.as_ref())
             .await
             .map_err(|e| classify(&e))
     }
@@ -151,32 +152,6 @@ impl PipelineSource {
             })
             .ok_or_else(|| "Cloud Resource Manager's answer has no projectNumber".to_string())
     }
-}
-
-/// The IAM Credentials `…:generateAccessToken` URL of a service account (`--impersonate-service-account`).
-fn impersonation_url(email: &str) -> Result<String, Error> {
-    let email = email.trim();
-    let valid = email.len() <= 254
-        && email.split_once('@').is_some_and(|(name, domain)| {
-            !name.is_empty() && !domain.is_empty() && !domain.contains('@')
-        })
-        && email
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '@' | '.' | '-' | '_'));
-    if !valid {
-        return Err(Error::Usage(format!(
-            "--impersonate-service-account {:?} is not a service account email \
-             (NAME@PROJECT.iam.gserviceaccount.com)",
-            sanitize(email)
-        )));
-    }
-    let base = api_base(ENV_IAM_CREDENTIALS, IAM_CREDENTIALS).map_err(Error::Usage)?;
-    let url = base
-        .join(&format!(
-            "v1/projects/-/serviceAccounts/{email}:generateAccessToken"
-        ))
-        .map_err(|e| Error::Internal(format!("cannot build the IAM Credentials URL: {e}")))?;
-    Ok(url.to_string())
 }
 
 /// Cloud Resource Manager's base URL: Google's, or [`ENV_RESOURCE_MANAGER`] when it names a
@@ -247,13 +222,13 @@ impl TokenSource for PipelineSource {
             audience: Some(request.audience.clone()),
             include_email: true,
             min_lifetime: Some(MIN_LIFETIME_SECS),
-            impersonate: self.impersonate.clone(),
+            acting: self.acting.clone(),
         })
         .await
         .map_err(|e| match classify(&e) {
             // The command line's wording (--audiences) does not fit a client of the server.
             SourceError::BadRequest(_)
-                if matches!(e, Error::IdTokenRequest { .. }) && self.impersonate.is_none() =>
+                if matches!(e, Error::IdTokenRequest { .. }) && self.acting.is_none() =>
             {
                 SourceError::BadRequest(format!(
                     "this credential cannot have an ID token for this audience ({}); start \
@@ -297,8 +272,8 @@ impl TokenSource for PipelineSource {
         let ctx = Context::from_process();
         let target =
             pipeline::locate(&ctx, self.credential_file.as_deref()).map_err(|e| classify(&e))?;
-        let credential = pipeline::load_as(&ctx, &target, self.impersonate.as_deref())
-            .map_err(|e| classify(&e))?;
+        let credential =
+            pipeline::load_acting(&ctx, &target, self.acting.as_ref()).map_err(|e| classify(&e))?;
         let email = credential.identity().filter(|email| email.contains('@'));
         let own_project = match &credential {
             Credential::ServiceAccount { key, .. } => key
@@ -356,10 +331,14 @@ mod tests {
 
     #[test]
     fn impersonation_names_a_service_account() {
+        let source = |spec: &str| PipelineSource::new(None, Vec::new(), None, None, Some(spec));
+        let acting = source("sa@p.iam.gserviceaccount.com")
+            .unwrap()
+            .acting
+            .unwrap();
         assert_eq!(
-            impersonation_url("sa@p.iam.gserviceaccount.com").unwrap(),
-            "https://iamcredentials.googleapis.com/v1/projects/-/serviceAccounts/\
-             sa@p.iam.gserviceaccount.com:generateAccessToken"
+            acting.impersonate,
+            Some(("sa@p.iam.gserviceaccount.com".to_string(), Vec::new()))
         );
         for bad in [
             "",
@@ -371,10 +350,7 @@ mod tests {
             "sa@p?x",
             "sa@p\u{1b}",
         ] {
-            assert!(
-                matches!(impersonation_url(bad), Err(Error::Usage(_))),
-                "{bad:?}"
-            );
+            assert!(matches!(source(bad), Err(Error::Usage(_))), "{bad:?}");
         }
     }
 

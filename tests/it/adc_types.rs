@@ -564,7 +564,11 @@ fn malformed_files_of_each_type_are_refused() {
         ),
         (
             json!({"type": "external_account", "audience": "a", "subject_token_type": "t", "token_url": "https://sts/", "credential_source": {"environment_id": "aws1"}}),
-            "AWS",
+            "credential_source.regional_cred_verification_url is missing",
+        ),
+        (
+            json!({"type": "external_account", "audience": "a", "subject_token_type": "t", "token_url": "https://sts/", "credential_source": {"environment_id": "aws2", "regional_cred_verification_url": "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15"}}),
+            "only \"aws1\"",
         ),
         (
             json!({"type": "external_account", "audience": "a", "subject_token_type": "t", "token_url": "http://sts.example/", "credential_source": {"file": "/dev/null"}}),

@@ -14,6 +14,7 @@ mod harness;
 mod runner;
 
 mod adc_types;
+mod aws_sources;
 mod credential_helpers;
 mod curl_command;
 mod docker_answers;
@@ -23,6 +24,7 @@ mod features;
 mod headless;
 mod hints;
 mod identity_tokens;
+mod impersonation;
 mod interop_google_auth;
 mod interop_oidc;
 mod library;
@@ -50,6 +52,7 @@ fn main() {
     let args = libtest_mimic::Arguments::from_args();
     let mut trials = Vec::new();
     trials.extend(adc_types::tests());
+    trials.extend(aws_sources::tests());
     #[cfg(unix)]
     trials.extend(credential_helpers::tests());
     trials.extend(curl_command::tests());
@@ -60,6 +63,7 @@ fn main() {
     trials.extend(headless::tests());
     trials.extend(hints::tests());
     trials.extend(identity_tokens::tests());
+    trials.extend(impersonation::tests());
     trials.extend(interop_google_auth::tests());
     trials.extend(interop_oidc::tests());
     trials.extend(library::tests());

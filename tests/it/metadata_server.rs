@@ -54,7 +54,10 @@ impl Server {
     /// Cloud Resource Manager and IAM Credentials are the fake Google's.
     fn start(env: &TestEnv, args: &[&str]) -> Server {
         let mut cmd = env.cmd();
-        cmd.env("GEMAUTH_IAM_CREDENTIALS_URL", &env.google.base);
+        cmd.env(
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
+            &env.google.base,
+        );
         cmd.args(["-vv", "metadata-server", "--listen", "127.0.0.1:0"])
             .args(args)
             .env("GEMAUTH_RESOURCE_MANAGER_URL", &env.google.base);
@@ -618,7 +621,8 @@ fn impersonation_acts_as_the_service_account_with_the_login() {
     ]);
     assert_eq!(done.code(), 2, "{}", done.stderr);
     assert!(
-        done.stderr.contains("not a service account email"),
+        done.stderr
+            .contains("--impersonate-service-account takes service account emails"),
         "{}",
         done.stderr
     );

@@ -1,6 +1,7 @@
 //! Proxies and private certificate authorities: a local TLS front for the fake server with a
-//! certificate from a test CA (trusted through `SSL_CERT_FILE`), and a local CONNECT proxy
-//! (`HTTPS_PROXY`, `NO_PROXY`). Linux only: on macOS and Windows certificates are checked by
+//! certificate from a test CA (trusted through `SSL_CERT_FILE`), a local CONNECT proxy
+//! (`HTTPS_PROXY`, `NO_PROXY`), and a proxy that inspects TLS, re-signing traffic with its own
+//! CA (trusted through `CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE` or `SSL_CERT_FILE`). Linux only: on macOS and Windows certificates are checked by
 //! the system's verifier, which does not read `SSL_CERT_FILE`.
 #![cfg(target_os = "linux")]
 
@@ -228,7 +229,9 @@ fn status_check_names_the_proxy_and_the_ca_variables_when_a_certificate_is_not_t
         "{line}"
     );
     assert!(
-        line.contains("SSL_CERT_FILE") && line.contains("SSL_CERT_DIR"),
+        line.contains("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE")
+            && line.contains("SSL_CERT_FILE")
+            && line.contains("SSL_CERT_DIR"),
         "{line}"
     );
     assert!(!done.stderr.contains("pl4nted"), "{}", done.stderr);
@@ -250,11 +253,160 @@ fn status_check_names_the_proxy_and_the_ca_variables_when_a_certificate_is_not_t
     );
 }
 
+/// A proxy that inspects TLS, as corporate ones do: it accepts `CONNECT`, answers the
+/// client's handshake itself with a certificate for `localhost` signed by its own CA, reads the
+/// decrypted request and forwards it to `upstream` (the fake server, plain http). Records the
+/// `CONNECT` lines and the request lines it decrypted.
+fn inspecting_proxy(ca: &TestCa, upstream: u16) -> (u16, Arc<Mutex<Vec<String>>>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let (log, config) = (seen.clone(), ca.server_config.clone());
+    thread::spawn(move || {
+        for mut client in listener.incoming().flatten() {
+            let (log, config) = (log.clone(), config.clone());
+            thread::spawn(move || {
+                let head = String::from_utf8_lossy(&read_request(&mut client)).into_owned();
+                log.lock()
+                    .unwrap()
+                    .push(head.lines().next().unwrap_or_default().to_string());
+                client
+                    .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                    .unwrap();
+                let conn = rustls::ServerConnection::new(config).unwrap();
+                let mut tls = rustls::StreamOwned::new(conn, client);
+                let request = read_request(&mut tls);
+                if request.is_empty() {
+                    return;
+                }
+                let text = String::from_utf8_lossy(&request).into_owned();
+                let (line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+                log.lock().unwrap().push(line.to_string());
+                let mut plain = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+                write!(plain, "{line}\r\nConnection: close\r\n{rest}").unwrap();
+                let mut response = Vec::new();
+                plain.read_to_end(&mut response).unwrap();
+                let _ = tls.write_all(&response);
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    (port, seen)
+}
+
+fn a_tls_inspecting_proxy_works_once_its_ca_is_given_in_either_variable() {
+    let env = TestEnv::new();
+    let ca = TestCa::new("Corporate TLS inspection CA", "localhost");
+    let upstream = env.google.base.rsplit(':').next().unwrap().parse().unwrap();
+    let (proxy_port, seen) = inspecting_proxy(&ca, upstream);
+    // The "real" server's port: nothing listens there, the proxy answers for it.
+    let server_port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let creds = https_credentials(&env, server_port);
+    let bundle = env.path("corporate-ca.pem");
+    std::fs::write(&bundle, &ca.ca_pem).unwrap();
+    let proxy = format!("http://127.0.0.1:{proxy_port}");
+    let run = |vars: &[(&str, &str)]| {
+        let mut cmd = env.cmd();
+        cmd.args(["print-access-token", "--credential-file"])
+            .arg(&creds)
+            .env("HTTPS_PROXY", &proxy);
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        Running::spawn(cmd, env.path("browser-args")).finish()
+    };
+
+    let refused = run(&[]);
+    assert_eq!(refused.code(), 1, "{}", refused.stderr);
+    assert_eq!(refused.stdout, "");
+    let hint = refused
+        .stderr
+        .lines()
+        .find(|l| l.starts_with("hint:"))
+        .unwrap_or_default();
+    assert!(
+        hint.contains("CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE") && hint.contains("SSL_CERT_FILE"),
+        "{}",
+        refused.stderr
+    );
+    assert!(env.google.seen("/token").is_empty());
+
+    let bundle = bundle.to_str().unwrap();
+    for (i, variable) in ["CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE", "SSL_CERT_FILE"]
+        .into_iter()
+        .enumerate()
+    {
+        for cached in env.cached_tokens() {
+            std::fs::remove_file(cached).unwrap();
+        }
+        let trusted = run(&[(variable, bundle)]);
+        assert_eq!(trusted.code(), 0, "{variable}: {}", trusted.stderr);
+        assert_eq!(trusted.stdout, format!("ya29.access-{}\n", i + 1));
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen.iter().filter(|l| l.starts_with("POST /token")).count(),
+        2,
+        "the proxy read both requests in the clear: {seen:?}"
+    );
+    assert!(seen.contains(&format!("CONNECT localhost:{server_port} HTTP/1.1")));
+}
+
+fn an_unusable_ca_file_is_an_error_naming_its_variable() {
+    let env = TestEnv::new();
+    let (_tls_port, creds, _bundle) = https_token_endpoint(&env);
+    let garbage = env.path("not-a-bundle.pem");
+    std::fs::write(&garbage, "hello\n").unwrap();
+    let missing = env.path("missing.pem");
+    for (variable, file, problem) in [
+        (
+            "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+            &missing,
+            "cannot use it",
+        ),
+        ("SSL_CERT_FILE", &garbage, "holds no PEM certificate"),
+        (
+            "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+            &garbage,
+            "holds no PEM certificate",
+        ),
+    ] {
+        let mut cmd = env.cmd();
+        cmd.args(["print-access-token", "--credential-file"])
+            .arg(&creds)
+            .env(variable, file);
+        let done = Running::spawn(cmd, env.path("browser-args")).finish();
+        assert_eq!(done.code(), 1, "{}", done.stderr);
+        assert_eq!(done.stdout, "");
+        let first = done.stderr.lines().next().unwrap_or_default();
+        assert!(
+            first.starts_with(&format!("error: {variable}=")) && first.contains(problem),
+            "{}",
+            done.stderr
+        );
+        assert!(
+            done.stderr
+                .contains(&format!("hint: point {variable} at a PEM file")),
+            "{}",
+            done.stderr
+        );
+        assert_eq!(done.stderr.lines().count(), 2, "{}", done.stderr);
+    }
+    assert!(env.google.seen("/token").is_empty());
+}
+
 /// The tests of this module, for the runner (main.rs).
 pub(crate) fn tests() -> Vec<Trial> {
     trials![
         a_private_ca_is_trusted_only_through_ssl_cert_file,
         https_proxy_is_used_and_no_proxy_bypasses_it,
         status_check_names_the_proxy_and_the_ca_variables_when_a_certificate_is_not_trusted,
+        a_tls_inspecting_proxy_works_once_its_ca_is_given_in_either_variable,
+        an_unusable_ca_file_is_an_error_naming_its_variable,
     ]
 }

@@ -95,6 +95,15 @@ impl TestEnv {
             "NO_GCE_CHECK",
             "GOOGLE_CLOUD_QUOTA_PROJECT",
             "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "SSL_CERT_FILE",
+            "SSL_CERT_DIR",
+            "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+            "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
         ] {
             cmd.env_remove(var);
         }

@@ -131,6 +131,11 @@ impl FakeGoogle {
             .collect()
     }
 
+    /// Every request seen so far, in the order they arrived.
+    pub(crate) fn seen_all(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
     pub(crate) fn seen_grants(&self, grant_type: &str) -> Vec<Seen> {
         self.seen("/token")
             .into_iter()

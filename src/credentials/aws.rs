@@ -7,10 +7,6 @@
 //! `CredentialSource::new` → `plan(env)` → the metadata requests it lists, each answer given to
 //! its parser → `subject_token`.
 
-// The external-account credential (being rewritten in parallel) is the caller; until it is
-// wired in, only the tests use this module.
-#![cfg_attr(not(test), allow(dead_code))]
-
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -26,6 +22,7 @@ use crate::secret::Secret;
 pub(crate) const DEFAULT_REGIONAL_CRED_VERIFICATION_URL: &str =
     "https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15";
 /// The `subject_token_type` of AWS subject tokens.
+#[cfg(test)]
 pub(crate) const SUBJECT_TOKEN_TYPE: &str = "urn:ietf:params:aws:token-type:aws4_request";
 /// The IMDSv2 header carrying the session token on metadata GETs.
 pub(crate) const IMDSV2_TOKEN_HEADER: &str = "X-aws-ec2-metadata-token";
@@ -261,9 +258,9 @@ impl CredentialSource {
         let verification_url = regional_cred_verification_url
             .filter(|u| !u.is_empty())
             .ok_or_else(|| {
-                AwsError::new(
-                    "credential_source.regional_cred_verification_url is missing (google's default is https://sts.{region}.amazonaws.com?Action=GetCallerIdentity&Version=2011-06-15)",
-                )
+                AwsError::new(format!(
+                    "credential_source.regional_cred_verification_url is missing (google's default is {DEFAULT_REGIONAL_CRED_VERIFICATION_URL})"
+                ))
             })?;
         let example = verification_url.replace("{region}", "us-east-1");
         match Url::parse(&example) {
@@ -555,6 +552,8 @@ pub(crate) fn parse_region_answer(body: &[u8]) -> Result<Region> {
 pub(crate) struct RoleName(String);
 
 impl RoleName {
+    /// The name.
+    #[cfg(test)]
     pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
@@ -620,6 +619,20 @@ pub(crate) fn parse_role_credentials(body: &[u8]) -> Result<AwsCredentials> {
     let secret = field("SecretAccessKey", true)?.unwrap_or_default();
     let token = field("Token", false)?;
     AwsCredentials::new(id, secret, token, Origin::Metadata)
+}
+
+/// Every parser of an instance-metadata answer run on `body` (the fuzz targets and property
+/// tests: none may panic, whatever the bytes); whether each accepted it, in the order of the
+/// requests: IMDSv2 token, region, role name, role credentials.
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub fn parse_aws_metadata_answer(body: &[u8]) -> [bool; 4] {
+    [
+        parse_imdsv2_token(body).is_ok(),
+        parse_region_answer(body).is_ok(),
+        parse_role_name(body).is_ok(),
+        parse_role_credentials(body).is_ok(),
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -900,6 +913,29 @@ pub(crate) fn subject_token(
     ))
 }
 
+/// The secrets inside a subject token [`subject_token`] made (the session token, and the
+/// signature for good measure), for masking them wherever a server would echo them alone.
+pub(crate) fn subject_token_secrets(token: &str) -> Vec<String> {
+    let Ok(json) = percent_encoding::percent_decode_str(token).decode_utf8() else {
+        return Vec::new();
+    };
+    let Ok(value) = serde_json::from_str::<serde_json::Value>(&json) else {
+        return Vec::new();
+    };
+    value["headers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|h| {
+            matches!(
+                h["key"].as_str(),
+                Some(SECURITY_TOKEN_HEADER | "Authorization")
+            )
+        })
+        .filter_map(|h| h["value"].as_str().map(str::to_string))
+        .collect()
+}
+
 /// Python's `urllib.parse.quote` with its default `safe="/"`.
 const PYTHON_QUOTE: &AsciiSet = &AWS_ENCODE.remove(b'/');
 
@@ -930,4 +966,4 @@ fn python_json_string(out: &mut String, s: &str) {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;
