@@ -66,6 +66,6 @@ pub mod binary {
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzzing {
-    pub use crate::credentials::{parse_client_config, parse_credential_file};
+    pub use crate::credentials::{parse_client_config, parse_credential_file, parse_login_config};
     pub use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 }

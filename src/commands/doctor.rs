@@ -230,6 +230,7 @@ fn token_endpoint(credential: &Credential) -> Option<Url> {
         Details::User(d) => d.token_uri,
         Details::ServiceAccount(d) => d.token_uri,
         Details::External(d) => d.token_uri,
+        Details::ExternalUser(d) => d.token_url,
         Details::Impersonated(_) => crate::rules::GOOGLE_TOKEN_URI.to_string(),
         Details::Metadata(_) => return None,
     };

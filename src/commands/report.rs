@@ -10,6 +10,8 @@ pub(crate) use crate::exit::{EXIT_CREDENTIALS, EXIT_ERROR, EXIT_OK, EXIT_USAGE};
 
 /// The sign-in command, as hints name it.
 const LOGIN: &str = "gemauth login --client-id-file client_secret.json";
+/// The sign-in command of a workforce identity federation user, as hints name it.
+pub(crate) const LOGIN_WORKFORCE: &str = "gemauth login --login-config LOGIN_CONFIG_FILE";
 /// The hint for a refused user credential whose login is not known.
 const LOGIN_AGAIN: &str =
     "run `gemauth login --client-id-file client_secret.json` to sign in again";
@@ -41,6 +43,25 @@ pub(crate) enum Error {
         endpoint: String,
         error: String,
         description: Option<String>,
+    },
+
+    #[error("{endpoint} refused the workforce sign-in's code: {error}{}", describe(.description))]
+    WorkforceExchangeRejected {
+        endpoint: String,
+        error: String,
+        description: Option<String>,
+    },
+
+    #[error("login configuration file {path}: {problem}")]
+    LoginConfigFile { path: PathBuf, problem: String },
+
+    #[error(
+        "login configuration file {path}: {field} would send your sign-in to {host}, which is not Google's, this machine's, or trusted by GEMAUTH_TRUSTED_HOSTS"
+    )]
+    LoginConfigEndpoint {
+        path: PathBuf,
+        field: &'static str,
+        host: String,
     },
 
     #[error("revocation failed, the local credential was kept: {source}")]
@@ -101,6 +122,7 @@ impl Error {
             Error::Lib(Lib::Usage(_) | Lib::IdTokenRequest { .. })
             | Error::HelperInput { .. }
             | Error::PlainHttp { .. } => EXIT_USAGE,
+            Error::LoginConfigEndpoint { .. } => EXIT_CREDENTIALS,
             Error::Lib(
                 Lib::NoCredentials { .. }
                 | Lib::NoMetadataServer { .. }
@@ -128,6 +150,9 @@ impl Error {
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
             Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
             Error::ExchangeRejected { .. } => "download the OAuth client's JSON again from the Google Cloud console (the client may have been deleted or its secret reset), then run `gemauth login` again".into(),
+            Error::WorkforceExchangeRejected { .. } => "check that the login configuration is your workforce pool's current one (`gcloud iam workforce-pools create-login-config`), then run `gemauth login --login-config FILE` again".into(),
+            Error::LoginConfigFile { .. } => "create the login configuration with `gcloud iam workforce-pools create-login-config locations/global/workforcePools/POOL/providers/PROVIDER --output-file=login.json`, or ask your administrator for it, and pass it with --login-config".into(),
+            Error::LoginConfigEndpoint { host, .. } => format!("use a login configuration only from a source you trust: whoever controls {host} would receive your sign-in; if it is your organisation's own endpoint or proxy, allow it with GEMAUTH_TRUSTED_HOSTS={host} (exact host names, separated by commas)"),
             Error::RevokeFailed { .. } => "try again later, or run `gemauth revoke --force` to remove the local credential without revoking it".into(),
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
             Error::ToolConfig { .. } => "fix the file named above (gemauth changed nothing), or move it aside and run the command again".into(),
@@ -151,7 +176,7 @@ pub(super) fn lib_hint(e: &crate::Error) -> String {
         Lib::Rejected { by, .. } => rejected_hint(by.as_deref()),
         Lib::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),
         Lib::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
-        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user only); for a user login run `gemauth login`".into(),
+        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account, external_account and external_account_authorized_user files (revoke: authorized_user and external_account_authorized_user only); for a user login run `gemauth login`".into(),
         Lib::Server { .. } => "the server may be down or misconfigured: try again later, and check the endpoint named above (token_uri / revoke_uri in the credential file)".into(),
         Lib::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
         Lib::Io { .. } => "check the path's permissions and free space".into(),
@@ -224,6 +249,14 @@ fn rejected_hint(by: Option<&Rejecter>) -> String {
              ({}): that they exist and are enabled, and that the provider accepts the subject \
              token the credential source gives (issuer, audience, attribute conditions)",
             sanitize(audience)
+        ),
+        Some(Rejecter::WorkforceUser { audience }) => format!(
+            "run `{LOGIN_WORKFORCE}` to sign in again with your workforce pool's login \
+             configuration{} (`gcloud iam workforce-pools create-login-config` writes it)",
+            audience
+                .as_deref()
+                .map(|a| format!(" for {}", sanitize(a)))
+                .unwrap_or_default()
         ),
         Some(Rejecter::MetadataServer) => "the metadata server refused: check the service \
              account attached to this machine and the access scopes it was given"

@@ -17,7 +17,7 @@ use super::callback::{Callback, Outcome};
 use super::event::{Event, Notice};
 use super::{Error, Result};
 use super::{browser, listener, paste};
-use crate::credentials::ClientConfig;
+use crate::credentials::{ClientConfig, LoginConfig, WORKFORCE_CLIENT_ID};
 
 /// How many bad pastes are tolerated before the login gives up.
 pub(super) const MAX_PASTE_ATTEMPTS: u32 = 3;
@@ -62,6 +62,43 @@ pub(crate) fn authorization_request(
         .add_extra_param("access_type", "offline")
         .add_extra_param("prompt", "consent")
         .url();
+    Ok(AuthorizationRequest {
+        url,
+        state,
+        verifier,
+        redirect_uri,
+    })
+}
+
+/// The redirect URI of a workforce login for a listener's port: `http://localhost:PORT/`, as
+/// gcloud registers it for its client (the listener is on 127.0.0.1, which localhost names).
+pub(crate) fn workforce_redirect_uri(port: u16) -> String {
+    format!("http://localhost:{port}/")
+}
+
+/// Builds the authorization URL of a workforce identity federation login with exactly the
+/// parameters gcloud sends: `response_type=code`, gcloud's `client_id`, the `redirect_uri`, its
+/// four `scope`s, a fresh `state`, `access_type=offline`, PKCE S256 (a 128-character verifier,
+/// as google-auth-oauthlib makes) and the pool's `provider_name`; no `prompt`.
+pub(crate) fn workforce_authorization_request(
+    config: &LoginConfig,
+    redirect_uri: String,
+) -> Result<AuthorizationRequest> {
+    let redirect = RedirectUrl::new(redirect_uri.clone())
+        .map_err(|e| crate::Error::Internal(format!("bad redirect URI: {e}")))?;
+    let oauth = BasicClient::new(ClientId::new(WORKFORCE_CLIENT_ID.to_string()))
+        .set_auth_uri(AuthUrl::from_url(config.auth_url.clone()))
+        .set_redirect_uri(redirect);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(96);
+    let mut request = oauth
+        .authorize_url(|| CsrfToken::new_random_len(32))
+        .add_scopes(LoginConfig::scopes().into_iter().map(Scope::new))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("access_type", "offline");
+    if let Some(provider) = config.provider_name() {
+        request = request.add_extra_param("provider_name", provider.to_string());
+    }
+    let (url, state) = request.url();
     Ok(AuthorizationRequest {
         url,
         state,

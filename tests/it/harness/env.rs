@@ -95,6 +95,7 @@ impl TestEnv {
             "NO_GCE_CHECK",
             "GOOGLE_CLOUD_QUOTA_PROJECT",
             "GOOGLE_EXTERNAL_ACCOUNT_ALLOW_EXECUTABLES",
+            "CLOUDSDK_AUTH_LOGIN_CONFIG_FILE",
         ] {
             cmd.env_remove(var);
         }
