@@ -134,20 +134,7 @@ fn run_client(args: &LoginArgs, client_file: &Path) -> Result<()> {
             &request.redirect_uri,
         )
         .await
-        .map_err(|e| match e {
-            // At login a refusal is about the client or the code, not a stored credential.
-            crate::Error::Rejected {
-                endpoint,
-                error,
-                description,
-                ..
-            } => Error::ExchangeRejected {
-                endpoint,
-                error,
-                description,
-            },
-            other => other.into(),
-        })
+        .map_err(|e| exchange_refused(e, &kind))
     })??;
 
     save(args, &client, &scopes, &path, tokens)
@@ -187,56 +174,56 @@ fn run_workforce(args: &LoginArgs, config_file: &Path) -> Result<()> {
                 &request.redirect_uri,
             )
             .await
-            .map_err(|e| match e {
-                crate::Error::Rejected {
-                    endpoint,
-                    error,
-                    description,
-                    ..
-                } => Error::WorkforceExchangeRejected {
-                    endpoint,
-                    error,
-                    description,
-                },
-                other => other.into(),
-            })
+            .map_err(|e| exchange_refused(e, &kind))
     })??;
     let refresh_token = tokens.refresh_token.clone().ok_or(Error::NoRefreshToken {
         endpoint: rules::endpoint_name(&config.token_url),
     })?;
     let mut file = config.credential(refresh_token);
     file.quota_project_id = args.quota_project.clone();
-    let credential = Credential::ExternalUser(Box::new(file.clone()));
-    {
-        let _lock = CredentialLock::acquire(&path)?;
-        store::write_atomic(&path, &file.to_json())?;
-    }
-    let ctx = crate::context::Context::from_process();
-    if let Some(warning) = store::record_login(ctx.cache_dir.as_deref(), &path, ctx.now()) {
-        eprintln!("warning: {warning}");
-    }
     let granted = tokens.granted_for(&LoginConfig::scopes());
-    if let Some(warning) =
-        TokenCache::new(&credential.cache_key(&[])).store(&tokens.to_cached(granted.clone()))
-    {
-        eprintln!("warning: {warning}");
+    let credential = Credential::ExternalUser(Box::new(file.clone()));
+    let saved = Saved {
+        bytes: file.to_json(),
+        account: credential.identity(),
+        granted,
+        missing: Vec::new(),
+        quota_project: file.quota_project_id.clone(),
+    };
+    write_login(args, &path, &credential, &tokens, saved)
+}
+
+/// At login a refusal is about the client or the code, not a stored credential.
+fn exchange_refused(e: crate::Error, kind: &Kind) -> Error {
+    match (e, kind) {
+        (
+            crate::Error::Rejected {
+                endpoint,
+                error,
+                description,
+                ..
+            },
+            Kind::Client(_),
+        ) => Error::ExchangeRejected {
+            endpoint,
+            error,
+            description,
+        },
+        (
+            crate::Error::Rejected {
+                endpoint,
+                error,
+                description,
+                ..
+            },
+            Kind::Workforce(_),
+        ) => Error::WorkforceExchangeRejected {
+            endpoint,
+            error,
+            description,
+        },
+        (other, _) => other.into(),
     }
-    eprintln!("Credentials saved to {}", path.display());
-    if let Some(identity) = credential.identity() {
-        eprintln!("Account: {identity}");
-    }
-    eprintln!("Scopes granted: {}", granted.join(" "));
-    if let Some(project) = &file.quota_project_id {
-        eprintln!("Quota project: {project}");
-    }
-    if args.credential_file.is_none() {
-        super::warn_if_shadowed_by_env();
-        if let Some(note) = store::cloudsdk_config_note(&Env::Process) {
-            eprintln!("note: {note}");
-        }
-    }
-    eprintln!("Print an access token with: gemauth print-access-token");
-    Ok(())
 }
 
 /// The command that runs this login again: the same client file or login configuration and
@@ -339,39 +326,79 @@ fn save(
         extra: Map::new(),
     };
 
+    let missing = credentials::missing_scopes(requested, &granted)
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let saved = Saved {
+        bytes: user.to_json(),
+        account,
+        granted,
+        missing,
+        quota_project: user.quota_project_id.clone(),
+    };
+    write_login(
+        args,
+        path,
+        &Credential::User(Box::new(user)),
+        &tokens,
+        saved,
+    )
+}
+
+/// What a login writes and says.
+struct Saved {
+    /// The credential file's bytes.
+    bytes: Vec<u8>,
+    /// Who signed in, when known.
+    account: Option<String>,
+    granted: Vec<String>,
+    /// Scopes asked for and not granted.
+    missing: Vec<String>,
+    quota_project: Option<String>,
+}
+
+/// Writes the credential file (under the credential lock), records when the login happened,
+/// seeds the token cache with the login's token and says what was saved.
+fn write_login(
+    args: &LoginArgs,
+    path: &Path,
+    credential: &Credential,
+    tokens: &TokenResponse,
+    saved: Saved,
+) -> Result<()> {
     {
         let _lock = CredentialLock::acquire(path)?;
-        store::write_atomic(path, &user.to_json())?;
+        store::write_atomic(path, &saved.bytes)?;
     }
     // When the login happened, for `status --check` (a Testing app's refresh token lasts 7 days).
     let ctx = crate::context::Context::from_process();
     if let Some(warning) = store::record_login(ctx.cache_dir.as_deref(), path, ctx.now()) {
         eprintln!("warning: {warning}");
     }
-    if let Some(warning) = TokenCache::new(&Credential::User(Box::new(user.clone())).cache_key(&[]))
-        .store(&tokens.to_cached(granted.clone()))
+    if let Some(warning) =
+        TokenCache::new(&credential.cache_key(&[])).store(&tokens.to_cached(saved.granted.clone()))
     {
         eprintln!("warning: {warning}");
     }
 
     eprintln!("Credentials saved to {}", path.display());
-    if let Some(account) = &account {
+    if let Some(account) = &saved.account {
         eprintln!("Account: {account}");
     }
-    eprintln!("Scopes granted: {}", granted.join(" "));
-    let missing = credentials::missing_scopes(requested, &granted);
-    if !missing.is_empty() {
+    eprintln!("Scopes granted: {}", saved.granted.join(" "));
+    if !saved.missing.is_empty() {
         eprintln!(
             "warning: these requested scopes were not granted: {}",
-            missing.join(" ")
+            saved.missing.join(" ")
         );
     }
-    if let Some(project) = &user.quota_project_id {
+    if let Some(project) = &saved.quota_project {
         eprintln!("Quota project: {project}");
     }
     if args.credential_file.is_none() {
         super::warn_if_shadowed_by_env();
-        if let Some(note) = store::cloudsdk_config_note(&crate::env::Env::Process) {
+        if let Some(note) = store::cloudsdk_config_note(&Env::Process) {
             eprintln!("note: {note}");
         }
     }
@@ -402,10 +429,8 @@ fn tell(notice: Notice) {
             reason,
             started: true,
         } => eprintln!("note: the browser did not start ({reason}); switching to paste mode."),
-        Notice::PasteInstructions { port } => {
-            eprintln!(
-                "After you approve, the browser is sent to http://127.0.0.1:{port}/?state=…&code=…"
-            );
+        Notice::PasteInstructions { port, redirect_uri } => {
+            eprintln!("After you approve, the browser is sent to {redirect_uri}?state=…&code=…");
             eprintln!(
                 "On another device that page will not load: copy the whole address from the browser's address bar and paste it here."
             );

@@ -145,7 +145,7 @@ impl Error {
             Error::Flow(Flow::PortUnavailable { .. }) => "choose another port with --port N, or omit --port to use a free one".into(),
             Error::Flow(Flow::LoginTimeout { stdin_closed: true, rerun, .. }) => format!("run `{}` again in an interactive terminal and paste the address, or forward the printed port with `ssh -L PORT:127.0.0.1:PORT HOST` so the browser reaches the listener", rerun.as_deref().unwrap_or("gemauth login --client-id-file client_secret.json --no-browser")),
             Error::Flow(Flow::LoginTimeout { rerun, .. }) => format!("run `{}` again and finish signing in within the time limit, or give it more time with --timeout SECS", rerun.as_deref().unwrap_or(LOGIN)),
-            Error::Flow(Flow::BadPaste { .. }) => "run `gemauth login --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1:) and paste it".into(),
+            Error::Flow(Flow::BadPaste { .. }) => "run `gemauth login --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1: or, for a workforce login, http://localhost:) and paste it".into(),
             Error::Flow(Flow::Lib(e)) => lib_hint(e),
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
             Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),

@@ -129,9 +129,10 @@ pub(crate) async fn authorize(
         request.state.secret().clone(),
         tx.clone(),
     ));
-    let paste_mode = start(request.url.as_str(), port, &options, &tx, notify);
+    let paste_mode = start(request, port, &options, &tx, notify);
     let mut wait = Wait {
         port,
+        redirect_uri: &request.redirect_uri,
         state: request.state.secret(),
         tx,
         paste_mode,
@@ -143,18 +144,19 @@ pub(crate) async fn authorize(
 
 /// Shows the URL and starts the browser, or paste mode; returns whether paste mode is on.
 fn start(
-    url: &str,
+    request: &AuthorizationRequest,
     port: u16,
     options: &Options,
     tx: &mpsc::UnboundedSender<Event>,
     notify: &mut dyn FnMut(Notice),
 ) -> bool {
+    let url = request.url.as_str();
     notify(Notice::Url {
         url,
         browser: !options.no_browser,
     });
     if options.no_browser {
-        paste::start(port, tx, notify);
+        paste::start(port, &request.redirect_uri, tx, notify);
         return true;
     }
     let failed = tx.clone();
@@ -177,7 +179,7 @@ fn start(
                 reason: &reason,
                 started: false,
             });
-            paste::start(port, tx, notify);
+            paste::start(port, &request.redirect_uri, tx, notify);
             true
         }
     }
@@ -186,6 +188,8 @@ fn start(
 /// The state of the wait for an answer.
 struct Wait<'a> {
     port: u16,
+    /// Where the browser is sent after the approval.
+    redirect_uri: &'a str,
     state: &'a str,
     tx: mpsc::UnboundedSender<Event>,
     paste_mode: bool,
@@ -234,7 +238,7 @@ impl Wait<'_> {
                     reason: &reason,
                     started: true,
                 });
-                paste::start(self.port, &self.tx, notify);
+                paste::start(self.port, self.redirect_uri, &self.tx, notify);
                 self.paste_mode = true;
             }
             Event::BrowserFailed(_) => {}

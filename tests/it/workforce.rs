@@ -172,6 +172,11 @@ fn no_browser_paste_and_the_environments_login_config() {
     let mut run = Running::spawn_interactive(cmd, env.path("browser-args"));
     let url = run.printed_url();
     assert!(url.contains("/workforce/authorize?"), "{url}");
+    let said = run.wait_stderr("Paste the address");
+    assert!(
+        said.contains("the browser is sent to http://localhost:"),
+        "{said}"
+    );
     let answer = approve_elsewhere(&url);
     run.paste(&answer);
     let done = run.finish();
@@ -278,6 +283,42 @@ fn untrusted_or_bad_login_configs_are_refused_before_any_request() {
     assert!(!env.path("browser-args").exists());
 }
 
+fn a_workforce_file_with_a_foreign_endpoint_or_a_missing_field_is_refused() {
+    let env = TestEnv::new();
+    let path = env.path("wf.json");
+    for field in ["token_url", "token_info_url", "revoke_url"] {
+        let mut file = expected_file(&env, "wf-refresh-1");
+        file[field] = "https://sts.evil.example/v1/x?key=planted".into();
+        write_private(&path, &serde_json::to_vec(&file).unwrap());
+        let done = env.run(&[
+            "print-access-token",
+            "--credential-file",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(done.code(), 3, "{}", done.stderr);
+        assert_eq!(done.stdout, "");
+        assert!(
+            done.stderr.contains(&path.display().to_string())
+                && done.stderr.contains(field)
+                && done.stderr.contains("sts.evil.example")
+                && !done.stderr.contains("planted"),
+            "{}",
+            done.stderr
+        );
+    }
+    let mut file = expected_file(&env, "wf-refresh-1");
+    file.as_object_mut().unwrap().remove("client_secret");
+    write_private(&path, &serde_json::to_vec(&file).unwrap());
+    let done = env.run(&[
+        "print-access-token",
+        "--credential-file",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    assert!(done.stderr.contains("client_secret"), "{}", done.stderr);
+    assert!(env.google.seen("/v1/oauthtoken").is_empty());
+}
+
 /// google-auth loads the file `gemauth login --login-config` wrote (`google.auth.default()`),
 /// as an `external_account_authorized_user.Credentials`, and refreshes with it at the fake STS.
 fn google_auth_loads_and_refreshes_the_workforce_file() {
@@ -327,6 +368,7 @@ pub(crate) fn tests() -> Vec<Trial> {
         identity_tokens_are_refused_with_the_reason,
         a_refused_refresh_token_hints_at_the_workforce_login,
         untrusted_or_bad_login_configs_are_refused_before_any_request,
+        a_workforce_file_with_a_foreign_endpoint_or_a_missing_field_is_refused,
         google_auth_loads_and_refreshes_the_workforce_file => GoogleAuth,
     ]
 }
