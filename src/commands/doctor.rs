@@ -174,11 +174,12 @@ fn token_failure(
     }
 }
 
-/// The quota project check: user credentials bill API calls to a quota project.
+/// The quota project check: user credentials (a Google account's or a workforce pool user's)
+/// bill API calls to a quota project.
 fn quota(credential: &Credential, quota_project: Option<&str>) -> Check {
     match (quota_project, credential) {
         (Some(project), _) => Check::pass("quota_project", format!("quota project {project}")),
-        (None, Credential::User(_)) => Check::fail(
+        (None, Credential::User(_) | Credential::ExternalUser(_)) => Check::fail(
             "quota_project",
             "no quota project: Google bills the API calls of a user's credentials to a quota \
              project, and refuses them without one",

@@ -239,6 +239,39 @@ fn a_refused_refresh_token_hints_at_the_workforce_login() {
         done.stderr
     );
     assert!(!done.stderr.contains("wf-unknown"), "{}", done.stderr);
+    // status --check: the token check names the workforce login; a workforce user needs a
+    // quota project as a Google account does.
+    let done = env.run(&[
+        "status",
+        "--check",
+        "--format",
+        "json",
+        "--credential-file",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(done.code(), 3, "{}", done.stderr);
+    // On failure stdout stays empty: the report is on stderr, before the error line.
+    assert_eq!(done.stdout, "");
+    let report: serde_json::Value =
+        serde_json::from_str(done.stderr.lines().next().unwrap_or_default())
+            .unwrap_or_else(|_| panic!("{}", done.stderr));
+    let checks = report["checks"].as_array().expect("checks");
+    let check = |name: &str| {
+        checks
+            .iter()
+            .find(|c| c["name"] == name)
+            .unwrap_or_else(|| panic!("no {name} check: {report}"))
+            .clone()
+    };
+    assert_eq!(check("token")["ok"], false);
+    assert!(
+        check("token")["fix"]
+            .as_str()
+            .unwrap()
+            .contains("gemauth login --login-config"),
+        "{report}"
+    );
+    assert_eq!(check("quota_project")["ok"], false, "{report}");
 }
 
 fn untrusted_or_bad_login_configs_are_refused_before_any_request() {
