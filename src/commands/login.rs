@@ -178,6 +178,7 @@ fn run_workforce(args: &LoginArgs, config_file: &Path) -> Result<()> {
     })??;
     let refresh_token = tokens.refresh_token.clone().ok_or(Error::NoRefreshToken {
         endpoint: rules::endpoint_name(&config.token_url),
+        workforce: true,
     })?;
     let mut file = config.credential(refresh_token);
     file.quota_project_id = args.quota_project.clone();
@@ -306,6 +307,7 @@ fn save(
 ) -> Result<()> {
     let refresh_token = tokens.refresh_token.clone().ok_or(Error::NoRefreshToken {
         endpoint: client.token_uri.to_string(),
+        workforce: false,
     })?;
     let granted = tokens.granted_for(requested);
     let account = tokens.email();

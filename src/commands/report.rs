@@ -36,7 +36,11 @@ pub(crate) enum Error {
     #[error(
         "the token endpoint {endpoint} issued no refresh token, so the login could not be saved"
     )]
-    NoRefreshToken { endpoint: String },
+    NoRefreshToken {
+        endpoint: String,
+        /// A workforce identity federation login (`--login-config`).
+        workforce: bool,
+    },
 
     #[error("{endpoint} refused the OAuth client or the code: {error}{}", describe(.description))]
     ExchangeRejected {
@@ -148,6 +152,7 @@ impl Error {
             Error::Flow(Flow::BadPaste { .. }) => "run `gemauth login --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1: or, for a workforce login, http://localhost:) and paste it".into(),
             Error::Flow(Flow::Lib(e)) => lib_hint(e),
             Error::AuthorizationDenied { .. } => "run `gemauth login` again and approve the requested access".into(),
+            Error::NoRefreshToken { workforce: true, .. } => "run `gemauth login --login-config FILE` again; if no refresh token comes again, ask your workforce pool's administrator (the pool and its provider decide what a sign-in grants)".into(),
             Error::NoRefreshToken { .. } => "remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `gemauth login` again".into(),
             Error::ExchangeRejected { .. } => "download the OAuth client's JSON again from the Google Cloud console (the client may have been deleted or its secret reset), then run `gemauth login` again".into(),
             Error::WorkforceExchangeRejected { .. } => "check that the login configuration is your workforce pool's current one (`gcloud iam workforce-pools create-login-config`), then run `gemauth login --login-config FILE` again".into(),

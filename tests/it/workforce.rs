@@ -204,6 +204,49 @@ fn no_browser_paste_and_the_environments_login_config() {
     assert!(env.google.seen("/v1/oauthtoken").len() == 1);
 }
 
+/// A refused code, a denied sign-in, and an answer without a refresh token: exit 1 with the
+/// workforce login's hints, and no file.
+fn failed_workforce_logins_write_nothing_and_say_what_to_do() {
+    let env = TestEnv::new();
+    let attempt = |env: &TestEnv| {
+        let run = env.start_workforce_login(&[]);
+        let page = follow_authorization(&run.browser_url());
+        assert_eq!(page.status, 200, "{}", page.body);
+        run.finish()
+    };
+    env.google.enqueue(
+        "/v1/oauthtoken",
+        Canned::json(
+            400,
+            r#"{"error":"invalid_grant","error_description":"The code is invalid."}"#,
+        ),
+    );
+    let done = attempt(&env);
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("refused the workforce sign-in's code")
+            && done.stderr.contains("gemauth login --login-config FILE"),
+        "{}",
+        done.stderr
+    );
+    env.google
+        .enqueue("/v1/oauthtoken", Canned::access_token("ya29.x", 3600));
+    let done = attempt(&env);
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(
+        done.stderr.contains("issued no refresh token")
+            && done.stderr.contains("workforce pool's administrator"),
+        "{}",
+        done.stderr
+    );
+    env.google
+        .with(|b| b.deny = Some(("access_denied".into(), "The user said no".into())));
+    let done = attempt(&env);
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(done.stderr.contains("access_denied"), "{}", done.stderr);
+    assert!(!env.adc_path().exists());
+}
+
 fn identity_tokens_are_refused_with_the_reason() {
     let env = TestEnv::new();
     workforce_login(&env, &[]);
@@ -399,6 +442,7 @@ pub(crate) fn tests() -> Vec<Trial> {
         revoke_revokes_at_the_files_revoke_url,
         no_browser_paste_and_the_environments_login_config,
         identity_tokens_are_refused_with_the_reason,
+        failed_workforce_logins_write_nothing_and_say_what_to_do,
         a_refused_refresh_token_hints_at_the_workforce_login,
         untrusted_or_bad_login_configs_are_refused_before_any_request,
         a_workforce_file_with_a_foreign_endpoint_or_a_missing_field_is_refused,
