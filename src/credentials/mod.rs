@@ -2,8 +2,9 @@
 //! ([`Credential`]), the one type table, the parse dispatcher and its shared helpers, cache-key
 //! composition, and what every command asks of a credential (identity, scopes, status details,
 //! minting, ID-token support, the rotating field, who refused it). Each type lives in its own
-//! file: `user.rs`, `service_account.rs`, `impersonated.rs`, `external.rs`, `metadata.rs`;
-//! `client.rs` reads the OAuth client file `gemauth login` signs in with.
+//! file: `user.rs`, `service_account.rs`, `impersonated.rs`, `external.rs`, `external_user.rs`,
+//! `metadata.rs`; `client.rs` reads the OAuth client file `gemauth login` signs in with, and
+//! `login_config.rs` the workforce login configuration of `gemauth login --login-config`.
 
 mod client;
 mod external;
