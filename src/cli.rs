@@ -244,8 +244,20 @@ pub struct ManArgs {
 #[derive(Debug, Args)]
 pub struct LoginArgs {
     /// OAuth client JSON of type "Desktop app", downloaded from the Google Cloud console
-    #[arg(long, value_name = "FILE")]
-    pub client_id_file: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "login_config")]
+    pub client_id_file: Option<PathBuf>,
+
+    /// Workforce identity federation login configuration (from `gcloud iam workforce-pools
+    /// create-login-config`): sign in through your identity provider and write an
+    /// external_account_authorized_user file
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "CLOUDSDK_AUTH_LOGIN_CONFIG_FILE",
+        hide_env_values = true,
+        conflicts_with_all = ["client_id_file", "scopes", "impersonate_service_account"]
+    )]
+    pub login_config: Option<PathBuf>,
 
     /// Comma-separated scopes; short names get the https://www.googleapis.com/auth/ prefix
     /// [default: openid,userinfo.email,cloud-platform,generative-language.retriever]
@@ -568,6 +580,11 @@ fn usage_hint(subcommand: Option<&str>, kind: clap::error::ErrorKind) -> String 
             client's JSON from the Google Cloud console (Google Auth Platform → Clients), then run \
             `gemauth login --client-id-file client_secret.json`"
             .into(),
+        (Some("login"), ErrorKind::ArgumentConflict) => "--login-config (which \
+            CLOUDSDK_AUTH_LOGIN_CONFIG_FILE sets too) signs in through a workforce pool and takes \
+            neither --client-id-file nor --scopes: give one kind of login (unset \
+            CLOUDSDK_AUTH_LOGIN_CONFIG_FILE to sign in with a Google account)"
+            .into(),
         (Some(sub), _) => format!("run `gemauth {sub} --help` for its options"),
         (None, _) => "run `gemauth --help` for the list of commands".into(),
     }
@@ -677,5 +694,14 @@ mod tests {
         assert_eq!(err.kind(), clap::error::ErrorKind::UnknownArgument);
         let err = Cli::try_parse_from(["gemauth", "login"]).unwrap_err();
         assert_eq!(err.kind(), clap::error::ErrorKind::MissingRequiredArgument);
+        for other in [["--client-id-file", "c.json"], ["--scopes", "openid"]] {
+            let err = Cli::try_parse_from(
+                ["gemauth", "login", "--login-config", "l.json"]
+                    .into_iter()
+                    .chain(other),
+            )
+            .unwrap_err();
+            assert_eq!(err.kind(), clap::error::ErrorKind::ArgumentConflict);
+        }
     }
 }

@@ -248,6 +248,12 @@ pub enum Rejecter {
         /// The audience: the workload or workforce pool and provider.
         audience: String,
     },
+    /// A workforce identity federation user's refresh token
+    /// (`external_account_authorized_user`).
+    WorkforceUser {
+        /// The workforce pool provider the login was for, when the file names it.
+        audience: Option<String>,
+    },
     /// The metadata server.
     MetadataServer,
 }

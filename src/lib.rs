@@ -65,7 +65,7 @@ pub mod binary {
 #[doc(hidden)]
 pub mod fuzzing {
     pub use crate::credentials::{
-        parse_aws_metadata_answer, parse_client_config, parse_credential_file,
+        parse_aws_metadata_answer, parse_client_config, parse_credential_file, parse_login_config,
     };
     pub use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 }

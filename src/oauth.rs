@@ -994,14 +994,25 @@ pub(crate) async fn revoke(
         ("client_secret", client_secret.expose().as_str()),
     ];
     let (status, body) = http.post_form(revoke_uri, &form).await?;
-    match serde_json::from_slice::<OAuthError>(&body) {
+    revocation(revoke_uri, status, &body, &Sent::form(&form))
+}
+
+/// What a revocation endpoint's answer means: `400 invalid_token` is a token already revoked or
+/// expired, any other failure goes through the one error mapping.
+pub(crate) fn revocation(
+    revoke_uri: &Url,
+    status: u16,
+    body: &[u8],
+    sent: &Sent,
+) -> Result<Revocation> {
+    match serde_json::from_slice::<OAuthError>(body) {
         Ok(e) if status == 400 && e.error == "invalid_token" => Ok(Revocation::AlreadyInvalid),
         _ => success(
             &endpoint_name(revoke_uri),
             status,
-            &body,
+            body,
             ErrorBody::OAuth,
-            &Sent::form(&form),
+            sent,
         )
         .map(|()| Revocation::Revoked),
     }

@@ -1,12 +1,12 @@
 //! Property tests for the parsers that take outside input: the listener's request and callback
-//! parsers, the paste parser, the credential and client secret loaders, and the AWS
-//! instance-metadata answer parsers.
+//! parsers, the paste parser, the credential, client secret and workforce login
+//! configuration loaders, and the AWS instance-metadata answer parsers.
 
 use std::path::Path;
 
 use crate::credentials::{
-    AuthorizedUser, Credential, Scopes, parse_aws_metadata_answer, parse_client_config,
-    parse_credential_file,
+    AuthorizedUser, Credential, ExternalAuthorizedUser, LoginConfigProblem, Scopes,
+    parse_aws_metadata_answer, parse_client_config, parse_credential_file, parse_login_config,
 };
 use crate::flow::{Callback, parse_callback, parse_paste, parse_request};
 use crate::secret::Secret;
@@ -230,5 +230,115 @@ proptest! {
     fn aws_metadata_parsers_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..400), value in any_json()) {
         let _ = parse_aws_metadata_answer(&bytes);
         let _ = parse_aws_metadata_answer(&serde_json::to_vec(&value).unwrap());
+    }
+
+    /// A workforce user file (`external_account_authorized_user`) with a wrong-kind value in
+    /// any field: the field is named, the value never quoted.
+    #[test]
+    fn a_workforce_field_error_never_quotes_the_value(
+        secret in "[A-Za-z0-9 :._/-]{8,40}",
+        field in 0..10usize,
+        wrap in 0..4usize,
+    ) {
+        let planted = format!("planted {secret}");
+        let value = match wrap {
+            0 => json!({"k": planted}),
+            1 => json!([planted]),
+            2 => json!(planted),
+            _ => json!([{"k": [planted]}]),
+        };
+        let mut base = json!({"type": "external_account_authorized_user",
+            "audience": "//iam.googleapis.com/locations/global/workforcePools/p/providers/q",
+            "refresh_token": "r", "token_url": "https://sts.googleapis.com/v1/oauthtoken",
+            "client_id": "i", "client_secret": "s"});
+        let fields = ["audience", "refresh_token", "token_url", "token_info_url", "revoke_url",
+            "client_id", "client_secret", "quota_project_id", "universe_domain", "token_url"];
+        base[fields[field]] = value;
+        if let Err(e) = parse_credential_file(Path::new("c.json"), &serde_json::to_vec(&base).unwrap()) {
+            let text = format!("{e} {e:?}");
+            prop_assert!(!text.contains("planted"), "{}", text);
+            prop_assert!(text.contains(fields[field]), "{}", text);
+        }
+    }
+
+    #[test]
+    fn workforce_credential_files_round_trip(
+        client_id in ".{1,40}",
+        secret in ".{1,40}",
+        refresh in ".{1,80}",
+        pool in "[a-z0-9-]{1,20}",
+        extra_value in ".{0,20}",
+    ) {
+        prop_assume!(!client_id.trim().is_empty() && !secret.trim().is_empty() && !refresh.trim().is_empty());
+        let mut extra = Map::new();
+        extra.insert("trust_boundary".into(), json!(extra_value));
+        let audience = format!("//iam.googleapis.com/locations/global/workforcePools/{pool}/providers/p");
+        let user = ExternalAuthorizedUser {
+            kind: "external_account_authorized_user".into(),
+            audience: Some(audience.clone()),
+            refresh_token: Secret::new(refresh.clone()),
+            token_url: "https://sts.googleapis.com/v1/oauthtoken".into(),
+            token_info_url: Some("https://sts.googleapis.com/v1/introspect".into()),
+            revoke_url: None,
+            client_id: client_id.clone(),
+            client_secret: Secret::new(secret.clone()),
+            quota_project_id: None,
+            universe_domain: Some("googleapis.com".into()),
+            extra,
+        };
+        let Ok(Credential::ExternalUser(parsed)) = parse_credential_file(Path::new("c.json"), &user.to_json()) else {
+            return Err(TestCaseError::fail("did not parse back"));
+        };
+        prop_assert_eq!(&parsed.client_id, &client_id);
+        prop_assert_eq!(parsed.client_secret.expose(), &secret);
+        prop_assert_eq!(parsed.refresh_token.expose(), &refresh);
+        prop_assert_eq!(parsed.audience, Some(audience));
+        prop_assert_eq!(&parsed.extra["trust_boundary"], &json!(extra_value));
+        prop_assert_eq!(parsed.universe_domain.as_deref(), Some("googleapis.com"));
+    }
+
+    #[test]
+    fn login_config_loader_never_panics(value in any_json(), bytes in prop::collection::vec(any::<u8>(), 0..200)) {
+        let _ = parse_login_config(&bytes);
+        let _ = parse_login_config(&serde_json::to_vec(&value).unwrap());
+        let mut typed = value;
+        if let Value::Object(m) = &mut typed {
+            m.insert("type".into(), json!("external_account_authorized_user_login_config"));
+        }
+        let _ = parse_login_config(&serde_json::to_vec(&typed).unwrap());
+    }
+
+    /// A login configuration with a wrong-kind or malformed value in any field: the error
+    /// never quotes it.
+    #[test]
+    fn a_login_config_error_never_quotes_the_value(
+        secret in "[A-Za-z0-9 :._/-]{8,40}",
+        field in 0..6usize,
+        wrap in 0..4usize,
+    ) {
+        let planted = format!("planted {secret}");
+        let value = match wrap {
+            0 => json!(planted),
+            1 => json!([planted]),
+            2 => json!({"k": planted}),
+            _ => json!(format!("https://user:{planted}@x.example/?q={planted}")),
+        };
+        let mut base = json!({"type": "external_account_authorized_user_login_config",
+            "audience": "//iam.googleapis.com/locations/global/workforcePools/p/providers/q",
+            "auth_url": "https://auth.cloud.google/authorize",
+            "token_url": "https://sts.googleapis.com/v1/oauthtoken",
+            "token_info_url": "https://sts.googleapis.com/v1/introspect",
+            "universe_domain": "googleapis.com"});
+        let fields = ["audience", "auth_url", "token_url", "token_info_url", "universe_domain",
+            "universe_cloud_web_domain"];
+        base[fields[field]] = value;
+        if let Err(e) = parse_login_config(&serde_json::to_vec(&base).unwrap()) {
+            let text = match &e {
+                LoginConfigProblem::Invalid(p) => p.clone(),
+                LoginConfigProblem::Untrusted { host, .. } => host.clone(),
+            };
+            prop_assert!(!text.contains("planted"), "{}", text);
+            prop_assert!(!format!("{e:?}").contains("planted"), "{:?}", e);
+        }
     }
 }

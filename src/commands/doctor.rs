@@ -174,11 +174,12 @@ fn token_failure(
     }
 }
 
-/// The quota project check: user credentials bill API calls to a quota project.
+/// The quota project check: user credentials (a Google account's or a workforce pool user's)
+/// bill API calls to a quota project.
 fn quota(credential: &Credential, quota_project: Option<&str>) -> Check {
     match (quota_project, credential) {
         (Some(project), _) => Check::pass("quota_project", format!("quota project {project}")),
-        (None, Credential::User(_)) => Check::fail(
+        (None, Credential::User(_) | Credential::ExternalUser(_)) => Check::fail(
             "quota_project",
             "no quota project: Google bills the API calls of a user's credentials to a quota \
              project, and refuses them without one",
@@ -230,6 +231,7 @@ fn token_endpoint(credential: &Credential) -> Option<Url> {
         Details::User(d) => d.token_uri,
         Details::ServiceAccount(d) => d.token_uri,
         Details::External(d) => d.token_uri,
+        Details::ExternalUser(d) => d.token_url,
         Details::Impersonated(_) => crate::rules::GOOGLE_TOKEN_URI.to_string(),
         Details::Metadata(_) => return None,
     };

@@ -10,6 +10,8 @@ pub(crate) use crate::exit::{EXIT_CREDENTIALS, EXIT_ERROR, EXIT_OK, EXIT_USAGE};
 
 /// The sign-in command, as hints name it.
 const LOGIN: &str = "gemauth login --client-id-file client_secret.json";
+/// The sign-in command of a workforce identity federation user, as hints name it.
+pub(crate) const LOGIN_WORKFORCE: &str = "gemauth login --login-config LOGIN_CONFIG_FILE";
 /// The hint for a refused user credential whose login is not known.
 const LOGIN_AGAIN: &str =
     "run `gemauth login --client-id-file client_secret.json` to sign in again";
@@ -34,13 +36,36 @@ pub(crate) enum Error {
     #[error(
         "the token endpoint {endpoint} issued no refresh token, so the login could not be saved"
     )]
-    NoRefreshToken { endpoint: String },
+    NoRefreshToken {
+        endpoint: String,
+        /// A workforce identity federation login (`--login-config`).
+        workforce: bool,
+    },
 
     #[error("{endpoint} refused the OAuth client or the code: {error}{}", describe(.description))]
     ExchangeRejected {
         endpoint: String,
         error: String,
         description: Option<String>,
+    },
+
+    #[error("{endpoint} refused the workforce sign-in's code: {error}{}", describe(.description))]
+    WorkforceExchangeRejected {
+        endpoint: String,
+        error: String,
+        description: Option<String>,
+    },
+
+    #[error("login configuration file {path}: {problem}")]
+    LoginConfigFile { path: PathBuf, problem: String },
+
+    #[error(
+        "login configuration file {path}: {field} would send your sign-in to {host}, which is not Google's, this machine's, or trusted by GEMAUTH_TRUSTED_HOSTS"
+    )]
+    LoginConfigEndpoint {
+        path: PathBuf,
+        field: &'static str,
+        host: String,
     },
 
     #[error("revocation failed, the local credential was kept: {source}")]
@@ -101,6 +126,7 @@ impl Error {
             Error::Lib(Lib::Usage(_) | Lib::IdTokenRequest { .. })
             | Error::HelperInput { .. }
             | Error::PlainHttp { .. } => EXIT_USAGE,
+            Error::LoginConfigEndpoint { .. } => EXIT_CREDENTIALS,
             Error::Lib(
                 Lib::NoCredentials { .. }
                 | Lib::NoMetadataServer { .. }
@@ -124,11 +150,15 @@ impl Error {
             Error::Flow(Flow::LoginTimeout { stdin_closed: true, rerun, .. }) => format!("run `{}` again in an interactive terminal and paste the address, or forward the printed port with `ssh -L PORT:127.0.0.1:PORT HOST` so the browser reaches the listener", rerun.as_deref().unwrap_or("gemauth login --client-id-file client_secret.json --no-browser")),
             Error::Flow(Flow::LoginTimeout { rerun, .. }) => format!("run `{}` again and finish signing in within the time limit, or give it more time with --timeout SECS", rerun.as_deref().unwrap_or(LOGIN)),
             Error::Flow(Flow::NothingCanAnswer) => "sign in from a terminal (`gemauth login --client-id-file client_secret.json --no-browser`, then paste the address), or over SSH fix the port and forward it (`--port N` with `ssh -L N:127.0.0.1:N HOST`); a job with no one present uses a service account through impersonation or workload identity federation instead (README, \"Without a person\")".into(),
-            Error::Flow(Flow::BadPaste { .. }) => format!("run `{LOGIN} --no-browser` again; after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1:) and paste it"),
+            Error::Flow(Flow::BadPaste { .. }) => format!("run `{LOGIN} --no-browser` again (a workforce login: `gemauth login --login-config FILE --no-browser`); after approving, copy the whole address from the browser's address bar (it starts with http://127.0.0.1: or, for a workforce login, http://localhost:) and paste it"),
             Error::Flow(Flow::Lib(e)) => lib_hint(e),
-            Error::AuthorizationDenied { .. } => format!("run `{LOGIN}` again and approve the requested access"),
+            Error::AuthorizationDenied { .. } => format!("run `{LOGIN}` again (a workforce login: `gemauth login --login-config FILE`) and approve the requested access"),
+            Error::NoRefreshToken { workforce: true, .. } => "run `gemauth login --login-config FILE` again; if no refresh token comes again, ask your workforce pool's administrator (the pool and its provider decide what a sign-in grants)".into(),
             Error::NoRefreshToken { .. } => format!("remove gemauth's earlier grant at https://myaccount.google.com/permissions, then run `{LOGIN}` again"),
             Error::ExchangeRejected { .. } => format!("download the OAuth client's JSON again from the Google Cloud console (the client may have been deleted or its secret reset), then run `{LOGIN}` again"),
+            Error::WorkforceExchangeRejected { .. } => "check that the login configuration is your workforce pool's current one (`gcloud iam workforce-pools create-login-config`), then run `gemauth login --login-config FILE` again".into(),
+            Error::LoginConfigFile { .. } => "create the login configuration with `gcloud iam workforce-pools create-login-config locations/global/workforcePools/POOL/providers/PROVIDER --output-file=login.json`, or ask your administrator for it, and pass it with --login-config".into(),
+            Error::LoginConfigEndpoint { host, .. } => format!("use a login configuration only from a source you trust: whoever controls {host} would receive your sign-in; if it is your organisation's own endpoint or proxy, allow it with GEMAUTH_TRUSTED_HOSTS={host} (exact host names, separated by commas)"),
             Error::RevokeFailed { .. } => "try again later, or run `gemauth revoke --force` to remove the local credential without revoking it".into(),
             Error::NoQuotaProject { .. } => "run `gemauth set-quota-project PROJECT_ID`, or set GOOGLE_CLOUD_QUOTA_PROJECT".into(),
             Error::ToolConfig { .. } => "fix the file named above (gemauth changed nothing), or move it aside and run the command again".into(),
@@ -152,7 +182,7 @@ pub(super) fn lib_hint(e: &crate::Error) -> String {
         Lib::Rejected { by, .. } => rejected_hint(by.as_deref()),
         Lib::CredentialFile { .. } => "fix or replace the credential file named above; for a user login, run `gemauth login --client-id-file client_secret.json` to write a new one".into(),
         Lib::ReauthRequired { .. } => "your organization requires periodic re-authentication: run `gemauth login --client-id-file client_secret.json`".into(),
-        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account and external_account files (revoke: authorized_user, and impersonated_service_account made from one); for a user login run `gemauth login`".into(),
+        Lib::UnsupportedCredentialType { .. } => "gemauth reads authorized_user, service_account, impersonated_service_account, external_account and external_account_authorized_user files (revoke: authorized_user, external_account_authorized_user, and impersonated_service_account made from a user's login); for a user login run `gemauth login`".into(),
         Lib::Server { .. } => "the server may be down or misconfigured: try again later, and check the endpoint named above (token_uri / revoke_uri in the credential file)".into(),
         Lib::Network { detail, .. } if untrusted_certificate(detail) => "the server's TLS certificate is not trusted; behind a proxy that inspects TLS, point CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE (or SSL_CERT_FILE) at its CA certificate (PEM), trusted besides the system's; `gemauth status --check` shows the proxy in use".into(),
         Lib::Network { .. } => "check your network connection (and HTTPS_PROXY, if you use one) and try again; GEMAUTH_TIMEOUT sets the time limit in seconds".into(),
@@ -240,6 +270,14 @@ fn rejected_hint(by: Option<&Rejecter>) -> String {
              ({}): that they exist and are enabled, and that the provider accepts the subject \
              token the credential source gives (issuer, audience, attribute conditions)",
             sanitize(audience)
+        ),
+        Some(Rejecter::WorkforceUser { audience }) => format!(
+            "run `{LOGIN_WORKFORCE}` to sign in again with your workforce pool's login \
+             configuration{} (`gcloud iam workforce-pools create-login-config` writes it)",
+            audience
+                .as_deref()
+                .map(|a| format!(" for {}", sanitize(a)))
+                .unwrap_or_default()
         ),
         Some(Rejecter::MetadataServer) => "the metadata server refused: check the service \
              account attached to this machine and the access scopes it was given"

@@ -132,7 +132,7 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
     };
 
     if args.check {
-        let login = login_command(&target);
+        let login = login_command(&target, &credential);
         let diagnosis = super::doctor::diagnose(
             &ctx,
             file.as_deref(),
@@ -160,14 +160,17 @@ pub(crate) fn run(args: StatusArgs) -> Result<()> {
 }
 
 /// The login that writes this credential again, as hints name it.
-fn login_command(target: &Target) -> String {
-    const LOGIN: &str = "gemauth login --client-id-file client_secret.json";
+fn login_command(target: &Target, credential: &Credential) -> String {
+    let login = match credential {
+        Credential::ExternalUser(_) => super::report::LOGIN_WORKFORCE,
+        _ => "gemauth login --client-id-file client_secret.json",
+    };
     match target {
         Target::File(path, Source::Flag | Source::Environment) => {
             let path = path.to_string_lossy();
-            format!("{LOGIN} --credential-file {}", shell_words::quote(&path))
+            format!("{login} --credential-file {}", shell_words::quote(&path))
         }
-        _ => LOGIN.to_string(),
+        _ => login.to_string(),
     }
 }
 
@@ -368,6 +371,12 @@ fn detail_lines(r: &Report, text: &mut Text) {
             );
             text.line("Source type:", impersonated.source_type.to_string());
         }
+        Details::ExternalUser(user) => {
+            text.line("Audience:", or_none(user.audience.as_deref()));
+            text.line("Workforce pool:", or_none(user.workforce_pool.as_deref()));
+            text.line("Provider:", or_none(user.provider.as_deref()));
+            text.line("Client ID:", user.client_id.clone());
+        }
         Details::External(external) => {
             text.line("Audience:", external.audience.clone());
             text.line(
@@ -388,6 +397,7 @@ fn detail_lines(r: &Report, text: &mut Text) {
         Details::User(d) => endpoint(text, &d.universe_domain, "token_uri", &d.token_uri),
         Details::ServiceAccount(d) => endpoint(text, &d.universe_domain, "token_uri", &d.token_uri),
         Details::External(d) => endpoint(text, &d.universe_domain, "token_url", &d.token_uri),
+        Details::ExternalUser(d) => endpoint(text, &d.universe_domain, "token_url", &d.token_url),
         Details::Metadata(d) => text.line("Metadata host:", d.metadata_host.clone()),
         Details::Impersonated(_) => {}
     }

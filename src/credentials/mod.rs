@@ -2,13 +2,16 @@
 //! ([`Credential`]), the one type table, the parse dispatcher and its shared helpers, cache-key
 //! composition, and what every command asks of a credential (identity, scopes, status details,
 //! minting, ID-token support, the rotating field, who refused it). Each type lives in its own
-//! file: `user.rs`, `service_account.rs`, `impersonated.rs`, `external.rs`, `metadata.rs`;
-//! `client.rs` reads the OAuth client file `gemauth login` signs in with.
+//! file: `user.rs`, `service_account.rs`, `impersonated.rs`, `external.rs`, `external_user.rs`,
+//! `metadata.rs`; `client.rs` reads the OAuth client file `gemauth login` signs in with, and
+//! `login_config.rs` the workforce login configuration of `gemauth login --login-config`.
 
 mod aws;
 mod client;
 mod external;
+mod external_user;
 mod impersonated;
+mod login_config;
 mod metadata;
 mod service_account;
 mod user;
@@ -38,8 +41,16 @@ pub use aws::parse_aws_metadata_answer;
 pub use client::parse_client_config;
 pub(crate) use client::{ClientConfig, load_client_config};
 pub(crate) use external::ExternalAccount;
+pub(crate) use external_user::{EXTERNAL_AUTHORIZED_USER, ExternalAuthorizedUser};
 pub(crate) use impersonated::{
     Acting, ImpersonatedServiceAccount, login_file, parse_service_accounts,
+};
+/// The login configuration's parser, for the fuzz targets and property tests.
+#[cfg(any(test, feature = "fuzzing"))]
+#[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]
+pub use login_config::parse_login_config;
+pub(crate) use login_config::{
+    LoginConfig, LoginConfigProblem, WORKFORCE_CLIENT_ID, load_login_config,
 };
 pub(crate) use metadata::Metadata;
 pub(crate) use service_account::ServiceAccount;
@@ -60,6 +71,7 @@ pub(crate) enum CredentialType {
     ServiceAccount,
     Impersonated,
     External,
+    ExternalUser,
     /// Not a file: the metadata server of a Google Cloud machine.
     Metadata,
 }
@@ -68,7 +80,7 @@ pub(crate) enum CredentialType {
 type Parser = fn(Map<String, Value>, FileProblem) -> Result<Credential>;
 
 /// The one type table: each type's `type` name and its parser (none: not read from a file).
-const TYPES: [(CredentialType, &str, Option<Parser>); 5] = [
+const TYPES: [(CredentialType, &str, Option<Parser>); 6] = [
     (
         CredentialType::AuthorizedUser,
         AUTHORIZED_USER,
@@ -88,6 +100,11 @@ const TYPES: [(CredentialType, &str, Option<Parser>); 5] = [
         CredentialType::External,
         "external_account",
         Some(external::parse),
+    ),
+    (
+        CredentialType::ExternalUser,
+        EXTERNAL_AUTHORIZED_USER,
+        Some(external_user::parse),
     ),
     (CredentialType::Metadata, "metadata_server", None),
 ];
@@ -120,6 +137,7 @@ pub(crate) enum Credential {
         /// The configuration file, named in errors about its source.
         path: PathBuf,
     },
+    ExternalUser(Box<ExternalAuthorizedUser>),
     Metadata {
         host: String,
     },
@@ -244,6 +262,7 @@ pub(crate) enum Details {
     ServiceAccount(service_account::ServiceAccountDetails),
     Impersonated(impersonated::ImpersonatedDetails),
     External(external::ExternalDetails),
+    ExternalUser(external_user::ExternalUserDetails),
     Metadata(metadata::MetadataDetails),
 }
 
@@ -258,6 +277,7 @@ impl Credential {
             Credential::ServiceAccount { .. } => CredentialType::ServiceAccount,
             Credential::Impersonated { .. } => CredentialType::Impersonated,
             Credential::External { .. } => CredentialType::External,
+            Credential::ExternalUser(_) => CredentialType::ExternalUser,
             Credential::Metadata { .. } => CredentialType::Metadata,
         }
     }
@@ -275,6 +295,7 @@ impl Credential {
             Credential::ServiceAccount { key, .. } => Some(key.client_email.clone()),
             Credential::Impersonated { file, .. } => file.identity(),
             Credential::External { config, .. } => Some(config.identity()),
+            Credential::ExternalUser(user) => user.identity(),
             Credential::Metadata { .. } => None,
         }
     }
@@ -286,6 +307,7 @@ impl Credential {
             Credential::ServiceAccount { key, .. } => key.quota_project_id.clone(),
             Credential::Impersonated { file, .. } => file.quota_project_id.clone(),
             Credential::External { config, .. } => config.quota_project_id.clone(),
+            Credential::ExternalUser(user) => user.quota_project_id.clone(),
             Credential::Metadata { .. } => None,
         }
     }
@@ -307,16 +329,20 @@ impl Credential {
             Credential::ServiceAccount { key, .. } => key.universe_domain.clone(),
             Credential::Impersonated { source, .. } => source.universe_domain(),
             Credential::External { config, .. } => config.universe_domain.clone(),
+            Credential::ExternalUser(user) => user.universe_domain.clone(),
             Credential::Metadata { .. } => None,
         }
     }
 
     /// The scopes to request: for a user, those asked for must have been granted at login (and
-    /// the token carries all granted ones); for every other type, those asked for, by default
-    /// `cloud-platform`.
+    /// the token carries all granted ones); for a workforce user, the login's; for every other
+    /// type, those asked for, by default `cloud-platform`.
     pub(crate) fn scopes(&self, requested: Option<&[String]>) -> Result<Vec<String>> {
         match (self, requested) {
             (Credential::User(user), requested) => user.scopes(requested),
+            // A workforce user's token carries the scopes of the login (google-auth cannot
+            // change them either).
+            (Credential::ExternalUser(_), _) => Ok(Vec::new()),
             (_, Some(requested)) => Ok(requested.to_vec()),
             (_, None) => Ok(vec![CLOUD_PLATFORM.to_string()]),
         }
@@ -330,6 +356,7 @@ impl Credential {
             Credential::ServiceAccount { key, .. } => key.key_parts(),
             Credential::Impersonated { file, source } => file.key_parts(source),
             Credential::External { config, .. } => config.key_parts(),
+            Credential::ExternalUser(user) => user.key_parts(),
             Credential::Metadata { host } => vec!["metadata".into(), host.clone()],
         };
         parts.extend(scopes.iter().cloned());
@@ -364,6 +391,7 @@ impl Credential {
                 Details::Impersonated(file.details(source))
             }
             Credential::External { config, .. } => Details::External(config.details()),
+            Credential::ExternalUser(user) => Details::ExternalUser(user.details()),
             Credential::Metadata { host } => Details::Metadata(Metadata { host }.details()),
         }
     }
@@ -375,6 +403,7 @@ impl Credential {
             Credential::ServiceAccount { .. } => ServiceAccount::id_tokens(),
             Credential::Impersonated { .. } => ImpersonatedServiceAccount::id_tokens(),
             Credential::External { config, .. } => config.id_tokens(),
+            Credential::ExternalUser(_) => ExternalAuthorizedUser::id_tokens(),
             Credential::Metadata { .. } => Metadata::id_tokens(),
         }
     }
@@ -385,6 +414,7 @@ impl Credential {
         match self {
             Credential::User(_) => Some(vec![user::ROTATING_FIELD]),
             Credential::Impersonated { file, source } if file.per_call => source.rotating_field(),
+            Credential::ExternalUser(_) => Some(vec![external_user::ROTATING_FIELD]),
             Credential::Impersonated { source, .. } => {
                 let mut field = source.rotating_field()?;
                 field.insert(0, "source_credentials");
@@ -402,6 +432,7 @@ impl Credential {
                 Credential::ServiceAccount { key, path } => key.mint(path, ctx, want).await,
                 Credential::Impersonated { file, source } => file.mint(source, ctx, want).await,
                 Credential::External { config, path } => config.mint(path, ctx, want).await,
+                Credential::ExternalUser(user) => user.mint(ctx, want).await,
                 Credential::Metadata { host } => Metadata { host }.mint(ctx, want).await,
             }
         })
@@ -496,6 +527,7 @@ impl Credential {
                 all
             }
             Credential::External { config, .. } => config.secret_endpoints(),
+            Credential::ExternalUser(user) => user.secret_endpoints(),
             Credential::Metadata { .. } => Vec::new(),
         }
     }
@@ -755,13 +787,14 @@ pub(crate) fn update_json_object(
     store::write_json_object(path, map, into)
 }
 
-/// Loads an `authorized_user` file, refusing other credential types and endpoints the rule
-/// refuses.
-pub(crate) fn load_authorized_user(path: &Path, env: &Env) -> Result<AuthorizedUser> {
+/// Loads a credential `gemauth revoke` can revoke (an `authorized_user` or an
+/// `external_account_authorized_user` file), refusing other credential types and endpoints the
+/// rule refuses.
+pub(crate) fn load_revocable(path: &Path, env: &Env) -> Result<Credential> {
     match load_credential_file(path)? {
-        Credential::User(user) => {
-            check_endpoints(&user.secret_endpoints(), path, false, env)?;
-            Ok(*user)
+        credential @ (Credential::User(_) | Credential::ExternalUser(_)) => {
+            credential.check_endpoints(path, env)?;
+            Ok(credential)
         }
         // An impersonation whose source is a user's login (`gemauth login
         // --impersonate-service-account`, gcloud's too): revoking it revokes the login, as
@@ -779,7 +812,7 @@ pub(crate) fn load_authorized_user(path: &Path, env: &Env) -> Result<AuthorizedU
                 })
                 .collect();
             check_endpoints(&endpoints, path, false, env)?;
-            Ok(*user)
+            Ok(Credential::User(user))
         }
         other => Err(Error::UnsupportedCredentialType {
             path: path.to_path_buf(),

@@ -17,7 +17,7 @@ use super::callback::{Callback, Outcome};
 use super::event::{Event, Notice};
 use super::{Error, Result};
 use super::{browser, listener, paste};
-use crate::credentials::ClientConfig;
+use crate::credentials::{ClientConfig, LoginConfig, WORKFORCE_CLIENT_ID};
 
 /// How many bad pastes are tolerated before the login gives up.
 pub(super) const MAX_PASTE_ATTEMPTS: u32 = 3;
@@ -73,6 +73,43 @@ pub(crate) fn authorization_request(
     })
 }
 
+/// The redirect URI of a workforce login for a listener's port: `http://localhost:PORT/`, as
+/// gcloud registers it for its client (the listener is on 127.0.0.1, which localhost names).
+pub(crate) fn workforce_redirect_uri(port: u16) -> String {
+    format!("http://localhost:{port}/")
+}
+
+/// Builds the authorization URL of a workforce identity federation login with exactly the
+/// parameters gcloud sends: `response_type=code`, gcloud's `client_id`, the `redirect_uri`, its
+/// four `scope`s, a fresh `state`, `access_type=offline`, PKCE S256 (a 128-character verifier,
+/// as google-auth-oauthlib makes) and the pool's `provider_name`; no `prompt`.
+pub(crate) fn workforce_authorization_request(
+    config: &LoginConfig,
+    redirect_uri: String,
+) -> Result<AuthorizationRequest> {
+    let redirect = RedirectUrl::new(redirect_uri.clone())
+        .map_err(|e| crate::Error::Internal(format!("bad redirect URI: {e}")))?;
+    let oauth = BasicClient::new(ClientId::new(WORKFORCE_CLIENT_ID.to_string()))
+        .set_auth_uri(AuthUrl::from_url(config.auth_url.clone()))
+        .set_redirect_uri(redirect);
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256_len(96);
+    let mut request = oauth
+        .authorize_url(|| CsrfToken::new_random_len(32))
+        .add_scopes(LoginConfig::scopes().into_iter().map(Scope::new))
+        .set_pkce_challenge(challenge)
+        .add_extra_param("access_type", "offline");
+    if let Some(provider) = config.provider_name() {
+        request = request.add_extra_param("provider_name", provider.to_string());
+    }
+    let (url, state) = request.url();
+    Ok(AuthorizationRequest {
+        url,
+        state,
+        verifier,
+        redirect_uri,
+    })
+}
+
 /// Shows the authorization URL (through `notify`), opens the browser (or not), and waits for
 /// whichever comes first: the browser's redirect to the loopback listener, or the redirect
 /// address pasted on standard input (paste mode: `--no-browser`, or when no browser can be
@@ -95,9 +132,10 @@ pub(crate) async fn authorize(
         request.state.secret().clone(),
         tx.clone(),
     ));
-    let paste_mode = start(request.url.as_str(), port, &options, &tx, notify);
+    let paste_mode = start(request, port, &options, &tx, notify);
     let mut wait = Wait {
         port,
+        redirect_uri: &request.redirect_uri,
         state: request.state.secret(),
         tx,
         paste_mode,
@@ -110,18 +148,19 @@ pub(crate) async fn authorize(
 
 /// Shows the URL and starts the browser, or paste mode; returns whether paste mode is on.
 fn start(
-    url: &str,
+    request: &AuthorizationRequest,
     port: u16,
     options: &Options,
     tx: &mpsc::UnboundedSender<Event>,
     notify: &mut dyn FnMut(Notice),
 ) -> bool {
+    let url = request.url.as_str();
     notify(Notice::Url {
         url,
         browser: !options.no_browser,
     });
     if options.no_browser {
-        paste::start(port, tx, notify);
+        paste::start(port, &request.redirect_uri, tx, notify);
         return true;
     }
     let failed = tx.clone();
@@ -144,7 +183,7 @@ fn start(
                 reason: &reason,
                 started: false,
             });
-            paste::start(port, tx, notify);
+            paste::start(port, &request.redirect_uri, tx, notify);
             true
         }
     }
@@ -153,6 +192,8 @@ fn start(
 /// The state of the wait for an answer.
 struct Wait<'a> {
     port: u16,
+    /// Where the browser is sent after the approval.
+    redirect_uri: &'a str,
     state: &'a str,
     tx: mpsc::UnboundedSender<Event>,
     paste_mode: bool,
@@ -202,7 +243,7 @@ impl Wait<'_> {
                     reason: &reason,
                     started: true,
                 });
-                paste::start(self.port, &self.tx, notify);
+                paste::start(self.port, self.redirect_uri, &self.tx, notify);
                 self.paste_mode = true;
             }
             Event::BrowserFailed(_) => {}

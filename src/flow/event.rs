@@ -22,8 +22,10 @@ pub(crate) enum Notice<'a> {
     Waiting { timeout: Duration },
     /// No browser could be started (or it failed): paste mode begins.
     BrowserFailed { reason: &'a str, started: bool },
-    /// Paste mode began: how to hand the answer back.
-    PasteInstructions { port: u16 },
+    /// Paste mode began: how to hand the answer back (the listener's port, and the address the
+    /// browser is sent to, `http://127.0.0.1:PORT/` or a workforce login's
+    /// `http://localhost:PORT/`).
+    PasteInstructions { port: u16, redirect_uri: &'a str },
     /// Ask for the pasted address.
     Prompt,
     /// A line was read from a pipe (a terminal echoes its own newline).

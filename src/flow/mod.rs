@@ -13,7 +13,10 @@ mod event;
 mod listener;
 mod paste;
 
-pub(crate) use authorize::{Options, authorization_request, authorize, redirect_uri};
+pub(crate) use authorize::{
+    AuthorizationRequest, Options, authorization_request, authorize, redirect_uri,
+    workforce_authorization_request, workforce_redirect_uri,
+};
 pub(crate) use callback::Outcome;
 #[cfg(any(test, feature = "fuzzing"))]
 #[cfg_attr(not(feature = "fuzzing"), allow(unreachable_pub))]

@@ -8,8 +8,13 @@ use super::event::{Event, Notice};
 
 /// Starts paste mode: tells the user how to hand the answer back, and reads standard input on a
 /// thread of its own (a blocking read of the terminal must not keep the runtime alive).
-pub(super) fn start(port: u16, tx: &mpsc::UnboundedSender<Event>, notify: &mut dyn FnMut(Notice)) {
-    notify(Notice::PasteInstructions { port });
+pub(super) fn start(
+    port: u16,
+    redirect_uri: &str,
+    tx: &mpsc::UnboundedSender<Event>,
+    notify: &mut dyn FnMut(Notice),
+) {
+    notify(Notice::PasteInstructions { port, redirect_uri });
     notify(Notice::Prompt);
     tracing::debug!(port, "paste mode started");
     let tx = tx.clone();

@@ -47,6 +47,7 @@ mod token_json;
 mod untrusted_input;
 #[cfg(windows)]
 mod windows;
+mod workforce;
 
 fn main() {
     let args = libtest_mimic::Arguments::from_args();
@@ -87,6 +88,7 @@ fn main() {
     trials.extend(untrusted_input::tests());
     #[cfg(windows)]
     trials.extend(windows::tests());
+    trials.extend(workforce::tests());
     // In name order, as libtest runs them.
     trials.sort_by(|a, b| a.name().cmp(b.name()));
     libtest_mimic::run(&args, trials).exit();

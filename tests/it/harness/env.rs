@@ -104,6 +104,7 @@ impl TestEnv {
             "SSL_CERT_DIR",
             "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
             "CLOUDSDK_API_ENDPOINT_OVERRIDES_IAMCREDENTIALS",
+            "CLOUDSDK_AUTH_LOGIN_CONFIG_FILE",
         ] {
             cmd.env_remove(var);
         }

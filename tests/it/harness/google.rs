@@ -214,6 +214,9 @@ pub(super) fn answer(st: &mut State, seen: &Seen) -> Canned {
     {
         return canned;
     }
+    if let Some(canned) = workforce_endpoints(st, seen) {
+        return canned;
+    }
     if let Some(canned) = google_extras(st, seen) {
         return canned;
     }

@@ -5,8 +5,8 @@
 //! One file per concern: `google` (the server, its state and dispatch), `endpoints` and
 //! `credential_endpoints` (what it answers), `canned` (answers a test queues), `env` (the
 //! isolated [`TestEnv`]), `browser` (the fake browser), `running` (background processes), `tls`
-//! (a test CA for https servers), `http` (raw requests) and `jwt` (tokens, fixtures and the test
-//! key). Tests `use crate::harness::*`.
+//! (a test CA for https servers), `http` (raw requests), `jwt` (tokens, fixtures and the test
+//! key) and `workforce` (gcloud's workforce identity federation login and its STS endpoints). Tests `use crate::harness::*`.
 
 pub(crate) const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
 pub(crate) const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
@@ -24,6 +24,7 @@ mod jwt;
 mod running;
 #[cfg(unix)]
 mod tls;
+mod workforce;
 
 pub(crate) use browser::*;
 pub(crate) use canned::*;
@@ -36,3 +37,4 @@ pub(crate) use jwt::*;
 pub(crate) use running::*;
 #[cfg(unix)]
 pub(crate) use tls::*;
+pub(crate) use workforce::*;
