@@ -51,6 +51,17 @@ fn any_json() -> impl Strategy<Value = Value> {
     })
 }
 
+/// A planted secret as a field's value, by `wrap` (0 to 3): the string itself, in a list, in a
+/// map, or deep in a list of maps; the "never quotes the value" properties plant it so.
+fn planted_value(planted: &str, wrap: usize) -> Value {
+    match wrap {
+        0 => json!(planted),
+        1 => json!([planted]),
+        2 => json!({"k": planted}),
+        _ => json!([{"k": [planted]}]),
+    }
+}
+
 proptest! {
     #[test]
     fn request_parser_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
@@ -137,13 +148,7 @@ proptest! {
         field in 0..6usize,
         wrap in 0..4usize,
     ) {
-        let planted = format!("planted {secret}");
-        let value = match wrap {
-            0 => json!(planted),
-            1 => json!([planted]),
-            2 => json!({"k": planted}),
-            _ => json!([{"k": [planted]}]),
-        };
+        let value = planted_value(&format!("planted {secret}"), wrap);
         let mut base = match file {
             0 => json!({"type": "authorized_user", "client_id": "i", "client_secret": "s",
                 "refresh_token": "r", "scopes": ["openid"]}),
@@ -240,13 +245,7 @@ proptest! {
         field in 0..10usize,
         wrap in 0..4usize,
     ) {
-        let planted = format!("planted {secret}");
-        let value = match wrap {
-            0 => json!({"k": planted}),
-            1 => json!([planted]),
-            2 => json!(planted),
-            _ => json!([{"k": [planted]}]),
-        };
+        let value = planted_value(&format!("planted {secret}"), wrap);
         let mut base = json!({"type": "external_account_authorized_user",
             "audience": "//iam.googleapis.com/locations/global/workforcePools/p/providers/q",
             "refresh_token": "r", "token_url": "https://sts.googleapis.com/v1/oauthtoken",
@@ -318,10 +317,8 @@ proptest! {
     ) {
         let planted = format!("planted {secret}");
         let value = match wrap {
-            0 => json!(planted),
-            1 => json!([planted]),
-            2 => json!({"k": planted}),
-            _ => json!(format!("https://user:{planted}@x.example/?q={planted}")),
+            3 => json!(format!("https://user:{planted}@x.example/?q={planted}")),
+            _ => planted_value(&planted, wrap),
         };
         let mut base = json!({"type": "external_account_authorized_user_login_config",
             "audience": "//iam.googleapis.com/locations/global/workforcePools/p/providers/q",

@@ -20,6 +20,28 @@ pub(super) fn authorization_endpoint(st: &mut State, seen: &Seen) -> Canned {
     if !valid {
         return Canned::html(400, "<p>bad authorization request</p>");
     }
+    let scope = get("scope");
+    redirect_with_code(
+        st,
+        seen,
+        "4/0Ab-code+",
+        &[("scope", &scope), ("iss", "https://accounts.google.com")],
+    )
+}
+
+/// The end of an authorization endpoint once the request is accepted: redirects to the
+/// request's `redirect_uri` with the configured denial (`error`, `error_description`,
+/// `state`), or with the request's `state` and a new code (`code_prefix` and a counter), the
+/// `extra` pairs after it; the code is remembered with the request's PKCE challenge, redirect
+/// and scope for the token endpoint. Shared by the Google and the workforce authorization pages.
+pub(super) fn redirect_with_code(
+    st: &mut State,
+    seen: &Seen,
+    code_prefix: &str,
+    extra: &[(&str, &str)],
+) -> Canned {
+    let get = |k: &str| seen.query.get(k).cloned().unwrap_or_default();
+    let redirect = get("redirect_uri");
     let mut location = url::Url::parse(&redirect).unwrap();
     if let Some((error, description)) = st.behaviour.deny.clone() {
         location
@@ -29,7 +51,7 @@ pub(super) fn authorization_endpoint(st: &mut State, seen: &Seen) -> Canned {
             .append_pair("state", &get("state"));
     } else {
         st.counter += 1;
-        let code = format!("4/0Ab-code+{}", st.counter);
+        let code = format!("{code_prefix}{}", st.counter);
         st.codes.insert(
             code.clone(),
             CodeGrant {
@@ -38,12 +60,13 @@ pub(super) fn authorization_endpoint(st: &mut State, seen: &Seen) -> Canned {
                 scope: get("scope"),
             },
         );
-        location
-            .query_pairs_mut()
+        let mut pairs = location.query_pairs_mut();
+        pairs
             .append_pair("state", &get("state"))
-            .append_pair("code", &code)
-            .append_pair("scope", &get("scope"))
-            .append_pair("iss", "https://accounts.google.com");
+            .append_pair("code", &code);
+        for (key, value) in extra {
+            pairs.append_pair(key, value);
+        }
     }
     Canned::html(302, "").header("Location", location.as_str())
 }

@@ -78,30 +78,7 @@ fn authorize(st: &mut State, seen: &Seen) -> Canned {
             &format!("<p>bad workforce authorization request: {problems:?}</p>"),
         );
     }
-    let mut location = url::Url::parse(&redirect).unwrap();
-    if let Some((error, description)) = st.behaviour.deny.clone() {
-        location
-            .query_pairs_mut()
-            .append_pair("error", &error)
-            .append_pair("error_description", &description)
-            .append_pair("state", &get("state"));
-    } else {
-        st.counter += 1;
-        let code = format!("wf-code-{}", st.counter);
-        st.codes.insert(
-            code.clone(),
-            CodeGrant {
-                challenge: get("code_challenge"),
-                redirect_uri: redirect.clone(),
-                scope: get("scope"),
-            },
-        );
-        location
-            .query_pairs_mut()
-            .append_pair("state", &get("state"))
-            .append_pair("code", &code);
-    }
-    Canned::html(302, "").header("Location", location.as_str())
+    redirect_with_code(st, seen, "wf-code-", &[])
 }
 
 /// Whether the request authenticates gcloud's client with HTTP Basic (and not in the form).
