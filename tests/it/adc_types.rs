@@ -182,15 +182,10 @@ fn service_account_refresh_is_single_flight() {
 fn impersonated_service_account_uses_its_source_then_iam_credentials() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
-    let file = env.write_json(
-        "impersonated.json",
-        &json!({
-            "type": "impersonated_service_account",
-            "service_account_impersonation_url": impersonation_url(&env),
-            "delegates": ["projects/-/serviceAccounts/middle@test-project-1.iam.gserviceaccount.com"],
-            "quota_project_id": "billing-project",
-            "source_credentials": env.user_source("1//source"),
-        }),
+    let file = env.impersonated_file(
+        &impersonation_url(&env),
+        json!({"delegates": ["projects/-/serviceAccounts/middle@test-project-1.iam.gserviceaccount.com"],
+            "quota_project_id": "billing-project"}),
     );
     let done = print_token(
         &env,
@@ -230,14 +225,7 @@ fn impersonation_refused_by_iam_exits_3() {
         url.trim_start_matches(&env.google.base),
         Canned::json(403, r#"{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getAccessToken' denied","status":"PERMISSION_DENIED"}}"#),
     );
-    let file = env.write_json(
-        "impersonated.json",
-        &json!({
-            "type": "impersonated_service_account",
-            "service_account_impersonation_url": url,
-            "source_credentials": env.user_source("1//source"),
-        }),
-    );
+    let file = env.impersonated_file(&url, json!({}));
     let done = print_token(&env, &file, &[]);
     assert_eq!(done.code(), 3, "{}", done.stderr);
     assert!(done.stderr.contains("PERMISSION_DENIED"), "{}", done.stderr);

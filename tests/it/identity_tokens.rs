@@ -169,15 +169,7 @@ fn impersonation_calls_generate_id_token_with_the_sources_token() {
     env.google.add_refresh_token("1//source");
     env.google.with(|b| b.rotate = true);
     let delegate = "projects/-/serviceAccounts/middle@test-project-1.iam.gserviceaccount.com";
-    let file = env.write_json(
-        "impersonated.json",
-        &json!({
-            "type": "impersonated_service_account",
-            "service_account_impersonation_url": impersonation_url(&env),
-            "delegates": [delegate],
-            "source_credentials": env.user_source("1//source"),
-        }),
-    );
+    let file = env.impersonated_file(&impersonation_url(&env), json!({"delegates": [delegate]}));
     let done = print_id(&env, &file, &EMAIL_AS_JSON);
     let out = done.json();
     let claims = jwt_claims(out["id_token"].as_str().unwrap());
@@ -239,13 +231,7 @@ fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
         &id_token_path(),
         Canned::json(403, r#"{"error":{"code":403,"message":"Permission 'iam.serviceAccounts.getOpenIdToken' denied","status":"PERMISSION_DENIED"}}"#),
     );
-    let source = env.user_source("1//source");
-    let file = env.write_json(
-        "impersonated.json",
-        &json!({"type": "impersonated_service_account",
-            "service_account_impersonation_url": impersonation_url(&env),
-            "source_credentials": source}),
-    );
+    let file = env.impersonated_file(&impersonation_url(&env), json!({}));
     let done = print_id(&env, &file, &["--audiences", SERVICE]);
     assert_eq!(done.code(), 3, "{}", done.stderr);
     assert!(
@@ -259,7 +245,7 @@ fn refused_impersonation_exits_3_and_a_non_iam_url_is_refused() {
         "odd.json",
         &json!({"type": "impersonated_service_account",
             "service_account_impersonation_url": format!("{}/impersonate", env.google.base),
-            "source_credentials": source}),
+            "source_credentials": env.user_source("1//source")}),
     );
     let done = print_id(&env, &odd, &["--audiences", SERVICE]);
     assert_eq!(done.code(), 1, "{}", done.stderr);

@@ -42,6 +42,29 @@ fn closed_proxy() -> (ClosedPort, String) {
     (port, url)
 }
 
+/// `print-access-token --credential-file FILE` through the closed `proxy` (and `more`
+/// environment): the endpoint rule let the request out, so it fails with exit 1 at the proxy.
+fn assert_reaches_the_proxy(
+    env: &TestEnv,
+    file: &Path,
+    proxy: &str,
+    more: &[(&str, &str)],
+) -> Finished {
+    let mut vars = vec![("HTTPS_PROXY", proxy)];
+    vars.extend_from_slice(more);
+    let done = env.run_with(
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
+        &vars,
+    );
+    assert_eq!(done.code(), 1, "{}", done.stderr);
+    assert!(done.stderr.contains("could not reach"), "{}", done.stderr);
+    done
+}
+
 fn user_file(env: &TestEnv, edit: impl FnOnce(&mut Value)) -> std::path::PathBuf {
     env.google.add_refresh_token("1//user");
     let mut value = json!({
@@ -120,17 +143,7 @@ fn a_user_file_whose_endpoints_are_not_google_is_refused() {
 fn an_impersonation_url_elsewhere_gets_no_token_and_the_source_is_not_refreshed() {
     let env = TestEnv::new();
     env.google.add_refresh_token("1//source");
-    let file = env.write_json(
-        "impersonated.json",
-        &json!({
-            "type": "impersonated_service_account",
-            "service_account_impersonation_url": "https://iamcredentials.evil.example/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken",
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
-        }),
-    );
+    let file = env.impersonated_file("https://iamcredentials.evil.example/v1/projects/-/serviceAccounts/sa@p.iam.gserviceaccount.com:generateAccessToken", json!({}));
     assert_refused(
         &print_token(&env, &file),
         &file,
@@ -208,16 +221,7 @@ fn a_subject_token_may_be_read_from_any_host() {
     config["credential_source"] = json!({"url": "https://identity.example.net/token"});
     let file = env.write_json("ext.json", &config);
     let (_port, proxy) = closed_proxy();
-    let done = env.run_with(
-        &[
-            "print-access-token",
-            "--credential-file",
-            file.to_str().unwrap(),
-        ],
-        &[("HTTPS_PROXY", proxy.as_str())],
-    );
-    assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(done.stderr.contains("could not reach"), "{}", done.stderr);
+    let done = assert_reaches_the_proxy(&env, &file, &proxy, &[]);
     assert!(
         !done.stderr.contains("GEMAUTH_TRUSTED_HOSTS"),
         "{}",
@@ -231,18 +235,15 @@ fn hosts_listed_in_gemauth_trusted_hosts_and_the_universe_domain_are_allowed() {
     let file = user_file(&env, |v| v["token_uri"] = json!(EVIL_TOKEN_URI));
     let path = file.to_str().unwrap();
     // Listed exactly (with others, spaces allowed): the request goes out (to the closed proxy).
-    let done = env.run_with(
-        &["print-access-token", "--credential-file", path],
-        &[
-            ("HTTPS_PROXY", proxy.as_str()),
-            (
-                "GEMAUTH_TRUSTED_HOSTS",
-                "proxy.corp.example, oauth2.evil.example",
-            ),
-        ],
+    assert_reaches_the_proxy(
+        &env,
+        &file,
+        &proxy,
+        &[(
+            "GEMAUTH_TRUSTED_HOSTS",
+            "proxy.corp.example, oauth2.evil.example",
+        )],
     );
-    assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(done.stderr.contains("could not reach"), "{}", done.stderr);
     // A listed parent domain is not a listed host.
     let done = env.run_with(
         &["print-access-token", "--credential-file", path],
@@ -264,16 +265,7 @@ fn hosts_listed_in_gemauth_trusted_hosts_and_the_universe_domain_are_allowed() {
             "universe_domain": "universe.example",
         }),
     );
-    let done = env.run_with(
-        &[
-            "print-access-token",
-            "--credential-file",
-            sa.to_str().unwrap(),
-        ],
-        &[("HTTPS_PROXY", proxy.as_str())],
-    );
-    assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(done.stderr.contains("could not reach"), "{}", done.stderr);
+    assert_reaches_the_proxy(&env, &sa, &proxy, &[]);
 }
 
 fn googles_own_endpoints_pass_the_rule() {
@@ -283,16 +275,7 @@ fn googles_own_endpoints_pass_the_rule() {
         v["token_uri"] = json!("https://oauth2.googleapis.com/token");
         v["revoke_uri"] = json!("https://oauth2.googleapis.com/revoke");
     });
-    let done = env.run_with(
-        &[
-            "print-access-token",
-            "--credential-file",
-            file.to_str().unwrap(),
-        ],
-        &[("HTTPS_PROXY", proxy.as_str())],
-    );
-    assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(done.stderr.contains("could not reach"), "{}", done.stderr);
+    assert_reaches_the_proxy(&env, &file, &proxy, &[]);
 }
 
 fn status_names_every_endpoint_that_is_not_googles_default() {

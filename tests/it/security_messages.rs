@@ -14,6 +14,33 @@ fn verbose(env: &TestEnv, args: &[&str]) -> Finished {
     Running::spawn(cmd, env.path("browser-args")).finish()
 }
 
+/// `gemauth -vv print-access-token --credential-file FILE`, traced.
+fn verbose_token(env: &TestEnv, file: &std::path::Path) -> Finished {
+    verbose(
+        env,
+        &[
+            "print-access-token",
+            "--credential-file",
+            file.to_str().unwrap(),
+        ],
+    )
+}
+
+/// Writes `ext.json`: an external_account (workload identity pool, JWT subject token, this
+/// server's `/sts`) reading its subject token from `credential_source`.
+fn external_file(env: &TestEnv, credential_source: serde_json::Value) -> std::path::PathBuf {
+    env.write_json(
+        "ext.json",
+        &json!({
+            "type": "external_account",
+            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q",
+            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
+            "token_url": format!("{}/sts", env.google.base),
+            "credential_source": credential_source,
+        }),
+    )
+}
+
 fn assert_masked(done: &Finished, secrets: &[&str]) {
     assert_ne!(done.code(), 0, "{}", done.stderr);
     assert_eq!(done.stdout, "");
@@ -105,26 +132,10 @@ fn revoke_sts_and_iam_echoes_are_masked() {
     let env = TestEnv::new();
     let subject = "subject-token-123";
     std::fs::write(env.path("subject.txt"), subject).unwrap();
-    let file = env.write_json(
-        "ext.json",
-        &json!({
-            "type": "external_account",
-            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q",
-            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-            "token_url": format!("{}/sts", env.google.base),
-            "credential_source": {"file": env.path("subject.txt")},
-        }),
-    );
+    let file = external_file(&env, json!({"file": env.path("subject.txt")}));
     env.google
         .enqueue("/sts", echo(400, &format!("subject_token={subject}")));
-    let done = verbose(
-        &env,
-        &[
-            "print-access-token",
-            "--credential-file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let done = verbose_token(&env, &file);
     assert_masked(&done, &[subject]);
 
     // IAM Credentials: the bearer token of the source.
@@ -140,25 +151,8 @@ fn revoke_sts_and_iam_echoes_are_masked() {
             .to_string(),
         ),
     );
-    let file = env.write_json(
-        "impersonated.json",
-        &json!({
-            "type": "impersonated_service_account",
-            "service_account_impersonation_url": format!("{}{path}", env.google.base),
-            "source_credentials": {
-                "type": "authorized_user", "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                "refresh_token": "1//source", "token_uri": format!("{}/token", env.google.base),
-            },
-        }),
-    );
-    let done = verbose(
-        &env,
-        &[
-            "print-access-token",
-            "--credential-file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let file = env.impersonated_file(&format!("{}{path}", env.google.base), json!({}));
+    let done = verbose_token(&env, &file);
     assert_masked(&done, &["ya29.access-1", "1//source"]);
     assert!(done.stderr.contains("PERMISSION_DENIED"), "{}", done.stderr);
 }
@@ -166,53 +160,27 @@ fn revoke_sts_and_iam_echoes_are_masked() {
 fn urls_are_shown_without_user_names_and_passwords() {
     let env = TestEnv::new();
     let closed = ClosedPort::new();
-    let file = env.write_json(
-        "ext.json",
-        &json!({
-            "type": "external_account",
-            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q",
-            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-            "token_url": format!("{}/sts", env.google.base),
-            "credential_source": {
-                "url": format!("http://reader:pl4nted-pw@127.0.0.1:{}/token", closed.port()),
-            },
+    let file = external_file(
+        &env,
+        json!({
+            "url": format!("http://reader:pl4nted-pw@127.0.0.1:{}/token", closed.port()),
         }),
     );
-    let done = verbose(
-        &env,
-        &[
-            "print-access-token",
-            "--credential-file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let done = verbose_token(&env, &file);
     assert_masked(&done, &["pl4nted-pw", "reader:"]);
     assert!(done.stderr.contains("127.0.0.1"), "{}", done.stderr);
 }
 
 fn a_message_about_a_field_never_quotes_its_value() {
     let env = TestEnv::new();
-    let file = env.write_json(
-        "ext.json",
-        &json!({
-            "type": "external_account",
-            "audience": "//iam.googleapis.com/projects/1/locations/global/workloadIdentityPools/p/providers/q",
-            "subject_token_type": "urn:ietf:params:oauth:token-type:jwt",
-            "token_url": format!("{}/sts", env.google.base),
-            "credential_source": {
-                "url": format!("{}/subject", env.google.base),
-                "headers": "Authorization: Bearer planted-header-token",
-            },
+    let file = external_file(
+        &env,
+        json!({
+            "url": format!("{}/subject", env.google.base),
+            "headers": "Authorization: Bearer planted-header-token",
         }),
     );
-    let done = verbose(
-        &env,
-        &[
-            "print-access-token",
-            "--credential-file",
-            file.to_str().unwrap(),
-        ],
-    );
+    let done = verbose_token(&env, &file);
     assert_eq!(done.code(), 3, "{}", done.stderr);
     assert_masked(&done, &["planted-header-token"]);
     assert!(done.stderr.contains("headers"), "{}", done.stderr);

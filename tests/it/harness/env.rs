@@ -226,7 +226,6 @@ impl TestEnv {
         done
     }
 
-    /// Writes an authorized_user file by hand (refresh token registered at the fake server).
     /// A user's credentials as the source of another credential (impersonation): the fields
     /// every authorized_user file has, with this server's token endpoint.
     pub(crate) fn user_source(&self, refresh_token: &str) -> serde_json::Value {
@@ -239,6 +238,7 @@ impl TestEnv {
         })
     }
 
+    /// Writes an authorized_user file by hand (refresh token registered at the fake server).
     pub(crate) fn write_credentials(&self, path: &Path, refresh_token: &str) -> Vec<u8> {
         self.google.add_refresh_token(refresh_token);
         let value = serde_json::json!({
@@ -265,6 +265,21 @@ impl TestEnv {
         let path = self.path(name);
         write_private(&path, &serde_json::to_vec_pretty(value).unwrap());
         path
+    }
+
+    /// Writes `impersonated.json`: an impersonated_service_account acting through `url` with
+    /// [`Self::user_source`] of `1//source` as its source, plus the fields of `more` (an
+    /// object; its fields win).
+    pub(crate) fn impersonated_file(&self, url: &str, more: serde_json::Value) -> PathBuf {
+        let mut value = serde_json::json!({
+            "type": "impersonated_service_account",
+            "service_account_impersonation_url": url,
+            "source_credentials": self.user_source("1//source"),
+        });
+        if let serde_json::Value::Object(fields) = more {
+            value.as_object_mut().unwrap().extend(fields);
+        }
+        self.write_json("impersonated.json", &value)
     }
 
     /// Starts gemauth with ARGS, its output piped (for many concurrent processes).
