@@ -4,8 +4,6 @@
 //! `GetCallerIdentity` subject token sent to STS, and, with Python google-auth, that its
 //! `aws.Credentials` sends the very same subject token for the same metadata and time.
 
-use std::process::Command;
-
 use crate::harness::*;
 use crate::runner::{Trial, trials};
 use serde_json::{Value, json};
@@ -268,19 +266,8 @@ fn google_auth_sends_the_same_aws_subject_token() {
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/aws_google_auth.py"
     );
-    let output = Command::new(crate::runner::python())
-        .arg(script)
-        .arg(&file)
-        .arg(&date)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.path("home"))
-        .env("NO_GCE_CHECK", "True")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "google-auth failed: {stderr}");
-    let theirs = String::from_utf8_lossy(&output.stdout).trim().to_string();
+    let stdout = run_google_auth(&env, &[script.into(), file.into(), date.into()]);
+    let theirs = String::from_utf8_lossy(&stdout).trim().to_string();
     assert_eq!(ours, theirs);
 }
 

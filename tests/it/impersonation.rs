@@ -443,20 +443,16 @@ fn google_auth_loads_the_impersonated_login_file() {
         scopes=['https://www.googleapis.com/auth/cloud-platform'])\n\
         c.refresh(r.Request())\n\
         print(type(c).__module__ + '.' + type(c).__name__, c.service_account_email, c.token)\n";
-    let output = std::process::Command::new(crate::runner::python())
-        .arg("-c")
-        .arg(script)
-        .arg(env.adc_path())
-        .arg(&env.google.base)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.path("home"))
-        .env("NO_GCE_CHECK", "True")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "google-auth failed: {stderr}");
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = run_google_auth(
+        &env,
+        &[
+            "-c".into(),
+            script.into(),
+            env.adc_path().into(),
+            env.google.base.clone().into(),
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&stdout);
     let words: Vec<&str> = stdout.split_whitespace().collect();
     assert_eq!(words[0], "google.auth.impersonated_credentials.Credentials");
     assert_eq!(words[1], TARGET);

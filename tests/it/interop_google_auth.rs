@@ -5,33 +5,25 @@
 //! Needs a Python with google-auth and requests: `GEMAUTH_TEST_PYTHON`, else `python3`. Without
 //! one the test is ignored (the runner, runner.rs), unless `GEMAUTH_REQUIRE_INTEROP=1` (set by `.ci/run`).
 
-use std::process::Command;
-
 use crate::harness::*;
 use crate::runner::{Trial, trials};
 
 fn google_auth_loads_and_refreshes_the_login_file() {
-    let python = crate::runner::python();
     let env = TestEnv::new();
     env.login();
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/interop/google_auth_check.py"
     );
-    let output = Command::new(python)
-        .arg(script)
-        .arg(env.adc_path())
-        .arg(format!("{}/token", env.google.base))
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.path("home"))
-        .env("CLOUDSDK_CONFIG", env.gcloud_dir())
-        .env("NO_GCE_CHECK", "True")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "google-auth failed: {stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stdout = run_google_auth(
+        &env,
+        &[
+            script.into(),
+            env.adc_path().into(),
+            format!("{}/token", env.google.base).into(),
+        ],
+    );
+    let summary: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(
         summary["default_class"],
         "google.oauth2.credentials.Credentials"

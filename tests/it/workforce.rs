@@ -4,8 +4,6 @@
 //! writes: refresh with rotation, `status`, `revoke`, no ID tokens, refusals, and google-auth
 //! loading and refreshing the file.
 
-use std::process::Command;
-
 use crate::harness::*;
 use crate::runner::{Trial, trials};
 
@@ -398,7 +396,6 @@ fn a_workforce_file_with_a_foreign_endpoint_or_a_missing_field_is_refused() {
 /// google-auth loads the file `gemauth login --login-config` wrote (`google.auth.default()`),
 /// as an `external_account_authorized_user.Credentials`, and refreshes with it at the fake STS.
 fn google_auth_loads_and_refreshes_the_workforce_file() {
-    let python = crate::runner::python();
     let env = TestEnv::new();
     workforce_login(&env, &[]);
     let script = r#"
@@ -409,19 +406,8 @@ print(json.dumps({"class": type(creds).__module__ + "." + type(creds).__name__,
     "audience": creds.audience, "token_url": creds.token_url, "token": creds.token,
     "valid": creds.valid, "universe": creds.universe_domain}))
 "#;
-    let output = Command::new(python)
-        .arg("-c")
-        .arg(script)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", env.path("home"))
-        .env("CLOUDSDK_CONFIG", env.gcloud_dir())
-        .env("NO_GCE_CHECK", "True")
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "google-auth failed: {stderr}");
-    let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stdout = run_google_auth(&env, &["-c".into(), script.into()]);
+    let summary: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     assert_eq!(
         summary["class"],
         "google.auth.external_account_authorized_user.Credentials"

@@ -6,7 +6,7 @@
 //! `credential_endpoints` (what it answers), `canned` (answers a test queues), `env` (the
 //! isolated [`TestEnv`]), `browser` (the fake browser), `running` (background processes), `tls`
 //! (a test CA for https servers), `http` (raw requests), `jwt` (tokens, fixtures and the test
-//! key) and `workforce` (gcloud's workforce identity federation login and its STS endpoints). Tests `use crate::harness::*`.
+//! key), `python` (google-auth run against the fake server) and `workforce` (gcloud's workforce identity federation login and its STS endpoints). Tests `use crate::harness::*`.
 
 pub(crate) const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
 pub(crate) const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
@@ -21,6 +21,7 @@ mod env;
 mod google;
 mod http;
 mod jwt;
+mod python;
 mod running;
 #[cfg(unix)]
 mod tls;
@@ -34,6 +35,7 @@ pub(crate) use env::*;
 pub(crate) use google::*;
 pub(crate) use http::*;
 pub(crate) use jwt::*;
+pub(crate) use python::*;
 pub(crate) use running::*;
 #[cfg(unix)]
 pub(crate) use tls::*;
