@@ -14,20 +14,17 @@ fn check(env: &TestEnv, format: &str) -> Finished {
     env.run(&["status", "--check", "--format", format])
 }
 
-/// The report of a check that failed: on stderr (stdout stays empty), with exit `code` (3 when
-/// there is no token, 1 when another check failed).
-fn failed_report(done: &Finished, code: i32) -> Value {
-    assert_eq!(done.code(), code, "{}", done.stderr);
-    assert_eq!(done.stdout, "");
-    let json = done.stderr.lines().next().unwrap_or_default();
-    serde_json::from_str(json).unwrap_or_else(|_| panic!("{}", done.stderr))
-}
-
-fn named<'a>(report: &'a Value, name: &str) -> &'a Value {
-    report["checks"]
-        .as_array()
-        .and_then(|checks| checks.iter().find(|c| c["name"] == name))
-        .unwrap_or_else(|| panic!("no {name} check in {report}"))
+/// The API's 403 PERMISSION_DENIED with `message` and an ErrorInfo of `reason` and `metadata`.
+fn api_denied(message: &str, reason: &str, metadata: Value) -> Canned {
+    Canned::json(
+        403,
+        &json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
+            "message": message,
+            "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
+                "reason": reason, "domain": "googleapis.com",
+                "metadata": metadata}]}})
+        .to_string(),
+    )
 }
 
 fn models_ok(env: &TestEnv) {
@@ -35,13 +32,6 @@ fn models_ok(env: &TestEnv) {
         MODELS,
         Canned::json(200, r#"{"models": [{"name": "models/gemini-2.5-flash"}]}"#),
     );
-}
-
-fn expired_grant() -> Canned {
-    Canned::json(
-        400,
-        r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
-    )
 }
 
 /// Moves the recorded login `days` into the past.
@@ -110,17 +100,11 @@ fn a_testing_apps_seven_day_refresh_token_is_named_with_both_fixes() {
     env.login();
     login_days_ago(&env, 7);
     env.expire_cache();
-    env.google.enqueue("/token", expired_grant());
+    env.google.enqueue("/token", Canned::expired_grant());
     let report = failed_report(&check(&env, "json"), 3);
-    let token = named(&report, "token");
+    let token = named_check(&report, "token");
     assert_eq!(token["ok"], false);
-    assert!(
-        token["detail"]
-            .as_str()
-            .unwrap()
-            .contains("expired 7 days after the login"),
-        "{token}"
-    );
+    assert_check_says(token, "detail", "expired 7 days after the login");
     let fix = token["fix"].as_str().unwrap();
     assert!(
         fix.contains("Publish app") && fix.contains("gemauth login"),
@@ -129,7 +113,7 @@ fn a_testing_apps_seven_day_refresh_token_is_named_with_both_fixes() {
 
     // Two days after the login the same answer means a revocation.
     login_days_ago(&env, 2);
-    env.google.enqueue("/token", expired_grant());
+    env.google.enqueue("/token", Canned::expired_grant());
     let done = check(&env, "text");
     assert_eq!(done.code(), 3);
     assert!(
@@ -143,24 +127,12 @@ fn a_testing_apps_seven_day_refresh_token_is_named_with_both_fixes() {
 fn reauthentication_is_told_apart_from_revocation() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"reauth related error (invalid_rapt)","error_subtype":"invalid_rapt"}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::reauth_required());
     let report = failed_report(&check(&env, "json"), 3);
-    let token = named(&report, "token");
-    assert!(
-        token["detail"]
-            .as_str()
-            .unwrap()
-            .contains("sign in again periodically"),
-        "{token}"
-    );
+    let token = named_check(&report, "token");
+    assert_check_says(token, "detail", "sign in again periodically");
     // Without a token the API is not asked.
-    assert_eq!(named(&report, "api")["ok"], false);
+    assert_eq!(named_check(&report, "api")["ok"], false);
     assert!(env.google.seen(MODELS).is_empty());
 }
 
@@ -170,15 +142,11 @@ fn an_api_that_is_not_enabled_names_the_project_and_the_activation_url() {
     let url = "https://console.developers.google.com/apis/api/generativelanguage.googleapis.com/overview?project=123456";
     env.google.enqueue(
         MODELS,
-        Canned::json(
-            403,
-            &json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
-                "message": "Generative Language API has not been used in project 123456 before or it is disabled.",
-                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "SERVICE_DISABLED", "domain": "googleapis.com",
-                    "metadata": {"consumer": "projects/123456", "service": "generativelanguage.googleapis.com",
-                        "activationUrl": url}}]}})
-            .to_string(),
+        api_denied(
+            "Generative Language API has not been used in project 123456 before or it is disabled.",
+            "SERVICE_DISABLED",
+            json!({"consumer": "projects/123456", "service": "generativelanguage.googleapis.com",
+                        "activationUrl": url}),
         ),
     );
     let done = check(&env, "text");
@@ -202,76 +170,39 @@ fn quota_project_problems_and_missing_scopes_say_what_to_run() {
             "refresh_token": "1//r", "token_uri": format!("{}/token", env.google.base)}),
     );
     models_ok(&env);
-    let done = env.run(&[
-        "status",
-        "--check",
-        "--format",
-        "json",
-        "--credential-file",
-        file.to_str().unwrap(),
-    ]);
+    let done = status_check_json(&env, &file);
     let report = failed_report(&done, 1);
-    let quota = named(&report, "quota_project");
+    let quota = named_check(&report, "quota_project");
     assert_eq!(quota["ok"], false);
-    assert!(
-        quota["fix"]
-            .as_str()
-            .unwrap()
-            .contains("gemauth set-quota-project"),
-        "{quota}"
-    );
+    assert_check_says(quota, "fix", "gemauth set-quota-project");
 
     // The user may not use the quota project.
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
     env.google.enqueue(
         MODELS,
-        Canned::json(
-            403,
-            &json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
-                "message": "Caller does not have required permission to use project test-project-1.",
-                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "USER_PROJECT_DENIED", "domain": "googleapis.com",
-                    "metadata": {"consumer": "projects/test-project-1", "service": "generativelanguage.googleapis.com"}}]}})
-            .to_string(),
-        ),
+        api_denied("Caller does not have required permission to use project test-project-1.", "USER_PROJECT_DENIED", json!({"consumer": "projects/test-project-1", "service": "generativelanguage.googleapis.com"})),
     );
     let report = failed_report(&check(&env, "json"), 1);
-    let api = named(&report, "api");
-    assert!(
-        api["fix"]
-            .as_str()
-            .unwrap()
-            .contains("roles/serviceusage.serviceUsageConsumer on test-project-1"),
-        "{api}"
+    let api = named_check(&report, "api");
+    assert_check_says(
+        api,
+        "fix",
+        "roles/serviceusage.serviceUsageConsumer on test-project-1",
     );
 
     // The token lacks the scope.
     env.google.enqueue(
         MODELS,
-        Canned::json(
-            403,
-            &json!({"error": {"code": 403, "status": "PERMISSION_DENIED",
-                "message": "Request had insufficient authentication scopes.",
-                "details": [{"@type": "type.googleapis.com/google.rpc.ErrorInfo",
-                    "reason": "ACCESS_TOKEN_SCOPE_INSUFFICIENT", "domain": "googleapis.com",
-                    "metadata": {"service": "generativelanguage.googleapis.com"}}]}})
-            .to_string(),
-        )
+        api_denied("Request had insufficient authentication scopes.", "ACCESS_TOKEN_SCOPE_INSUFFICIENT", json!({"service": "generativelanguage.googleapis.com"}))
         .header(
             "WWW-Authenticate",
             r#"Bearer realm="https://accounts.google.com/", error="insufficient_scope", scope="https://www.googleapis.com/auth/generative-language""#,
         ),
     );
     let report = failed_report(&check(&env, "json"), 1);
-    let api = named(&report, "api");
-    assert!(
-        api["fix"]
-            .as_str()
-            .unwrap()
-            .contains("--scopes generative-language,openid,email"),
-        "{api}"
-    );
+    let api = named_check(&report, "api");
+    assert_check_says(api, "fix", "--scopes generative-language,openid,email");
 }
 
 fn a_clock_off_by_more_than_a_minute_is_reported() {
@@ -286,7 +217,7 @@ fn a_clock_off_by_more_than_a_minute_is_reported() {
     );
     models_ok(&env);
     let report = failed_report(&check(&env, "json"), 1);
-    let clock = named(&report, "clock");
+    let clock = named_check(&report, "clock");
     assert_eq!(clock["ok"], false);
     let detail = clock["detail"].as_str().unwrap();
     assert!(detail.contains("s ahead of"), "{clock}");

@@ -81,13 +81,7 @@ fn revoked_grant_exits_3_and_leaves_the_file_byte_for_byte() {
 fn session_control_reauthentication_has_its_own_message() {
     let env = TestEnv::new();
     env.write_credentials(&env.adc_path(), "1//r");
-    env.google.enqueue(
-        "/token",
-        Canned::json(
-            400,
-            r#"{"error":"invalid_grant","error_description":"reauth related error (invalid_rapt)","error_subtype":"invalid_rapt"}"#,
-        ),
-    );
+    env.google.enqueue("/token", Canned::reauth_required());
     let done = env.run(&["print-access-token"]);
     assert_eq!(done.code(), 3);
     assert!(done.stderr.contains("session control"), "{}", done.stderr);

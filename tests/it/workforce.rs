@@ -212,6 +212,16 @@ fn failed_workforce_logins_write_nothing_and_say_what_to_do() {
         assert_eq!(page.status, 200, "{}", page.body);
         run.finish()
     };
+    // Exit 1, and standard error says every one of `needles`.
+    let fails_saying = |env: &TestEnv, needles: &[&str]| {
+        let done = attempt(env);
+        assert_eq!(done.code(), 1, "{}", done.stderr);
+        assert!(
+            needles.iter().all(|n| done.stderr.contains(n)),
+            "{}",
+            done.stderr
+        );
+    };
     env.google.enqueue(
         "/v1/oauthtoken",
         Canned::json(
@@ -219,29 +229,22 @@ fn failed_workforce_logins_write_nothing_and_say_what_to_do() {
             r#"{"error":"invalid_grant","error_description":"The code is invalid."}"#,
         ),
     );
-    let done = attempt(&env);
-    assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains("refused the workforce sign-in's code")
-            && done.stderr.contains("gemauth login --login-config FILE"),
-        "{}",
-        done.stderr
+    fails_saying(
+        &env,
+        &[
+            "refused the workforce sign-in's code",
+            "gemauth login --login-config FILE",
+        ],
     );
     env.google
         .enqueue("/v1/oauthtoken", Canned::access_token("ya29.x", 3600));
-    let done = attempt(&env);
-    assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(
-        done.stderr.contains("issued no refresh token")
-            && done.stderr.contains("workforce pool's administrator"),
-        "{}",
-        done.stderr
+    fails_saying(
+        &env,
+        &["issued no refresh token", "workforce pool's administrator"],
     );
     env.google
         .with(|b| b.deny = Some(("access_denied".into(), "The user said no".into())));
-    let done = attempt(&env);
-    assert_eq!(done.code(), 1, "{}", done.stderr);
-    assert!(done.stderr.contains("access_denied"), "{}", done.stderr);
+    fails_saying(&env, &["access_denied"]);
     assert!(!env.adc_path().exists());
 }
 
@@ -259,19 +262,22 @@ fn identity_tokens_are_refused_with_the_reason() {
     );
 }
 
-fn a_refused_refresh_token_hints_at_the_workforce_login() {
-    let env = TestEnv::new();
-    let path = env.path("wf.json");
-    write_private(
-        &path,
-        &serde_json::to_vec(&expected_file(&env, "wf-unknown")).unwrap(),
-    );
+/// Writes `file` at `path` and runs `print-access-token --credential-file` with it: exit 3.
+fn fails_with_file(env: &TestEnv, path: &std::path::Path, file: &serde_json::Value) -> Finished {
+    write_private(path, &serde_json::to_vec(file).unwrap());
     let done = env.run(&[
         "print-access-token",
         "--credential-file",
         path.to_str().unwrap(),
     ]);
     assert_eq!(done.code(), 3, "{}", done.stderr);
+    done
+}
+
+fn a_refused_refresh_token_hints_at_the_workforce_login() {
+    let env = TestEnv::new();
+    let path = env.path("wf.json");
+    let done = fails_with_file(&env, &path, &expected_file(&env, "wf-unknown"));
     assert_eq!(done.stdout, "");
     assert!(
         done.stderr.contains("gemauth login --login-config")
@@ -282,28 +288,9 @@ fn a_refused_refresh_token_hints_at_the_workforce_login() {
     assert!(!done.stderr.contains("wf-unknown"), "{}", done.stderr);
     // status --check: the token check names the workforce login; a workforce user needs a
     // quota project as a Google account does.
-    let done = env.run(&[
-        "status",
-        "--check",
-        "--format",
-        "json",
-        "--credential-file",
-        path.to_str().unwrap(),
-    ]);
-    assert_eq!(done.code(), 3, "{}", done.stderr);
     // On failure stdout stays empty: the report is on stderr, before the error line.
-    assert_eq!(done.stdout, "");
-    let report: serde_json::Value =
-        serde_json::from_str(done.stderr.lines().next().unwrap_or_default())
-            .unwrap_or_else(|_| panic!("{}", done.stderr));
-    let checks = report["checks"].as_array().expect("checks");
-    let check = |name: &str| {
-        checks
-            .iter()
-            .find(|c| c["name"] == name)
-            .unwrap_or_else(|| panic!("no {name} check: {report}"))
-            .clone()
-    };
+    let report = failed_report(&status_check_json(&env, &path), 3);
+    let check = |name: &str| named_check(&report, name).clone();
     assert_eq!(check("token")["ok"], false);
     assert!(
         check("token")["fix"]
@@ -363,13 +350,7 @@ fn a_workforce_file_with_a_foreign_endpoint_or_a_missing_field_is_refused() {
     for field in ["token_url", "token_info_url", "revoke_url"] {
         let mut file = expected_file(&env, "wf-refresh-1");
         file[field] = "https://sts.evil.example/v1/x?key=planted".into();
-        write_private(&path, &serde_json::to_vec(&file).unwrap());
-        let done = env.run(&[
-            "print-access-token",
-            "--credential-file",
-            path.to_str().unwrap(),
-        ]);
-        assert_eq!(done.code(), 3, "{}", done.stderr);
+        let done = fails_with_file(&env, &path, &file);
         assert_eq!(done.stdout, "");
         assert!(
             done.stderr.contains(&path.display().to_string())
@@ -382,13 +363,7 @@ fn a_workforce_file_with_a_foreign_endpoint_or_a_missing_field_is_refused() {
     }
     let mut file = expected_file(&env, "wf-refresh-1");
     file.as_object_mut().unwrap().remove("client_secret");
-    write_private(&path, &serde_json::to_vec(&file).unwrap());
-    let done = env.run(&[
-        "print-access-token",
-        "--credential-file",
-        path.to_str().unwrap(),
-    ]);
-    assert_eq!(done.code(), 3, "{}", done.stderr);
+    let done = fails_with_file(&env, &path, &file);
     assert!(done.stderr.contains("client_secret"), "{}", done.stderr);
     assert!(env.google.seen("/v1/oauthtoken").is_empty());
 }

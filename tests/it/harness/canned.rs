@@ -23,6 +23,14 @@ impl Canned {
             r#"{"error":"invalid_grant","error_description":"Token has been expired or revoked."}"#,
         )
     }
+    /// Google's answer to a refresh token of a user whose session control asks them to sign in
+    /// again (`invalid_rapt`).
+    pub(crate) fn reauth_required() -> Self {
+        Canned::json(
+            400,
+            r#"{"error":"invalid_grant","error_description":"reauth related error (invalid_rapt)","error_subtype":"invalid_rapt"}"#,
+        )
+    }
     /// A token endpoint's success: a Bearer `access_token` valid for `expires_in` seconds.
     pub(crate) fn access_token(access_token: &str, expires_in: u64) -> Self {
         Canned::json(

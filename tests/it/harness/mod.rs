@@ -6,7 +6,7 @@
 //! `credential_endpoints` (what it answers), `canned` (answers a test queues), `env` (the
 //! isolated [`TestEnv`]), `browser` (the fake browser), `running` (background processes), `tls`
 //! (a test CA for https servers), `http` (raw requests), `jwt` (tokens, fixtures and the test
-//! key), `python` (google-auth run against the fake server) and `workforce` (gcloud's workforce identity federation login and its STS endpoints). Tests `use crate::harness::*`.
+//! key), `python` (google-auth run against the fake server), `status_report` (the JSON of `status --check`) and `workforce` (gcloud's workforce identity federation login and its STS endpoints). Tests `use crate::harness::*`.
 
 pub(crate) const CLIENT_ID: &str = "123-test.apps.googleusercontent.com";
 pub(crate) const CLIENT_SECRET: &str = "GOCSPX-test-client-secret";
@@ -23,6 +23,7 @@ mod http;
 mod jwt;
 mod python;
 mod running;
+mod status_report;
 #[cfg(unix)]
 mod tls;
 mod workforce;
@@ -37,6 +38,7 @@ pub(crate) use http::*;
 pub(crate) use jwt::*;
 pub(crate) use python::*;
 pub(crate) use running::*;
+pub(crate) use status_report::*;
 #[cfg(unix)]
 pub(crate) use tls::*;
 pub(crate) use workforce::*;
