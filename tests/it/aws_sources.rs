@@ -113,14 +113,21 @@ fn metadata_requests(google: &FakeGoogle) -> Vec<(String, String, Option<String>
         .collect()
 }
 
-fn aws_role_credentials_from_imdsv2_metadata_are_signed_into_the_subject_token() {
-    let env = TestEnv::new();
-    let file = aws_file(&env, true);
+/// An AWS file reading IMDSv2 metadata, the metadata queued, STS answering
+/// `ya29.aws-federated`: `print-access-token` with it succeeds. Returns the file and the run.
+fn federate_from_imdsv2(env: &TestEnv) -> (std::path::PathBuf, Finished) {
+    let file = aws_file(env, true);
     queue_metadata(&env.google);
     env.google
         .enqueue("/sts", Canned::access_token("ya29.aws-federated", 3600));
-    let done = print_token(&env, &file, &[]);
+    let done = print_token(env, &file, &[]);
     assert_eq!(done.code(), 0, "{}", done.stderr);
+    (file, done)
+}
+
+fn aws_role_credentials_from_imdsv2_metadata_are_signed_into_the_subject_token() {
+    let env = TestEnv::new();
+    let (file, done) = federate_from_imdsv2(&env);
     assert_eq!(done.stdout, "ya29.aws-federated\n");
     assert_eq!(
         metadata_requests(&env.google),
@@ -246,12 +253,7 @@ fn aws_metadata_failures_are_one_line_errors_without_secrets() {
 /// gemauth signed, would send exactly the subject token gemauth sent.
 fn google_auth_sends_the_same_aws_subject_token() {
     let env = TestEnv::new();
-    let file = aws_file(&env, true);
-    queue_metadata(&env.google);
-    env.google
-        .enqueue("/sts", Canned::access_token("ya29.aws-federated", 3600));
-    let done = print_token(&env, &file, &[]);
-    assert_eq!(done.code(), 0, "{}", done.stderr);
+    let (file, _done) = federate_from_imdsv2(&env);
     let ours = env.google.seen("/sts")[0].form["subject_token"].clone();
     let date = header(&decode(&ours), "x-amz-date").to_string();
 

@@ -321,11 +321,7 @@ fn closed_stdin_without_a_fixed_port_fails_at_once() {
         "{}",
         done.stderr
     );
-    let hint = done
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("hint: "))
-        .unwrap();
+    let hint = done.hint();
     for part in [
         "--no-browser",
         "--port N",

@@ -61,11 +61,7 @@ fn a_timed_out_login_says_how_to_run_the_same_login_again() {
         "{}",
         done.stderr
     );
-    let hint = done
-        .stderr
-        .lines()
-        .find(|l| l.starts_with("hint: "))
-        .unwrap_or_else(|| panic!("{}", done.stderr));
+    let hint = done.hint();
     let rerun = format!(
         "`gemauth login --client-id-file {} --scopes cloud-platform --credential-file {} --quota-project other-project-7`",
         shell_words::quote(client),

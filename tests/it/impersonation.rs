@@ -21,6 +21,21 @@ fn iam_path(account: &str, method: &str) -> String {
     format!("/v1/projects/-/serviceAccounts/{account}:{method}")
 }
 
+/// How many access tokens IAM Credentials minted for `account`.
+fn tokens_minted(env: &TestEnv, account: &str) -> usize {
+    env.google
+        .seen(&iam_path(account, "generateAccessToken"))
+        .len()
+}
+
+/// `print-access-token --impersonate-service-account SPEC`.
+fn acting_as(env: &TestEnv, spec: &str) -> Finished {
+    run(
+        env,
+        &["print-access-token", "--impersonate-service-account", spec],
+    )
+}
+
 /// A complete approved `gemauth login ARGS`, with `vars` set.
 fn login_with(env: &TestEnv, args: &[&str], vars: &[(&str, &str)]) -> Finished {
     let client = env.client_file();
@@ -154,12 +169,7 @@ fn login_with_impersonation_writes_gclouds_file_and_every_command_uses_it() {
     );
     let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(answer["Secret"], token);
-    assert_eq!(
-        env.google
-            .seen(&iam_path(TARGET, "generateAccessToken"))
-            .len(),
-        1
-    );
+    assert_eq!(tokens_minted(&env, TARGET), 1);
 
     // --lifetime applies to the file's impersonation too, as another cache entry.
     let short = run(&env, &["print-access-token", "--lifetime", "600"]);
@@ -228,10 +238,7 @@ fn per_call_impersonation_changes_no_file_and_caches_per_target() {
     let before = std::fs::read(env.adc_path()).unwrap();
     let user = run(&env, &["print-access-token"]).stdout;
     let spec = format!("{DELEGATE},{TARGET}");
-    let first = run(
-        &env,
-        &["print-access-token", "--impersonate-service-account", &spec],
-    );
+    let first = acting_as(&env, &spec);
     assert_eq!(first.code(), 0, "{}", first.stderr);
     assert!(
         first.stdout.starts_with("ya29.impersonated-"),
@@ -244,38 +251,15 @@ fn per_call_impersonation_changes_no_file_and_caches_per_target() {
     let body: Value = serde_json::from_str(&iam[0].body).unwrap();
     assert_eq!(body["delegates"], json!([DELEGATE]));
     // Cached for this target: the second call asks nobody.
-    let again = run(
-        &env,
-        &["print-access-token", "--impersonate-service-account", &spec],
-    );
+    let again = acting_as(&env, &spec);
     assert_eq!(again.stdout, first.stdout);
-    assert_eq!(
-        env.google
-            .seen(&iam_path(TARGET, "generateAccessToken"))
-            .len(),
-        1
-    );
+    assert_eq!(tokens_minted(&env, TARGET), 1);
     // Another target (or another chain) is another token.
-    let other = run(
-        &env,
-        &["print-access-token", "--impersonate-service-account", OTHER],
-    );
+    let other = acting_as(&env, OTHER);
     assert_eq!(other.code(), 0, "{}", other.stderr);
     assert_ne!(other.stdout, first.stdout);
-    assert_eq!(
-        env.google
-            .seen(&iam_path(OTHER, "generateAccessToken"))
-            .len(),
-        1
-    );
-    let direct = run(
-        &env,
-        &[
-            "print-access-token",
-            "--impersonate-service-account",
-            TARGET,
-        ],
-    );
+    assert_eq!(tokens_minted(&env, OTHER), 1);
+    let direct = acting_as(&env, TARGET);
     assert_ne!(direct.stdout, first.stdout);
     // The user's own token is still the plain answer, and the file never changed.
     assert_eq!(run(&env, &["print-access-token"]).stdout, user);
@@ -457,12 +441,7 @@ fn google_auth_loads_the_impersonated_login_file() {
     assert_eq!(words[0], "google.auth.impersonated_credentials.Credentials");
     assert_eq!(words[1], TARGET);
     assert!(words[2].starts_with("ya29.impersonated-"), "{stdout}");
-    assert_eq!(
-        env.google
-            .seen(&iam_path(TARGET, "generateAccessToken"))
-            .len(),
-        1
-    );
+    assert_eq!(tokens_minted(&env, TARGET), 1);
 }
 
 /// The tests of this module, for the runner (main.rs).

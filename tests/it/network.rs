@@ -35,6 +35,34 @@ fn read_request(stream: &mut impl Read) -> Vec<u8> {
     buf
 }
 
+/// Answers one TLS connection on `tcp` with `config`: reads the decrypted request, hands its
+/// request line to `record`, forwards it to `upstream` (the fake server, plain http; one
+/// request per connection, so the upstream is asked to close when it is done) and writes the
+/// answer back.
+fn forward_tls(
+    tcp: TcpStream,
+    config: Arc<rustls::ServerConfig>,
+    upstream: u16,
+    record: impl FnOnce(&str),
+) {
+    let conn = rustls::ServerConnection::new(config).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, tcp);
+    let request = read_request(&mut tls);
+    if request.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(&request).into_owned();
+    let (line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
+    record(line);
+    let mut plain = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
+    write!(plain, "{line}\r\nConnection: close\r\n{rest}").unwrap();
+    let mut response = Vec::new();
+    plain.read_to_end(&mut response).unwrap();
+    let _ = tls.write_all(&response);
+    tls.conn.send_close_notify();
+    let _ = tls.flush();
+}
+
 /// Terminates TLS on `https://localhost:PORT` and forwards each request to `upstream`.
 fn tls_front(ca: &TestCa, upstream: u16) -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
@@ -43,24 +71,7 @@ fn tls_front(ca: &TestCa, upstream: u16) -> u16 {
     thread::spawn(move || {
         for tcp in listener.incoming().flatten() {
             let config = config.clone();
-            thread::spawn(move || {
-                let conn = rustls::ServerConnection::new(config).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, tcp);
-                let request = read_request(&mut tls);
-                if request.is_empty() {
-                    return;
-                }
-                // One request per connection: ask the upstream to close when it is done.
-                let text = String::from_utf8_lossy(&request).into_owned();
-                let (line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
-                let mut plain = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                write!(plain, "{line}\r\nConnection: close\r\n{rest}").unwrap();
-                let mut response = Vec::new();
-                plain.read_to_end(&mut response).unwrap();
-                let _ = tls.write_all(&response);
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
-            });
+            thread::spawn(move || forward_tls(tcp, config, upstream, |_| {}));
         }
     });
     port
@@ -273,22 +284,9 @@ fn inspecting_proxy(ca: &TestCa, upstream: u16) -> (u16, Arc<Mutex<Vec<String>>>
                 client
                     .write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n")
                     .unwrap();
-                let conn = rustls::ServerConnection::new(config).unwrap();
-                let mut tls = rustls::StreamOwned::new(conn, client);
-                let request = read_request(&mut tls);
-                if request.is_empty() {
-                    return;
-                }
-                let text = String::from_utf8_lossy(&request).into_owned();
-                let (line, rest) = text.split_once("\r\n").unwrap_or((&text, ""));
-                log.lock().unwrap().push(line.to_string());
-                let mut plain = TcpStream::connect(("127.0.0.1", upstream)).unwrap();
-                write!(plain, "{line}\r\nConnection: close\r\n{rest}").unwrap();
-                let mut response = Vec::new();
-                plain.read_to_end(&mut response).unwrap();
-                let _ = tls.write_all(&response);
-                tls.conn.send_close_notify();
-                let _ = tls.flush();
+                forward_tls(client, config, upstream, |line| {
+                    log.lock().unwrap().push(line.to_string());
+                });
             });
         }
     });

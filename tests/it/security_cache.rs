@@ -109,11 +109,7 @@ fn a_cache_directory_another_user_created_is_not_used() {
         !target.exists(),
         "gemauth created the file a foreign lock points at"
     );
-    let warnings: Vec<&str> = done
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("warning:"))
-        .collect();
+    let warnings = done.warnings();
     assert_eq!(warnings.len(), 1, "{}", done.stderr);
     assert!(
         warnings[0].contains(&dir.display().to_string()) && warnings[0].contains("owned"),
@@ -266,11 +262,7 @@ fn a_cache_on_a_read_only_file_system_still_gives_a_token() {
     let done = env.run_with(&["print-access-token", "--min-lifetime", "3600"], &cache);
     assert_eq!(done.code(), 0, "{}", done.stderr);
     assert_eq!(done.stdout, "ya29.access-2\n", "{}", done.stderr);
-    let warnings: Vec<&str> = done
-        .stderr
-        .lines()
-        .filter(|l| l.starts_with("warning:"))
-        .collect();
+    let warnings = done.warnings();
     assert_eq!(warnings.len(), 1, "{}", done.stderr);
     assert!(warnings[0].contains("cache"), "{}", done.stderr);
 }

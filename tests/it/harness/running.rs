@@ -57,6 +57,22 @@ impl Finished {
         self.status.code().expect("exit code")
     }
 
+    /// The first `hint: ` line of standard error; panics with standard error when there is none.
+    pub(crate) fn hint(&self) -> &str {
+        self.stderr
+            .lines()
+            .find(|l| l.starts_with("hint: "))
+            .unwrap_or_else(|| panic!("{}", self.stderr))
+    }
+
+    /// The `warning:` lines of standard error.
+    pub(crate) fn warnings(&self) -> Vec<&str> {
+        self.stderr
+            .lines()
+            .filter(|l| l.starts_with("warning:"))
+            .collect()
+    }
+
     /// Standard output as JSON; panics with standard error when it is not.
     pub(crate) fn json(&self) -> serde_json::Value {
         serde_json::from_str(&self.stdout).unwrap_or_else(|_| panic!("{}", self.stderr))
