@@ -28,12 +28,11 @@ fn tokens_minted(env: &TestEnv, account: &str) -> usize {
         .len()
 }
 
-/// `print-access-token --impersonate-service-account SPEC`.
-fn acting_as(env: &TestEnv, spec: &str) -> Finished {
-    run(
-        env,
-        &["print-access-token", "--impersonate-service-account", spec],
-    )
+/// `print-access-token --impersonate-service-account SPEC` and `more` arguments.
+fn acting_as(env: &TestEnv, spec: &str, more: &[&str]) -> Finished {
+    let mut args = vec!["print-access-token", "--impersonate-service-account", spec];
+    args.extend_from_slice(more);
+    run(env, &args)
 }
 
 /// A complete approved `gemauth login ARGS`, with `vars` set.
@@ -238,7 +237,7 @@ fn per_call_impersonation_changes_no_file_and_caches_per_target() {
     let before = std::fs::read(env.adc_path()).unwrap();
     let user = run(&env, &["print-access-token"]).stdout;
     let spec = format!("{DELEGATE},{TARGET}");
-    let first = acting_as(&env, &spec);
+    let first = acting_as(&env, &spec, &[]);
     assert_eq!(first.code(), 0, "{}", first.stderr);
     assert!(
         first.stdout.starts_with("ya29.impersonated-"),
@@ -251,15 +250,15 @@ fn per_call_impersonation_changes_no_file_and_caches_per_target() {
     let body: Value = serde_json::from_str(&iam[0].body).unwrap();
     assert_eq!(body["delegates"], json!([DELEGATE]));
     // Cached for this target: the second call asks nobody.
-    let again = acting_as(&env, &spec);
+    let again = acting_as(&env, &spec, &[]);
     assert_eq!(again.stdout, first.stdout);
     assert_eq!(tokens_minted(&env, TARGET), 1);
     // Another target (or another chain) is another token.
-    let other = acting_as(&env, OTHER);
+    let other = acting_as(&env, OTHER, &[]);
     assert_eq!(other.code(), 0, "{}", other.stderr);
     assert_ne!(other.stdout, first.stdout);
     assert_eq!(tokens_minted(&env, OTHER), 1);
-    let direct = acting_as(&env, TARGET);
+    let direct = acting_as(&env, TARGET, &[]);
     assert_ne!(direct.stdout, first.stdout);
     // The user's own token is still the plain answer, and the file never changed.
     assert_eq!(run(&env, &["print-access-token"]).stdout, user);
@@ -327,18 +326,7 @@ fn lifetime_is_asked_of_iam_and_the_cache_follows_expire_time() {
             &json!({"accessToken": "ya29.long-lived", "expireTime": expire}).to_string(),
         ),
     );
-    let done = run(
-        &env,
-        &[
-            "print-access-token",
-            "--impersonate-service-account",
-            TARGET,
-            "--lifetime",
-            "7200",
-            "--format",
-            "json",
-        ],
-    );
+    let done = acting_as(&env, TARGET, &["--lifetime", "7200", "--format", "json"]);
     assert_eq!(done.code(), 0, "{}", done.stderr);
     let json = done.json();
     assert_eq!(json["access_token"], "ya29.long-lived");
@@ -346,17 +334,10 @@ fn lifetime_is_asked_of_iam_and_the_cache_follows_expire_time() {
     let body: Value = serde_json::from_str(&env.google.seen(&path)[0].body).unwrap();
     assert_eq!(body["lifetime"], "7200s");
     // Cached until its expireTime: asking for 1 h 50 min of validity needs no new token.
-    let again = run(
+    let again = acting_as(
         &env,
-        &[
-            "print-access-token",
-            "--impersonate-service-account",
-            TARGET,
-            "--lifetime",
-            "7200",
-            "--min-lifetime",
-            "6600",
-        ],
+        TARGET,
+        &["--lifetime", "7200", "--min-lifetime", "6600"],
     );
     assert_eq!(again.stdout, "ya29.long-lived\n");
     assert_eq!(env.google.seen(&path).len(), 1);
@@ -369,32 +350,14 @@ fn lifetime_is_asked_of_iam_and_the_cache_follows_expire_time() {
             r#"{"error":{"code":400,"message":"Requested lifetime exceeds the maximum allowed.","status":"INVALID_ARGUMENT"}}"#,
         ),
     );
-    let refused = run(
-        &env,
-        &[
-            "print-access-token",
-            "--impersonate-service-account",
-            TARGET,
-            "--lifetime",
-            "43200",
-        ],
-    );
+    let refused = acting_as(&env, TARGET, &["--lifetime", "43200"]);
     assert_eq!(refused.code(), 3, "{}", refused.stderr);
     assert_eq!(refused.stdout, "");
     assert!(refused.stderr.contains(POLICY), "{}", refused.stderr);
     assert!(refused.stderr.contains(TARGET), "{}", refused.stderr);
 
     // Out of range, or without impersonation: usage errors.
-    let over = run(
-        &env,
-        &[
-            "print-access-token",
-            "--impersonate-service-account",
-            TARGET,
-            "--lifetime",
-            "43201",
-        ],
-    );
+    let over = acting_as(&env, TARGET, &["--lifetime", "43201"]);
     assert_eq!(over.code(), 2, "{}", over.stderr);
     let plain = run(&env, &["print-access-token", "--lifetime", "600"]);
     assert_eq!(plain.code(), 2, "{}", plain.stderr);
