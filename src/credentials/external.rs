@@ -193,6 +193,14 @@ fn source_problem(path: &Path, problem: String) -> Error {
 }
 
 impl ExternalAccount {
+    /// Sets the lifetime asked of IAM for the impersonated token (`--lifetime`), as the file's
+    /// `service_account_impersonation.token_lifetime_seconds` would.
+    pub(crate) fn set_impersonation_lifetime(&mut self, secs: u64) {
+        self.service_account_impersonation = Some(ImpersonationOptions {
+            token_lifetime_seconds: Some(secs),
+        });
+    }
+
     /// Notes the AWS identity and region the environment selects (see `aws_environment`).
     pub(super) fn bind_environment(&mut self, env: &crate::env::Env) {
         if self.credential_source.environment_id.is_some() {

@@ -166,10 +166,7 @@ impl Acting {
                 Credential::External { config, .. }
                     if config.service_account_impersonation_url.is_some() =>
                 {
-                    config.service_account_impersonation =
-                        Some(super::external::ImpersonationOptions {
-                            token_lifetime_seconds: Some(lifetime),
-                        });
+                    config.set_impersonation_lifetime(lifetime);
                 }
                 other => {
                     return Err(Error::Usage(format!(
