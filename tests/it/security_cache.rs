@@ -201,8 +201,7 @@ fn without_a_usable_cache_directory_the_token_is_still_printed() {
         assert_eq!(done.code(), 0, "{}", done.stderr);
         assert!(done.stdout.starts_with("ya29.access-"), "{}", done.stderr);
         assert_eq!(done.stdout.lines().count(), 1);
-        let warnings = done.stderr.lines().filter(|l| l.starts_with("warning:"));
-        assert_eq!(warnings.count(), 1, "{}", done.stderr);
+        assert_eq!(done.warnings().len(), 1, "{}", done.stderr);
         assert!(done.stderr.contains("cache"), "{}", done.stderr);
     }
     // Each call refreshed: there was nowhere to keep the token.
