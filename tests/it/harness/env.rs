@@ -282,14 +282,27 @@ impl TestEnv {
         self.write_json("impersonated.json", &value)
     }
 
-    /// Starts gemauth with ARGS, its output piped (for many concurrent processes).
+    /// Starts gemauth with ARGS, its output piped (for many concurrent processes). Under Wine,
+    /// starting many processes at once now and then fails with "Internal error" (OS error 1359)
+    /// before gemauth runs at all: that start is tried again, a few times.
     pub(crate) fn spawn_piped<S: AsRef<std::ffi::OsStr>>(&self, args: &[S]) -> Child {
-        self.cmd()
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        let mut tries = 0;
+        loop {
+            match self
+                .cmd()
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+            {
+                Ok(child) => return child,
+                Err(e) if cfg!(windows) && e.raw_os_error() == Some(1359) && tries < 5 => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                }
+                Err(e) => panic!("cannot start gemauth: {e}"),
+            }
+        }
     }
 
     /// Cache entries (`KEY.json`; not the temp files of a writer that was killed mid-write).
